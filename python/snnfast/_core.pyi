@@ -1,0 +1,27 @@
+"""Type stubs of the compiled engine (private; use snnfast.Network)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class Engine:
+    def __init__(
+        self, layers: list[dict[str, Any]], input_shape: list[int], input_threshold: int
+    ) -> None: ...
+    def shapes(self) -> list[list[int]]: ...
+    def synapse_counts(self) -> list[int]: ...
+    def fan_out(self, layer: int) -> npt.NDArray[np.uint64]: ...
+    def run(
+        self,
+        images: npt.NDArray[np.uint8],
+        timesteps: int,
+        delay: int,
+        v_init: float,
+        threads: int,
+        record: list[int],
+    ) -> tuple[
+        list[npt.NDArray[np.int32]], list[npt.NDArray[np.int32]], npt.NDArray[np.int64]
+    ]: ...

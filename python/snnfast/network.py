@@ -1,0 +1,444 @@
+"""The integer spiking network: layers, the network, and its run results.
+
+This is the engine contract of ``DESIGN.md``. Every hidden layer ``l`` has integer weights
+(int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
+``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
+
+    z    = b + sum_j W[i, j] * s_prev[j](t - d)      # d = delay, 0 or 1; s(0) = 0
+    v    = v - sign(v) * ((|v| * dv) >> 12)           # leak, truncating toward zero
+    v    = saturate_24bit(v + z)                      # [-2**23, 2**23 - 1]
+    s(t) = 1 if v >= theta else 0
+    v    = v - theta * s(t)                           # soft reset
+
+Layer 0 is the input layer: one neuron per pixel, bias = pixel value, threshold
+``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
+
+The simulation runs in the Rust core (:mod:`snnfast._core`), event-driven: only spikes cause
+synaptic work. Results are bit-exact for every batch size and thread count.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from . import _core
+from ._io import atomic_write
+from .errors import ConfigError, ModelFormatError, ShapeError
+
+__all__ = ["Conv2d", "AvgPool2d", "Dense", "Layer", "Network", "RunResult"]
+
+_I16 = np.iinfo(np.int16)
+_I32 = np.iinfo(np.int32)
+FORMAT_VERSION = 1
+
+
+def _int_array(value: Any, name: str, where: str, dtype: type, ndim: int) -> np.ndarray:
+    """Check that ``value`` is an integer array of rank ``ndim`` that fits ``dtype``."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ShapeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ShapeError(f"{where}: {name} must have {ndim} dimensions, got shape {arr.shape}")
+    info = np.iinfo(dtype)
+    if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        raise ConfigError(
+            f"{where}: {name} values must fit {np.dtype(dtype).name} "
+            f"[{info.min}, {info.max}], got range [{arr.min()}, {arr.max()}]"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _int_scalar(value: Any, name: str, where: str, lo: int, hi: int) -> int:
+    """Check that ``value`` is an integer in ``[lo, hi]``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ConfigError(f"{where}: {name} must be in [{lo}, {hi}], got {int(value)}")
+    return int(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d:
+    """Convolution layer: ``weight`` int16 ``[O, I, K, K]`` (PyTorch order), ``bias`` int32 ``[O]``.
+
+    Zero padding has no synapses; the output size is the one PyTorch computes:
+    ``(H + 2 * padding - K) // stride + 1``.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    threshold: int
+    stride: int = 1
+    padding: int = 0
+    leak: int = 0
+
+    kind = "conv2d"
+
+    def _validated(self, where: str) -> Conv2d:
+        w = _int_array(self.weight, "weight", where, np.int16, 4)
+        if w.shape[2] != w.shape[3]:
+            raise ShapeError(f"{where}: weight must have square kernels [O, I, K, K], got {w.shape}")
+        b = _int_array(self.bias, "bias", where, np.int32, 1)
+        if b.shape[0] != w.shape[0]:
+            raise ShapeError(
+                f"{where}: bias has {b.shape[0]} entries but weight has {w.shape[0]} output channels"
+            )
+        return Conv2d(
+            w,
+            b,
+            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
+            _int_scalar(self.stride, "stride", where, 1, 1 << 16),
+            _int_scalar(self.padding, "padding", where, 0, 1 << 16),
+            _int_scalar(self.leak, "leak", where, 0, 4096),
+        )
+
+    def _params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "stride": self.stride, "padding": self.padding,
+                "leak": self.leak}
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d:
+    """Average pooling as a spiking layer: ``kernel x kernel`` windows, stride ``kernel``.
+
+    Channel-wise; every synapse has the same integer ``weight``; no bias. Output size is
+    ``floor(H / kernel) x floor(W / kernel)``: rows and columns that fit no window have no synapse.
+    """
+
+    kernel: int
+    weight: int
+    threshold: int
+    leak: int = 0
+
+    kind = "avgpool2d"
+
+    def _validated(self, where: str) -> AvgPool2d:
+        return AvgPool2d(
+            _int_scalar(self.kernel, "kernel", where, 1, 1 << 16),
+            _int_scalar(self.weight, "weight", where, int(_I16.min), int(_I16.max)),
+            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
+            _int_scalar(self.leak, "leak", where, 0, 4096),
+        )
+
+    def _params(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "weight": self.weight, "threshold": self.threshold,
+                "leak": self.leak}
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """Fully connected layer: ``weight`` int16 ``[O, I]``, ``bias`` int32 ``[O]``.
+
+    Its input is the previous layer flattened in C, H, W order.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    threshold: int
+    leak: int = 0
+
+    kind = "dense"
+
+    def _validated(self, where: str) -> Dense:
+        w = _int_array(self.weight, "weight", where, np.int16, 2)
+        b = _int_array(self.bias, "bias", where, np.int32, 1)
+        if b.shape[0] != w.shape[0]:
+            raise ShapeError(
+                f"{where}: bias has {b.shape[0]} entries but weight has {w.shape[0]} outputs"
+            )
+        return Dense(
+            w,
+            b,
+            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
+            _int_scalar(self.leak, "leak", where, 0, 4096),
+        )
+
+    def _params(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "leak": self.leak}
+
+
+Layer = Union[Conv2d, AvgPool2d, Dense]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :meth:`Network.run` returns. Index ``l = 0`` is the input layer.
+
+    Attributes:
+        spike_counts: per layer, int32 ``[N, *shape_l]`` spikes emitted over the run, or
+            ``None`` for a layer that was not recorded.
+        membrane: per layer, int32 ``[N, *shape_l]`` potential after the last step, or ``None``.
+        synops: int64 ``[N, n_layers + 1]``, synaptic events delivered into each layer
+            (column 0, the input layer, receives none).
+        neuron_updates: int64 ``[n_layers + 1]``, neuron updates per image in each layer
+            (neurons x timesteps).
+        timesteps, delay, v_init: the run's settings.
+    """
+
+    spike_counts: list[np.ndarray | None]
+    membrane: list[np.ndarray | None]
+    synops: np.ndarray
+    neuron_updates: np.ndarray
+    timesteps: int
+    delay: int
+    v_init: float
+
+    @property
+    def n_images(self) -> int:
+        """Number of images in the batch."""
+        return int(self.synops.shape[0])
+
+    def spikes_per_layer(self) -> np.ndarray:
+        """Total spikes emitted by each layer, summed over recorded neurons: int64 ``[N, L+1]``.
+
+        Unrecorded layers are ``-1``.
+        """
+        out = np.full(self.synops.shape, -1, dtype=np.int64)
+        for l, sc in enumerate(self.spike_counts):
+            if sc is not None:
+                out[:, l] = sc.reshape(sc.shape[0], -1).sum(axis=1, dtype=np.int64)
+        return out
+
+
+@dataclass(eq=False)
+class Network:
+    """An integer spiking network, simulated event-driven by the Rust core.
+
+    Args:
+        layers: hidden and output layers in order (:class:`Conv2d`, :class:`AvgPool2d`,
+            :class:`Dense`).
+        input_shape: ``(C, H, W)`` of the uint8 input images.
+        input_threshold: threshold of the input layer (a pixel ``p`` fires at rate
+            ``p / input_threshold``).
+
+    Raises:
+        ShapeError: a layer's array has the wrong rank or dtype, or layer shapes do not chain.
+        ConfigError: a threshold, leak, stride or value is out of range.
+    """
+
+    layers: Sequence[Layer]
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    input_threshold: int = 255
+    _engine: Any = field(init=False, repr=False, default=None)
+    _shapes: list[tuple[int, ...]] = field(init=False, repr=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in np.asarray(self.input_shape).reshape(-1))
+        if len(shape) != 3 or min(shape) < 1:
+            raise ShapeError(f"input_shape must be (C, H, W) with positive sizes, got {shape}")
+        self.input_shape = shape  # type: ignore[assignment]
+        self.input_threshold = _int_scalar(
+            self.input_threshold, "input_threshold", "input layer", 1, _I32.max
+        )
+        if len(self.layers) == 0:
+            raise ShapeError("a network needs at least one layer after the input")
+        checked: list[Layer] = []
+        for i, layer in enumerate(self.layers, start=1):
+            if not isinstance(layer, (Conv2d, AvgPool2d, Dense)):
+                raise ConfigError(
+                    f"layer {i}: expected Conv2d, AvgPool2d or Dense, got {type(layer).__name__}"
+                )
+            checked.append(layer._validated(f"layer {i} ({layer.kind})"))
+        self.layers = checked
+        specs = [_layer_spec(layer) for layer in checked]
+        self._engine = _core.Engine(specs, list(shape), self.input_threshold)
+        self._shapes = [tuple(s) for s in self._engine.shapes()]
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers after the input layer."""
+        return len(self.layers)
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Shape of each layer's neurons, input first: ``(C, H, W)`` or ``(O,)`` for Dense."""
+        return list(self._shapes)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Number of neurons in each layer, input first."""
+        return [int(np.prod(s)) for s in self._shapes]
+
+    @property
+    def thresholds(self) -> list[int]:
+        """Threshold of each layer, input first."""
+        return [self.input_threshold] + [int(layer.threshold) for layer in self.layers]
+
+    def synapse_counts(self) -> list[int]:
+        """Number of synapses into each layer (input first, 0); padding positions have none."""
+        return [int(x) for x in self._engine.synapse_counts()]
+
+    def fan_out(self, layer: int) -> np.ndarray:
+        """Synapses leaving each neuron of ``layer`` (0 = input) into ``layer + 1``: int64, shaped
+        like that layer's neurons."""
+        if not 0 <= layer < self.n_layers:
+            raise ConfigError(f"fan_out: layer must be in [0, {self.n_layers - 1}], got {layer}")
+        flat = np.asarray(self._engine.fan_out(layer), dtype=np.int64)
+        return flat.reshape(self._shapes[layer])
+
+    # -- simulation -------------------------------------------------------------------------
+
+    def run(
+        self,
+        images: np.ndarray,
+        timesteps: int = 16,
+        delay: int = 0,
+        v_init: float = 0.0,
+        threads: int | None = None,
+        record: Sequence[int] | None = None,
+    ) -> RunResult:
+        """Simulate ``images`` for ``timesteps`` steps and return the counters.
+
+        Args:
+            images: uint8 ``[N, C, H, W]`` (or ``[N, H, W]`` when ``C == 1``); any strides.
+            timesteps: number of time steps ``T >= 1``.
+            delay: 0, or 1 for Loihi pipelining (spikes reach the next layer a step later).
+            v_init: initial potential as a fraction of each layer's threshold, in ``[0, 1)``.
+            threads: worker threads (default: all cores); images run in parallel.
+            record: layers (0 = input) whose spike counts and potentials are returned;
+                default all. Others are ``None``; synops are always counted for every layer.
+
+        Raises:
+            ShapeError: wrong dtype, rank or shape, or an empty batch.
+            ConfigError: ``timesteps``, ``delay``, ``v_init``, ``threads`` or ``record`` invalid.
+        """
+        imgs = self._check_images(images)
+        timesteps = _int_scalar(timesteps, "timesteps", "run", 1, 1 << 24)
+        delay = _int_scalar(delay, "delay", "run", 0, 1)
+        if isinstance(v_init, (bool, np.bool_)) or not isinstance(v_init, (int, float, np.number)):
+            raise ConfigError(f"run: v_init must be a number in [0, 1), got {v_init!r}")
+        v_init = float(v_init)
+        if not 0.0 <= v_init < 1.0:
+            raise ConfigError(f"run: v_init must be in [0, 1), got {v_init}")
+        if threads is None:
+            threads = os.cpu_count() or 1
+        threads = _int_scalar(threads, "threads", "run", 1, 4096)
+        n_total = self.n_layers + 1
+        if record is None:
+            rec = list(range(n_total))
+        else:
+            rec = sorted({_int_scalar(l, "record entry", "run", 0, n_total - 1) for l in record})
+        counts, membrane, synops = self._engine.run(imgs, timesteps, delay, v_init, threads, rec)
+        n = imgs.shape[0]
+        synops = synops.reshape(n, n_total)
+        sc: list[np.ndarray | None] = [None] * n_total
+        mem: list[np.ndarray | None] = [None] * n_total
+        for l, c, m in zip(rec, counts, membrane):
+            sc[l] = c.reshape((n, *self._shapes[l]))
+            mem[l] = m.reshape((n, *self._shapes[l]))
+        updates = np.array(self.sizes, dtype=np.int64) * timesteps
+        return RunResult(sc, mem, synops, updates, timesteps, delay, v_init)
+
+    def _check_images(self, images: Any) -> np.ndarray:
+        if not isinstance(images, np.ndarray):
+            raise ShapeError(f"images must be a NumPy uint8 array, got {type(images).__name__}")
+        if images.dtype != np.uint8:
+            raise ShapeError(f"images must have dtype uint8 (values 0..255), got {images.dtype}")
+        c, h, w = self.input_shape
+        if images.ndim == 3 and c == 1:
+            images = images[:, None, :, :]
+        if images.ndim != 4:
+            raise ShapeError(
+                f"images must be [N, C, H, W] = [N, {c}, {h}, {w}], got shape {images.shape}"
+            )
+        if tuple(images.shape[1:]) != (c, h, w):
+            raise ShapeError(
+                f"images must be [N, {c}, {h}, {w}] for this network, got shape {images.shape}"
+            )
+        if images.shape[0] == 0:
+            raise ShapeError("images is an empty batch (N = 0)")
+        return np.ascontiguousarray(images)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
+        """Write the network (and JSON-serialisable ``metadata``) to an ``.npz`` file, atomically.
+
+        The file holds only integer arrays and one JSON header; loading it runs no code.
+        """
+        header: dict[str, Any] = {
+            "format": "snnfast.network",
+            "version": FORMAT_VERSION,
+            "input_shape": list(self.input_shape),
+            "input_threshold": self.input_threshold,
+            "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
+            "metadata": dict(metadata or {}),
+        }
+        arrays: dict[str, np.ndarray] = {
+            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        }
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (Conv2d, Dense)):
+                arrays[f"layer{i}.weight"] = layer.weight
+                arrays[f"layer{i}.bias"] = layer.bias
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        with atomic_write(path) as fh:
+            fh.write(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> tuple[Network, dict[str, Any]]:
+        """Read a network written by :meth:`save`; returns ``(network, metadata)``.
+
+        Raises:
+            ModelFormatError: the file is missing, not an snnfast network, or damaged.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ModelFormatError(f"no network file at {p}")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                header = json.loads(bytes(z["header"]).decode())
+                arrays = {k: z[k] for k in z.files if k != "header"}
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise ModelFormatError(f"{p} is not a readable snnfast network file: {exc}") from exc
+        if header.get("format") != "snnfast.network":
+            raise ModelFormatError(f"{p} is not an snnfast network file")
+        if header.get("version") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{p} has network format version {header.get('version')}, "
+                f"this snnfast reads version {FORMAT_VERSION}"
+            )
+        layers: list[Layer] = []
+        try:
+            for i, spec in enumerate(header["layers"]):
+                params = {k: v for k, v in spec.items() if k != "kind"}
+                if spec["kind"] == "conv2d":
+                    layers.append(
+                        Conv2d(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+                    )
+                elif spec["kind"] == "dense":
+                    layers.append(
+                        Dense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+                    )
+                elif spec["kind"] == "avgpool2d":
+                    layers.append(AvgPool2d(**params))
+                else:
+                    raise ModelFormatError(f"{p}: layer {i + 1} has unknown kind {spec['kind']!r}")
+        except (KeyError, TypeError) as exc:
+            raise ModelFormatError(f"{p}: layer list is damaged ({exc})") from exc
+        net = cls(layers, tuple(header["input_shape"]), header["input_threshold"])
+        return net, dict(header.get("metadata", {}))
+
+
+def _layer_spec(layer: Layer) -> dict[str, Any]:
+    """The plain dict the Rust core takes for one layer."""
+    if isinstance(layer, Conv2d):
+        return {"kind": "conv2d", "weight": layer.weight, "bias": layer.bias,
+                "threshold": layer.threshold, "stride": layer.stride,
+                "padding": layer.padding, "leak": layer.leak}
+    if isinstance(layer, AvgPool2d):
+        return {"kind": "avgpool2d", "kernel": layer.kernel, "weight": layer.weight,
+                "threshold": layer.threshold, "leak": layer.leak}
+    return {"kind": "dense", "weight": layer.weight, "bias": layer.bias,
+            "threshold": layer.threshold, "leak": layer.leak}

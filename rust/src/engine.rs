@@ -1,0 +1,486 @@
+//! Event-driven simulation of a batch of images.
+//!
+//! Each step, each layer (input first) receives the spikes of the layer below (this step with
+//! `delay = 0`, the previous step with `delay = 1`), scatters the synapses of exactly those
+//! spikes into an accumulator, then updates every neuron once ([`crate::neuron`]). Synaptic work
+//! therefore follows the spike count; the neuron updates are the fixed `neurons × T` that a chip
+//! also performs.
+//!
+//! Images are independent: they are shared out to `threads` scoped worker threads (no global
+//! pool, so a forked process is safe), each with its own reusable state, writing to disjoint rows
+//! of the outputs. Results do not depend on the batch size or the thread count.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{Error, Result};
+use crate::network::{Layer, Network, Shape, Synapses};
+use crate::neuron::{gather_spikes, update_layer};
+
+/// How to run a batch.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub timesteps: usize,
+    /// 0: spikes reach the next layer in the same step; 1: one step later (Loihi pipelining).
+    pub delay: usize,
+    /// Initial potential as a fraction of each layer's threshold, in `[0, 1)`.
+    pub v_init: f64,
+    pub threads: usize,
+    /// Layers (0 = input) whose spike counts and final potentials are returned.
+    pub record: Vec<usize>,
+}
+
+/// What a run returns; per recorded layer, `[N, size]` in C, H, W order.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub spike_counts: Vec<Vec<i32>>,
+    pub membrane: Vec<Vec<i32>>,
+    /// `[N, n_layers + 1]`: synaptic events delivered into each layer.
+    pub synops: Vec<i64>,
+}
+
+/// Per-layer state of one worker, reused from image to image.
+struct LayerState {
+    v: Vec<i32>,
+    acc: Vec<i32>,
+    mask: Vec<u8>,
+    spikes: Vec<u32>,
+    prev_spikes: Vec<u32>,
+    counts: Vec<i32>,
+}
+
+impl LayerState {
+    fn new(size: usize) -> Self {
+        LayerState {
+            v: vec![0; size],
+            acc: vec![0; size],
+            mask: vec![0; size],
+            spikes: Vec::with_capacity(size),
+            prev_spikes: Vec::with_capacity(size),
+            counts: vec![0; size],
+        }
+    }
+}
+
+/// Raw pointer to an output buffer, shared by the workers; each image's row is written by
+/// exactly one worker.
+#[derive(Clone, Copy)]
+struct Out<T>(*mut T);
+unsafe impl<T> Send for Out<T> {}
+unsafe impl<T> Sync for Out<T> {}
+
+impl<T> Out<T> {
+    /// The row of `len` values starting at `row · len`.
+    ///
+    /// # Safety
+    /// The row must be inside the buffer and written by no one else meanwhile.
+    unsafe fn row<'a>(self, row: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(row * len), len)
+    }
+}
+
+/// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
+pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput> {
+    let input = net.input;
+    let n_img = if input.size() == 0 {
+        0
+    } else {
+        images.len() / input.size()
+    };
+    if n_img == 0 || images.len() != n_img * input.size() {
+        return Err(Error::shape(format!(
+            "images must hold N x {} x {} x {} values with N > 0, got {} values",
+            input.c,
+            input.h,
+            input.w,
+            images.len()
+        )));
+    }
+    if opts.timesteps == 0 {
+        return Err(Error::config("timesteps must be >= 1"));
+    }
+    if opts.delay > 1 {
+        return Err(Error::config(format!(
+            "delay must be 0 or 1, got {}",
+            opts.delay
+        )));
+    }
+    if !(0.0..1.0).contains(&opts.v_init) {
+        return Err(Error::config(format!(
+            "v_init must be in [0, 1), got {}",
+            opts.v_init
+        )));
+    }
+    let n_layers = net.layers.len() + 1;
+    if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
+        return Err(Error::config(format!(
+            "record: layer {bad} does not exist (the network has layers 0..{})",
+            n_layers - 1
+        )));
+    }
+    let shapes = net.shapes();
+    let mut spike_counts: Vec<Vec<i32>> = opts
+        .record
+        .iter()
+        .map(|&l| vec![0; n_img * shapes[l].size()])
+        .collect();
+    let mut membrane = spike_counts.clone();
+    let mut synops = vec![0i64; n_img * n_layers];
+
+    let counts_out: Vec<Out<i32>> = spike_counts
+        .iter_mut()
+        .map(|v| Out(v.as_mut_ptr()))
+        .collect();
+    let mem_out: Vec<Out<i32>> = membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect();
+    let syn_out = Out(synops.as_mut_ptr());
+    let next = AtomicUsize::new(0);
+    let avx2 = has_avx2();
+
+    let worker = || {
+        let mut state: Vec<LayerState> = shapes.iter().map(|s| LayerState::new(s.size())).collect();
+        let mut pixels = vec![0i32; input.size()];
+        let mut row = vec![0i64; n_layers];
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n_img {
+                break;
+            }
+            load_image(
+                &images[i * input.size()..(i + 1) * input.size()],
+                input,
+                &mut pixels,
+            );
+            simulate(net, &pixels, opts, &mut state, &mut row, avx2);
+            // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the rows
+            // written here are disjoint from every other worker's; the buffers outlive the scope.
+            unsafe {
+                syn_out.row(i, n_layers).copy_from_slice(&row);
+                for (r, &l) in opts.record.iter().enumerate() {
+                    let size = shapes[l].size();
+                    to_chw(&state[l].counts, shapes[l], counts_out[r].row(i, size));
+                    to_chw(&state[l].v, shapes[l], mem_out[r].row(i, size));
+                }
+            }
+        }
+    };
+    let threads = opts.threads.clamp(1, n_img);
+    if threads == 1 {
+        worker();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(worker);
+            }
+        });
+    }
+    Ok(RunOutput {
+        spike_counts,
+        membrane,
+        synops,
+    })
+}
+
+/// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
+fn load_image(image: &[u8], shape: Shape, out: &mut [i32]) {
+    for c in 0..shape.c {
+        for p in 0..shape.h * shape.w {
+            out[p * shape.c + c] = image[c * shape.h * shape.w + p] as i32;
+        }
+    }
+}
+
+/// State (H, W, C) to output (C, H, W).
+fn to_chw(src: &[i32], shape: Shape, out: &mut [i32]) {
+    let hw = shape.h * shape.w;
+    for p in 0..hw {
+        for c in 0..shape.c {
+            out[c * hw + p] = src[p * shape.c + c];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+/// Simulate one image, choosing the widest vector instructions this processor has. Both paths
+/// run the same integer code, so they give the same result.
+fn simulate(
+    net: &Network,
+    pixels: &[i32],
+    opts: &RunOptions,
+    state: &mut [LayerState],
+    synops: &mut [i64],
+    avx2: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the processor supports AVX2 (checked at run time).
+        unsafe { simulate_avx2(net, pixels, opts, state, synops) };
+        return;
+    }
+    let _ = avx2;
+    simulate_generic(net, pixels, opts, state, synops);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn simulate_avx2(
+    net: &Network,
+    pixels: &[i32],
+    opts: &RunOptions,
+    state: &mut [LayerState],
+    synops: &mut [i64],
+) {
+    simulate_generic(net, pixels, opts, state, synops);
+}
+
+#[inline(always)]
+fn simulate_generic(
+    net: &Network,
+    pixels: &[i32],
+    opts: &RunOptions,
+    state: &mut [LayerState],
+    synops: &mut [i64],
+) {
+    let shapes = net.shapes();
+    let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
+        .chain(net.layers.iter().map(|l| l.threshold))
+        .collect();
+    for (l, st) in state.iter_mut().enumerate() {
+        let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
+        st.v.fill(v0);
+        st.acc.fill(0);
+        st.counts.fill(0);
+        st.spikes.clear();
+        st.prev_spikes.clear();
+    }
+    synops.fill(0);
+    for _ in 0..opts.timesteps {
+        for st in state.iter_mut() {
+            std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
+        }
+        // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
+        {
+            let st = &mut state[0];
+            update_layer::<false>(
+                &mut st.v,
+                &mut st.acc,
+                &mut st.mask,
+                pixels,
+                net.input_threshold,
+                0,
+            );
+            finish_step(st);
+        }
+        for (l, layer) in net.layers.iter().enumerate() {
+            let (below, above) = state.split_at_mut(l + 1);
+            let src = &below[l];
+            let dst = &mut above[0];
+            let spikes = if opts.delay == 0 {
+                &src.spikes
+            } else {
+                &src.prev_spikes
+            };
+            synops[l + 1] += scatter(layer, shapes[l], spikes, &mut dst.acc);
+            if layer.leak == 0 {
+                update_layer::<false>(
+                    &mut dst.v,
+                    &mut dst.acc,
+                    &mut dst.mask,
+                    &layer.bias,
+                    layer.threshold,
+                    0,
+                );
+            } else {
+                update_layer::<true>(
+                    &mut dst.v,
+                    &mut dst.acc,
+                    &mut dst.mask,
+                    &layer.bias,
+                    layer.threshold,
+                    layer.leak,
+                );
+            }
+            finish_step(dst);
+        }
+    }
+}
+
+/// Collect this step's spikes from the mask and count them.
+#[inline(always)]
+fn finish_step(st: &mut LayerState) {
+    gather_spikes(&st.mask, &mut st.spikes);
+    for &i in &st.spikes {
+        st.counts[i as usize] += 1;
+    }
+}
+
+/// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
+/// `acc`; returns the number of synaptic events.
+#[inline(always)]
+fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
+    let mut events = 0i64;
+    match &layer.synapses {
+        Synapses::Conv {
+            weight,
+            kernel,
+            out_ch,
+            rows,
+            cols,
+        } => {
+            let (k, o, out_w) = (*kernel, *out_ch, layer.shape.w);
+            for &s in spikes {
+                let s = s as usize;
+                let c = s % src.c;
+                let x = (s / src.c) % src.w;
+                let y = s / (src.c * src.w);
+                let (rs, cs) = (rows.of(y), cols.of(x));
+                events += (rs.len() * cs.len() * o) as i64;
+                for &(ky, oy) in rs {
+                    let wrow = (c * k + ky as usize) * k;
+                    let arow = oy as usize * out_w;
+                    for &(kx, ox) in cs {
+                        let w0 = (wrow + kx as usize) * o;
+                        let a0 = (arow + ox as usize) * o;
+                        add_into(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                    }
+                }
+            }
+        }
+        Synapses::Pool { kernel, weight } => {
+            let (k, out) = (*kernel, layer.shape);
+            for &s in spikes {
+                let s = s as usize;
+                let c = s % src.c;
+                let (ox, oy) = (((s / src.c) % src.w) / k, (s / (src.c * src.w)) / k);
+                if ox < out.w && oy < out.h {
+                    acc[(oy * out.w + ox) * out.c + c] += *weight;
+                    events += 1;
+                }
+            }
+        }
+        Synapses::Dense { weight, out } => {
+            let o = *out;
+            for &s in spikes {
+                let w0 = s as usize * o;
+                add_into(acc, &weight[w0..w0 + o]);
+            }
+            events = (spikes.len() * o) as i64;
+        }
+    }
+    events
+}
+
+#[inline(always)]
+fn add_into(acc: &mut [i32], w: &[i32]) {
+    for (a, b) in acc.iter_mut().zip(w) {
+        *a += *b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{LayerKind, LayerSpec};
+
+    fn opts(t: usize, delay: usize, threads: usize, record: Vec<usize>) -> RunOptions {
+        RunOptions {
+            timesteps: t,
+            delay,
+            v_init: 0.0,
+            threads,
+            record,
+        }
+    }
+
+    fn dense(out: usize, inp: usize, w: i16, threshold: i32) -> LayerSpec {
+        LayerSpec {
+            kind: LayerKind::Dense {
+                weight: vec![w; out * inp],
+                out,
+                inp,
+            },
+            bias: vec![0; out],
+            threshold,
+            leak: 0,
+        }
+    }
+
+    #[test]
+    fn input_layer_fires_at_pixel_rate() {
+        let input = Shape { c: 1, h: 1, w: 4 };
+        let net = Network::new(input, 255, &[dense(1, 4, 0, 1)]).unwrap();
+        let out = run(&net, &[0, 51, 128, 255], &opts(10, 0, 1, vec![0])).unwrap();
+        // v accumulates p per step and fires whenever it reaches 255: floor(10 p / 255) spikes.
+        assert_eq!(out.spike_counts[0], vec![0, 2, 5, 10]);
+        assert_eq!(out.membrane[0], vec![0, 510 - 510, 1280 - 1275, 0]);
+    }
+
+    #[test]
+    fn delay_postpones_the_next_layer_by_one_step() {
+        let input = Shape { c: 1, h: 1, w: 1 };
+        let net = Network::new(input, 255, &[dense(1, 1, 1, 1)]).unwrap();
+        let now = run(&net, &[255], &opts(5, 0, 1, vec![1])).unwrap();
+        let late = run(&net, &[255], &opts(5, 1, 1, vec![1])).unwrap();
+        assert_eq!(now.spike_counts[0], vec![5]);
+        assert_eq!(late.spike_counts[0], vec![4]);
+        assert_eq!(now.synops, vec![0, 5]);
+        assert_eq!(late.synops, vec![0, 4]);
+    }
+
+    #[test]
+    fn conv_counts_synapses_without_padding_positions() {
+        let input = Shape { c: 1, h: 3, w: 3 };
+        let conv = LayerSpec {
+            kind: LayerKind::Conv2d {
+                weight: vec![1; 9],
+                out_ch: 1,
+                in_ch: 1,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+            },
+            bias: vec![0],
+            threshold: 1000,
+            leak: 0,
+        };
+        let net = Network::new(input, 255, &[conv]).unwrap();
+        // Corner pixels reach 4 outputs, edges 6, the centre 9: 4·4 + 4·6 + 9 = 49 synapses.
+        assert_eq!(net.synapse_counts(), vec![0, 49]);
+        let out = run(&net, &[255; 9], &opts(1, 0, 1, vec![1])).unwrap();
+        assert_eq!(out.synops, vec![0, 49]);
+        assert_eq!(out.membrane[0], vec![4, 6, 4, 6, 9, 6, 4, 6, 4]);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_threads() {
+        let input = Shape { c: 1, h: 2, w: 2 };
+        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let images: Vec<u8> = (0..4 * 9).map(|i| (i * 37 % 256) as u8).collect();
+        let a = run(&net, &images, &opts(20, 1, 1, vec![0, 1, 2])).unwrap();
+        let b = run(&net, &images, &opts(20, 1, 4, vec![0, 1, 2])).unwrap();
+        assert_eq!(a.spike_counts, b.spike_counts);
+        assert_eq!(a.membrane, b.membrane);
+        assert_eq!(a.synops, b.synops);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let input = Shape { c: 1, h: 1, w: 2 };
+        assert!(Network::new(input, 0, &[dense(1, 2, 1, 1)]).is_err());
+        assert!(Network::new(input, 1, &[dense(1, 3, 1, 1)]).is_err());
+        assert!(Network::new(input, 1, &[dense(1, 2, 1, 0)]).is_err());
+        let net = Network::new(input, 1, &[dense(1, 2, 1, 1)]).unwrap();
+        assert!(run(&net, &[], &opts(1, 0, 1, vec![])).is_err());
+        assert!(run(&net, &[1, 2, 3], &opts(1, 0, 1, vec![])).is_err());
+        assert!(run(&net, &[1, 2], &opts(0, 0, 1, vec![])).is_err());
+        assert!(run(&net, &[1, 2], &opts(1, 2, 1, vec![])).is_err());
+        assert!(run(&net, &[1, 2], &opts(1, 0, 1, vec![5])).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! snnfast core: an event-driven, bit-exact integer spiking network engine.
+//!
+//! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written).
+//! * [`network`] — layers, their geometry and validation, compiled into scatter tables.
+//! * [`engine`] — the event-driven simulation of a batch of images over threads.
+//!
+//! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
+//! exposed as `snnfast._core`.
+
+pub mod engine;
+pub mod error;
+pub mod network;
+pub mod neuron;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use engine::{run, RunOptions, RunOutput};
+pub use error::{Error, ErrorKind, Result};
+pub use network::{LayerSpec, Network, Shape};

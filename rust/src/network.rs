@@ -1,0 +1,437 @@
+//! Layers, their geometry, and validation.
+//!
+//! A [`Network`] is compiled from [`LayerSpec`]s into scatter tables: for every presynaptic
+//! neuron the engine can find, without search, the output neurons its synapses reach. Neurons
+//! are stored position-major with the channel innermost (H, W, C), so that the synapses of one
+//! spike land on contiguous runs of output channels.
+
+use crate::error::{Error, Result};
+use crate::neuron::{LEAK_MAX, V_MAX};
+
+/// Shape of a layer's neurons: channels × height × width (a dense layer is `O × 1 × 1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Shape {
+    pub fn size(&self) -> usize {
+        self.c * self.h * self.w
+    }
+}
+
+/// What kind of layer, with its weights in PyTorch order.
+#[derive(Debug, Clone)]
+pub enum LayerKind {
+    /// `weight` is `[out_ch, in_ch, kernel, kernel]`, row-major.
+    Conv2d {
+        weight: Vec<i16>,
+        out_ch: usize,
+        in_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    /// `kernel × kernel` windows with stride `kernel`, channel-wise, one shared weight.
+    AvgPool2d { kernel: usize, weight: i16 },
+    /// `weight` is `[out, in]`, row-major; its input is the previous layer flattened C, H, W.
+    Dense {
+        weight: Vec<i16>,
+        out: usize,
+        inp: usize,
+    },
+}
+
+/// One hidden (or output) layer as the user describes it.
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    pub kind: LayerKind,
+    /// One bias per output channel (empty for pooling: zero bias).
+    pub bias: Vec<i32>,
+    pub threshold: i32,
+    /// Leak `dv` in `0..=4096`.
+    pub leak: i32,
+}
+
+impl LayerSpec {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LayerKind::Conv2d { .. } => "conv2d",
+            LayerKind::AvgPool2d { .. } => "avgpool2d",
+            LayerKind::Dense { .. } => "dense",
+        }
+    }
+}
+
+/// For one input coordinate (a row or a column), the `(kernel offset, output coordinate)` pairs
+/// its synapses reach, stored flat with offsets.
+#[derive(Debug, Clone)]
+pub(crate) struct Reach {
+    start: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
+}
+
+impl Reach {
+    /// Input coordinate `i` reaches output `o` through kernel offset `k` when
+    /// `o·stride + k − padding = i`, `0 ≤ k < kernel`, `0 ≤ o < out`.
+    fn new(input: usize, out: usize, kernel: usize, stride: usize, padding: usize) -> Reach {
+        let mut start = Vec::with_capacity(input + 1);
+        let mut pairs = Vec::new();
+        for i in 0..input {
+            start.push(pairs.len() as u32);
+            for k in 0..kernel {
+                let num = i as i64 + padding as i64 - k as i64;
+                if num >= 0 && num % stride as i64 == 0 && ((num / stride as i64) as usize) < out {
+                    pairs.push((k as u32, (num / stride as i64) as u32));
+                }
+            }
+        }
+        start.push(pairs.len() as u32);
+        Reach { start, pairs }
+    }
+
+    #[inline(always)]
+    pub(crate) fn of(&self, i: usize) -> &[(u32, u32)] {
+        &self.pairs[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+/// The synapses into a layer, arranged for scattering.
+#[derive(Debug, Clone)]
+pub(crate) enum Synapses {
+    /// `weight[((c_in · k + ky) · k + kx) · out_ch + o]`, widened to i32.
+    Conv {
+        weight: Vec<i32>,
+        kernel: usize,
+        out_ch: usize,
+        rows: Reach,
+        cols: Reach,
+    },
+    Pool {
+        kernel: usize,
+        weight: i32,
+    },
+    /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i` (H, W, C index).
+    Dense {
+        weight: Vec<i32>,
+        out: usize,
+    },
+}
+
+/// A compiled layer: its neurons and the synapses that feed them.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub shape: Shape,
+    pub(crate) synapses: Synapses,
+    /// One per channel (all zero for pooling).
+    pub(crate) bias: Vec<i32>,
+    pub threshold: i32,
+    pub leak: i32,
+}
+
+/// A validated, compiled network. Layer 0 is the input layer (uint8 pixels as bias).
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub input: Shape,
+    pub input_threshold: i32,
+    pub layers: Vec<Layer>,
+}
+
+impl Network {
+    /// Validate `specs` against `input` and compile them.
+    pub fn new(input: Shape, input_threshold: i32, specs: &[LayerSpec]) -> Result<Network> {
+        if input.size() == 0 {
+            return Err(Error::shape(format!(
+                "input shape must be positive, got ({}, {}, {})",
+                input.c, input.h, input.w
+            )));
+        }
+        if input_threshold <= 0 {
+            return Err(Error::config(format!(
+                "input layer: threshold must be > 0, got {input_threshold}"
+            )));
+        }
+        if specs.is_empty() {
+            return Err(Error::shape(
+                "a network needs at least one layer after the input",
+            ));
+        }
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut prev = input;
+        for (i, spec) in specs.iter().enumerate() {
+            let layer = compile(
+                prev,
+                spec,
+                &format!("layer {} ({})", i + 1, spec.kind_name()),
+            )?;
+            prev = layer.shape;
+            layers.push(layer);
+        }
+        Ok(Network {
+            input,
+            input_threshold,
+            layers,
+        })
+    }
+
+    /// Shapes of all layers, input first.
+    pub fn shapes(&self) -> Vec<Shape> {
+        std::iter::once(self.input)
+            .chain(self.layers.iter().map(|l| l.shape))
+            .collect()
+    }
+
+    /// Synapses leaving each neuron of layer `l` (0 = input) into layer `l + 1`, in C, H, W order.
+    pub fn fan_out(&self, l: usize) -> Vec<u64> {
+        let src = self.shapes()[l];
+        let next = &self.layers[l];
+        let mut out = vec![0u64; src.size()];
+        for c in 0..src.c {
+            for y in 0..src.h {
+                for x in 0..src.w {
+                    let hwc = (y * src.w + x) * src.c + c;
+                    out[(c * src.h + y) * src.w + x] = next.synapses_of(src, hwc) as u64;
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of synapses into each layer, input first (0).
+    pub fn synapse_counts(&self) -> Vec<u64> {
+        let mut counts = vec![0u64];
+        for l in 0..self.layers.len() {
+            counts.push(self.fan_out(l).iter().sum());
+        }
+        counts
+    }
+}
+
+impl Layer {
+    /// Whether this is a dense layer (its neurons have no spatial shape).
+    pub fn is_dense(&self) -> bool {
+        matches!(self.synapses, Synapses::Dense { .. })
+    }
+
+    /// Number of synapses that presynaptic neuron `hwc` (in layer shape `src`) has into this layer.
+    #[inline(always)]
+    pub(crate) fn synapses_of(&self, src: Shape, hwc: usize) -> usize {
+        match &self.synapses {
+            Synapses::Conv {
+                rows, cols, out_ch, ..
+            } => {
+                let x = (hwc / src.c) % src.w;
+                let y = hwc / (src.c * src.w);
+                rows.of(y).len() * cols.of(x).len() * out_ch
+            }
+            Synapses::Pool { kernel, .. } => {
+                let x = (hwc / src.c) % src.w;
+                let y = hwc / (src.c * src.w);
+                (y / kernel < self.shape.h && x / kernel < self.shape.w) as usize
+            }
+            Synapses::Dense { out, .. } => *out,
+        }
+    }
+}
+
+fn check_common(spec: &LayerSpec, channels: usize, name: &str) -> Result<()> {
+    if spec.threshold <= 0 {
+        return Err(Error::config(format!(
+            "{name}: threshold must be > 0, got {}",
+            spec.threshold
+        )));
+    }
+    if !(0..=LEAK_MAX).contains(&spec.leak) {
+        return Err(Error::config(format!(
+            "{name}: leak must be in 0..=4096, got {}",
+            spec.leak
+        )));
+    }
+    if spec.bias.len() != channels {
+        return Err(Error::shape(format!(
+            "{name}: bias has {} entries, the layer has {channels} output channels",
+            spec.bias.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The largest input current a neuron can receive must keep `v + z` inside i32.
+fn check_current(max_abs_input: i64, bias: &[i32], name: &str) -> Result<()> {
+    let max_bias = bias.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
+    let worst = max_abs_input + max_bias + V_MAX as i64 + 1;
+    if worst > i32::MAX as i64 {
+        return Err(Error::config(format!(
+            "{name}: the largest input current a neuron can receive (sum of |weights| {max_abs_input} \
+             + |bias| {max_bias}) does not fit the engine's 32-bit accumulator with a 24-bit \
+             potential; scale weights or bias down"
+        )));
+    }
+    Ok(())
+}
+
+fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
+    match &spec.kind {
+        LayerKind::Conv2d {
+            weight,
+            out_ch,
+            in_ch,
+            kernel,
+            stride,
+            padding,
+        } => {
+            let (o, ci, k, s, p) = (*out_ch, *in_ch, *kernel, *stride, *padding);
+            if o == 0 || k == 0 || s == 0 {
+                return Err(Error::config(format!(
+                    "{name}: out_channels, kernel and stride must be positive, got {o}, {k}, {s}"
+                )));
+            }
+            if weight.len() != o * ci * k * k {
+                return Err(Error::shape(format!(
+                    "{name}: weight has {} values, expected {o}x{ci}x{k}x{k}",
+                    weight.len()
+                )));
+            }
+            if ci != prev.c {
+                return Err(Error::shape(format!(
+                    "{name}: weight expects {ci} input channels, the previous layer has {} \
+                     (shape {}x{}x{})",
+                    prev.c, prev.c, prev.h, prev.w
+                )));
+            }
+            if prev.h + 2 * p < k || prev.w + 2 * p < k {
+                return Err(Error::shape(format!(
+                    "{name}: kernel {k} is larger than the padded input {}x{} (padding {p})",
+                    prev.h + 2 * p,
+                    prev.w + 2 * p
+                )));
+            }
+            check_common(spec, o, name)?;
+            let shape = Shape {
+                c: o,
+                h: (prev.h + 2 * p - k) / s + 1,
+                w: (prev.w + 2 * p - k) / s + 1,
+            };
+            let mut wt = vec![0i32; o * ci * k * k];
+            let mut max_abs = 0i64;
+            for oc in 0..o {
+                let mut sum = 0i64;
+                for c in 0..ci {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let w = weight[((oc * ci + c) * k + ky) * k + kx];
+                            sum += (w as i64).abs();
+                            wt[((c * k + ky) * k + kx) * o + oc] = w as i32;
+                        }
+                    }
+                }
+                max_abs = max_abs.max(sum);
+            }
+            check_current(max_abs, &spec.bias, name)?;
+            Ok(Layer {
+                shape,
+                synapses: Synapses::Conv {
+                    weight: wt,
+                    kernel: k,
+                    out_ch: o,
+                    rows: Reach::new(prev.h, shape.h, k, s, p),
+                    cols: Reach::new(prev.w, shape.w, k, s, p),
+                },
+                bias: spec.bias.clone(),
+                threshold: spec.threshold,
+                leak: spec.leak,
+            })
+        }
+        LayerKind::AvgPool2d { kernel, weight } => {
+            let k = *kernel;
+            if k == 0 || k > prev.h || k > prev.w {
+                return Err(Error::shape(format!(
+                    "{name}: kernel {k} does not fit the input {}x{}",
+                    prev.h, prev.w
+                )));
+            }
+            let bias = if spec.bias.is_empty() {
+                vec![0; prev.c]
+            } else {
+                spec.bias.clone()
+            };
+            let spec = LayerSpec {
+                bias,
+                ..spec.clone()
+            };
+            check_common(&spec, prev.c, name)?;
+            check_current((k * k) as i64 * (*weight as i64).abs(), &spec.bias, name)?;
+            Ok(Layer {
+                shape: Shape {
+                    c: prev.c,
+                    h: prev.h / k,
+                    w: prev.w / k,
+                },
+                synapses: Synapses::Pool {
+                    kernel: k,
+                    weight: *weight as i32,
+                },
+                bias: spec.bias,
+                threshold: spec.threshold,
+                leak: spec.leak,
+            })
+        }
+        LayerKind::Dense { weight, out, inp } => {
+            let (o, n) = (*out, *inp);
+            if o == 0 {
+                return Err(Error::config(format!(
+                    "{name}: must have at least one output"
+                )));
+            }
+            if weight.len() != o * n {
+                return Err(Error::shape(format!(
+                    "{name}: weight has {} values, expected {o}x{n}",
+                    weight.len()
+                )));
+            }
+            if n != prev.size() {
+                return Err(Error::shape(format!(
+                    "{name}: weight expects {n} inputs, the previous layer has {} neurons \
+                     (shape {}x{}x{})",
+                    prev.size(),
+                    prev.c,
+                    prev.h,
+                    prev.w
+                )));
+            }
+            check_common(spec, o, name)?;
+            // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
+            let mut wt = vec![0i32; o * n];
+            for c in 0..prev.c {
+                for y in 0..prev.h {
+                    for x in 0..prev.w {
+                        let chw = (c * prev.h + y) * prev.w + x;
+                        let hwc = (y * prev.w + x) * prev.c + c;
+                        for oc in 0..o {
+                            wt[hwc * o + oc] = weight[oc * n + chw] as i32;
+                        }
+                    }
+                }
+            }
+            let max_abs = (0..o)
+                .map(|oc| {
+                    weight[oc * n..(oc + 1) * n]
+                        .iter()
+                        .map(|w| (*w as i64).abs())
+                        .sum::<i64>()
+                })
+                .max()
+                .unwrap_or(0);
+            check_current(max_abs, &spec.bias, name)?;
+            Ok(Layer {
+                shape: Shape { c: o, h: 1, w: 1 },
+                synapses: Synapses::Dense { weight: wt, out: o },
+                bias: spec.bias.clone(),
+                threshold: spec.threshold,
+                leak: spec.leak,
+            })
+        }
+    }
+}

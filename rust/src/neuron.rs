@@ -1,0 +1,146 @@
+//! The integer leaky integrate-and-fire neuron (DESIGN.md, "The integer neuron").
+//!
+//! For each neuron and time step, with input current `z = b + Σ W·s`:
+//!
+//! ```text
+//! v = v − sign(v) · ((|v| · dv) >> 12)      leak, truncating toward zero
+//! v = saturate_24bit(v + z)                 [−2^23, 2^23 − 1]
+//! s = v ≥ θ                                 at most one spike per step
+//! v = v − θ · s                             soft reset (reset by subtraction)
+//! ```
+//!
+//! Everything stays in `i32`: the network validation guarantees `|v| + |z| < 2^31`, and the leak
+//! product is split so it cannot overflow.
+
+/// Lowest membrane potential (24-bit signed).
+pub const V_MIN: i32 = -(1 << 23);
+/// Highest membrane potential (24-bit signed).
+pub const V_MAX: i32 = (1 << 23) - 1;
+/// Largest leak: `dv = 4096` empties the potential every step.
+pub const LEAK_MAX: i32 = 4096;
+
+/// The leak `v − sign(v) · ((|v| · dv) >> 12)` for `|v| ≤ 2^23`, `0 ≤ dv ≤ 4096`, in `i32`.
+///
+/// `|v|·dv` can reach 2^35, so it is split into `(|v| >> 12)·dv + ((|v| & 4095)·dv >> 12)`,
+/// which is the same integer (the first part is a multiple of 4096 before the shift).
+#[inline(always)]
+pub fn leak(v: i32, dv: i32) -> i32 {
+    let a = v.abs();
+    let d = (a >> 12) * dv + (((a & 4095) * dv) >> 12);
+    v - v.signum() * d
+}
+
+/// Clamp to the 24-bit signed range.
+#[inline(always)]
+pub fn saturate(v: i32) -> i32 {
+    v.clamp(V_MIN, V_MAX)
+}
+
+/// One neuron's step: returns the new potential and whether it spiked.
+#[inline(always)]
+pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32, bool) {
+    let v = if LEAKY { leak(v, dv) } else { v };
+    let v = saturate(v + z);
+    let s = v >= threshold;
+    (v - threshold * s as i32, s)
+}
+
+/// Update a layer: `v`, `acc` (synaptic input this step, cleared here) and `mask` (1 where a
+/// neuron spiked) are laid out position-major with `channels` innermost, and `bias` has one entry
+/// per channel. Branch-free so the compiler vectorises it.
+#[inline(always)]
+pub fn update_layer<const LEAKY: bool>(
+    v: &mut [i32],
+    acc: &mut [i32],
+    mask: &mut [u8],
+    bias: &[i32],
+    threshold: i32,
+    dv: i32,
+) {
+    let c = bias.len();
+    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() == v.len());
+    for ((vs, accs), ms) in v
+        .chunks_exact_mut(c)
+        .zip(acc.chunks_exact_mut(c))
+        .zip(mask.chunks_exact_mut(c))
+    {
+        for (((vi, ai), mi), &bi) in vs
+            .iter_mut()
+            .zip(accs.iter_mut())
+            .zip(ms.iter_mut())
+            .zip(bias)
+        {
+            let (nv, s) = step::<LEAKY>(*vi, bi + *ai, threshold, dv);
+            *vi = nv;
+            *ai = 0;
+            *mi = s as u8;
+        }
+    }
+}
+
+/// Append the indices of the set bytes of `mask` (each 0 or 1) to `out`, in increasing order.
+#[inline(always)]
+pub fn gather_spikes(mask: &[u8], out: &mut Vec<u32>) {
+    out.clear();
+    let mut chunks = mask.chunks_exact(8);
+    let mut base = 0u32;
+    for chunk in &mut chunks {
+        let mut word = u64::from_le_bytes(chunk.try_into().unwrap());
+        while word != 0 {
+            let byte = word.trailing_zeros() / 8;
+            out.push(base + byte);
+            word &= !(0xffu64 << (byte * 8));
+        }
+        base += 8;
+    }
+    for (i, &m) in chunks.remainder().iter().enumerate() {
+        if m != 0 {
+            out.push(base + i as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leak_wide(v: i32, dv: i32) -> i32 {
+        let a = (v as i64).abs();
+        (v as i64 - (v as i64).signum() * ((a * dv as i64) >> 12)) as i32
+    }
+
+    #[test]
+    fn leak_matches_wide_arithmetic() {
+        for &v in &[0, 1, -1, 4095, -4096, 12345, -99999, V_MAX, V_MIN, 1 << 22] {
+            for &dv in &[0, 1, 7, 2048, 4095, 4096] {
+                assert_eq!(leak(v, dv), leak_wide(v, dv), "v={v} dv={dv}");
+            }
+        }
+    }
+
+    #[test]
+    fn leak_truncates_toward_zero() {
+        assert_eq!(leak(-3, 2048), -2); // |−3|·0.5 = 1.5 → 1
+        assert_eq!(leak(3, 2048), 2);
+        assert_eq!(leak(5, 4096), 0);
+    }
+
+    #[test]
+    fn step_saturates_and_soft_resets() {
+        assert_eq!(step::<false>(V_MAX, 100, V_MAX + 1 - 1, 0), (0, true));
+        assert_eq!(step::<false>(0, -(1 << 30), 10, 0), (V_MIN, false));
+        assert_eq!(step::<false>(7, 5, 10, 0), (2, true));
+        assert_eq!(step::<false>(7, 2, 10, 0), (9, false));
+    }
+
+    #[test]
+    fn gather_finds_every_spike() {
+        let mut mask = vec![0u8; 37];
+        for i in [0, 7, 8, 9, 20, 36] {
+            mask[i] = 1;
+        }
+        let mut out = Vec::new();
+        gather_spikes(&mask, &mut out);
+        assert_eq!(out, vec![0, 7, 8, 9, 20, 36]);
+    }
+}
