@@ -85,7 +85,9 @@ class Conv2d:
     def _validated(self, where: str) -> Conv2d:
         w = _int_array(self.weight, "weight", where, np.int16, 4)
         if w.shape[2] != w.shape[3]:
-            raise ShapeError(f"{where}: weight must have square kernels [O, I, K, K], got {w.shape}")
+            raise ShapeError(
+                f"{where}: weight must have square kernels [O, I, K, K], got {w.shape}"
+            )
         b = _int_array(self.bias, "bias", where, np.int32, 1)
         if b.shape[0] != w.shape[0]:
             raise ShapeError(
@@ -101,8 +103,12 @@ class Conv2d:
         )
 
     def _params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "stride": self.stride, "padding": self.padding,
-                "leak": self.leak}
+        return {
+            "threshold": self.threshold,
+            "stride": self.stride,
+            "padding": self.padding,
+            "leak": self.leak,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,8 +135,12 @@ class AvgPool2d:
         )
 
     def _params(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "weight": self.weight, "threshold": self.threshold,
-                "leak": self.leak}
+        return {
+            "kernel": self.kernel,
+            "weight": self.weight,
+            "threshold": self.threshold,
+            "leak": self.leak,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +175,7 @@ class Dense:
         return {"threshold": self.threshold, "leak": self.leak}
 
 
-Layer = Union[Conv2d, AvgPool2d, Dense]
+Layer = Union[Conv2d, AvgPool2d, Dense]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
@@ -434,11 +444,27 @@ class Network:
 def _layer_spec(layer: Layer) -> dict[str, Any]:
     """The plain dict the Rust core takes for one layer."""
     if isinstance(layer, Conv2d):
-        return {"kind": "conv2d", "weight": layer.weight, "bias": layer.bias,
-                "threshold": layer.threshold, "stride": layer.stride,
-                "padding": layer.padding, "leak": layer.leak}
+        return {
+            "kind": "conv2d",
+            "weight": layer.weight,
+            "bias": layer.bias,
+            "threshold": layer.threshold,
+            "stride": layer.stride,
+            "padding": layer.padding,
+            "leak": layer.leak,
+        }
     if isinstance(layer, AvgPool2d):
-        return {"kind": "avgpool2d", "kernel": layer.kernel, "weight": layer.weight,
-                "threshold": layer.threshold, "leak": layer.leak}
-    return {"kind": "dense", "weight": layer.weight, "bias": layer.bias,
-            "threshold": layer.threshold, "leak": layer.leak}
+        return {
+            "kind": "avgpool2d",
+            "kernel": layer.kernel,
+            "weight": layer.weight,
+            "threshold": layer.threshold,
+            "leak": layer.leak,
+        }
+    return {
+        "kind": "dense",
+        "weight": layer.weight,
+        "bias": layer.bias,
+        "threshold": layer.threshold,
+        "leak": layer.leak,
+    }

@@ -1,0 +1,284 @@
+"""The Rust engine against the NumPy reference, and the engine's error handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import snnfast
+from reference import V_MAX, V_MIN, simulate
+
+I16 = np.iinfo(np.int16)
+
+
+@st.composite
+def networks(draw: st.DrawFn) -> snnfast.Network:
+    """Random small networks: conv (stride, padding), pooling, dense, leak, big currents."""
+    c = draw(st.integers(1, 2))
+    h = draw(st.integers(3, 8))
+    w = draw(st.integers(3, 8))
+    shape = (c, h, w)
+    layers: list[snnfast.Layer] = []
+    big = draw(st.booleans())  # large weights and biases drive potentials into saturation
+    wmax = int(I16.max) if big else 40
+    bmax = 2**24 if big else 200
+
+    def threshold() -> int:
+        return draw(st.one_of(st.integers(1, 300), st.integers(1, 2**24)))
+
+    def leak() -> int:
+        return draw(st.one_of(st.just(0), st.integers(0, 4096)))
+
+    for _ in range(draw(st.integers(1, 3))):
+        spatial = len(shape) == 3
+        cc, hh, ww = shape if spatial else (shape[0], 1, 1)
+        kind = draw(st.sampled_from(["conv", "pool", "dense"])) if spatial else "dense"
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        if kind == "conv":
+            p = draw(st.integers(0, 2))
+            k = draw(st.integers(1, min(4, hh + 2 * p, ww + 2 * p)))
+            s = draw(st.integers(1, 3))
+            o = draw(st.integers(1, 3))
+            weight = rng.integers(-wmax, wmax + 1, size=(o, cc, k, k))
+            bias = rng.integers(-bmax, bmax + 1, size=o)
+            layers.append(
+                snnfast.Conv2d(weight, bias, threshold(), stride=s, padding=p, leak=leak())
+            )
+            shape = (o, (hh + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1)
+        elif kind == "pool":
+            k = draw(st.integers(1, min(3, hh, ww)))
+            layers.append(
+                snnfast.AvgPool2d(k, draw(st.integers(-wmax, wmax)), threshold(), leak=leak())
+            )
+            shape = (cc, hh // k, ww // k)
+        else:
+            o = draw(st.integers(1, 6))
+            n_in = int(np.prod(shape))
+            weight = rng.integers(-wmax, wmax + 1, size=(o, n_in))
+            bias = rng.integers(-bmax, bmax + 1, size=o)
+            layers.append(snnfast.Dense(weight, bias, threshold(), leak=leak()))
+            shape = (o,)
+    return snnfast.Network(layers, input_shape=(c, h, w), input_threshold=draw(st.integers(1, 400)))
+
+
+@given(
+    net=networks(),
+    n=st.integers(1, 3),
+    timesteps=st.integers(1, 12),
+    delay=st.sampled_from([0, 1]),
+    v_init=st.one_of(st.just(0.0), st.just(0.5), st.floats(0.0, 0.999)),
+    threads=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, seed):
+    images = np.random.default_rng(seed).integers(
+        0, 256, size=(n, *net.input_shape), dtype=np.uint8
+    )
+    got = net.run(images, timesteps, delay=delay, v_init=v_init, threads=threads)
+    want = simulate(net, images, timesteps, delay=delay, v_init=v_init)
+    for l in range(net.n_layers + 1):
+        np.testing.assert_array_equal(
+            got.spike_counts[l], want["spike_counts"][l], err_msg=f"spike counts, layer {l}"
+        )
+        np.testing.assert_array_equal(
+            got.membrane[l], want["membrane"][l], err_msg=f"membrane, layer {l}"
+        )
+    np.testing.assert_array_equal(got.synops, want["synops"])
+    assert got.spike_counts[0].dtype == np.int32 and got.synops.dtype == np.int64
+    np.testing.assert_array_equal(got.neuron_updates, np.array(net.sizes) * timesteps)
+
+
+def small_cnn(seed: int = 0) -> snnfast.Network:
+    rng = np.random.default_rng(seed)
+    return snnfast.Network(
+        [
+            snnfast.Conv2d(rng.integers(-30, 60, (4, 1, 5, 5)), rng.integers(-50, 50, 4), 900),
+            snnfast.AvgPool2d(2, 64, 150),
+            snnfast.Conv2d(
+                rng.integers(-30, 60, (8, 4, 3, 3)), np.zeros(8, np.int64), 700, stride=2, padding=1
+            ),
+            snnfast.Dense(rng.integers(-40, 40, (10, 8 * 6 * 6)), np.zeros(10, np.int64), 300),
+        ],
+        input_shape=(1, 28, 28),
+    )
+
+
+def test_saturation_is_reached_and_held():
+    net = snnfast.Network(
+        [snnfast.Dense(np.zeros((2, 4), np.int16), np.array([2**22, -(2**22)]), 2**24)],
+        input_shape=(1, 2, 2),
+    )
+    res = net.run(np.zeros((1, 1, 2, 2), np.uint8), timesteps=5)
+    np.testing.assert_array_equal(res.membrane[1][0], [V_MAX, V_MIN])
+    assert res.spike_counts[1].sum() == 0
+
+
+def test_batch_size_and_threads_do_not_change_results():
+    net = small_cnn()
+    images = np.random.default_rng(1).integers(0, 256, (9, 1, 28, 28), dtype=np.uint8)
+    whole = net.run(images, 16, threads=3, delay=1, v_init=0.5)
+    for i in range(9):
+        one = net.run(images[i : i + 1], 16, threads=1, delay=1, v_init=0.5)
+        for l in range(net.n_layers + 1):
+            np.testing.assert_array_equal(one.spike_counts[l][0], whole.spike_counts[l][i])
+            np.testing.assert_array_equal(one.membrane[l][0], whole.membrane[l][i])
+        np.testing.assert_array_equal(one.synops[0], whole.synops[i])
+
+
+def test_record_subset_and_non_contiguous_input():
+    net = small_cnn()
+    big = np.random.default_rng(2).integers(0, 256, (4, 1, 56, 28), dtype=np.uint8)
+    view = big[:, :, ::2, :]  # non-contiguous
+    assert not view.flags.c_contiguous
+    full = net.run(np.ascontiguousarray(view), 8)
+    part = net.run(view, 8, record=[2])
+    assert part.spike_counts[0] is None and part.membrane[4] is None
+    np.testing.assert_array_equal(part.spike_counts[2], full.spike_counts[2])
+    np.testing.assert_array_equal(part.synops, full.synops)
+    three = net.run(view[:, 0], 8, record=[4])  # [N, H, W] accepted for one channel
+    np.testing.assert_array_equal(three.spike_counts[4], full.spike_counts[4])
+
+
+def test_synapse_counts_match_fan_out():
+    net = small_cnn()
+    counts = net.synapse_counts()
+    assert counts[0] == 0
+    for l in range(net.n_layers):
+        assert net.fan_out(l).shape == net.shapes[l]
+        assert int(net.fan_out(l).sum()) == counts[l + 1]
+    assert counts[1] == 4 * 24 * 24 * 25
+    assert counts[4] == 10 * 8 * 6 * 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_after_threaded_run():
+    net = small_cnn()
+    images = np.random.default_rng(3).integers(0, 256, (6, 1, 28, 28), dtype=np.uint8)
+    before = net.run(images, 8, threads=2).synops
+    pid = os.fork()
+    if pid == 0:  # child: the engine must still work with threads
+        code = 0
+        try:
+            again = net.run(images, 8, threads=2).synops
+            code = 0 if np.array_equal(again, before) else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+GOOD_W = np.ones((2, 1, 3, 3), np.int16)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (
+            lambda: snnfast.Conv2d(GOOD_W.astype(np.float32), np.zeros(2), 5),
+            snnfast.ShapeError,
+            "integer",
+        ),
+        (
+            lambda: snnfast.Conv2d(GOOD_W[0], np.zeros(2, int), 5),
+            snnfast.ShapeError,
+            "4 dimensions",
+        ),
+        (
+            lambda: snnfast.Conv2d(GOOD_W.astype(np.int32) * 40000, np.zeros(2, int), 5),
+            snnfast.ConfigError,
+            "int16",
+        ),
+        (lambda: snnfast.Conv2d(GOOD_W, np.zeros(3, int), 5), snnfast.ShapeError, "bias"),
+        (lambda: snnfast.Conv2d(GOOD_W, np.zeros(2, int), 0), snnfast.ConfigError, "threshold"),
+        (
+            lambda: snnfast.Conv2d(GOOD_W, np.zeros(2, int), 5, leak=4097),
+            snnfast.ConfigError,
+            "leak",
+        ),
+        (
+            lambda: snnfast.Conv2d(np.ones((2, 3, 3, 3), int), np.zeros(2, int), 5),
+            snnfast.ShapeError,
+            "input channels",
+        ),
+        (
+            lambda: snnfast.Dense(np.ones((2, 5), int), np.zeros(2, int), 5),
+            snnfast.ShapeError,
+            "inputs",
+        ),
+        (lambda: snnfast.AvgPool2d(9, 1, 5), snnfast.ShapeError, "kernel"),
+        (
+            lambda: snnfast.Conv2d(np.ones((2, 1, 9, 9), int), np.zeros(2, int), 5),
+            snnfast.ShapeError,
+            "kernel",
+        ),
+        (
+            lambda: snnfast.Dense(np.ones((2, 36), int), np.array([2**31 - 1, 0]), 5),
+            snnfast.ConfigError,
+            "accumulator",
+        ),
+    ],
+)
+def test_bad_layers_name_the_layer_and_problem(make, error, words):
+    with pytest.raises(error) as info:
+        layer = make()
+        snnfast.Network([layer], input_shape=(1, 6, 6))
+    assert "layer 1" in str(info.value)
+    assert words in str(info.value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, snnfast.SnnfastError)
+
+
+def test_bad_run_arguments():
+    net = snnfast.Network(
+        [snnfast.Dense(np.ones((2, 36), int), np.zeros(2, int), 5)], input_shape=(1, 6, 6)
+    )
+    img = np.zeros((2, 1, 6, 6), np.uint8)
+    cases = [
+        (lambda: net.run(img.astype(np.float32)), snnfast.ShapeError, "uint8"),
+        (lambda: net.run(img[0, 0]), snnfast.ShapeError, "[N, 1, 6, 6]"),
+        (lambda: net.run(np.zeros((2, 1, 5, 6), np.uint8)), snnfast.ShapeError, "shape"),
+        (lambda: net.run(img[:0]), snnfast.ShapeError, "empty"),
+        (lambda: net.run(img.tolist()), snnfast.ShapeError, "NumPy"),
+        (lambda: net.run(img, timesteps=0), snnfast.ConfigError, "timesteps"),
+        (lambda: net.run(img, delay=2), snnfast.ConfigError, "delay"),
+        (lambda: net.run(img, v_init=1.0), snnfast.ConfigError, "v_init"),
+        (lambda: net.run(img, threads=0), snnfast.ConfigError, "threads"),
+        (lambda: net.run(img, record=[7]), snnfast.ConfigError, "record"),
+    ]
+    for call, error, words in cases:
+        with pytest.raises(error, match=None) as info:
+            call()
+        assert words in str(info.value), str(info.value)
+
+
+def test_network_save_load_round_trip(tmp_path):
+    net = small_cnn()
+    path = tmp_path / "net.npz"
+    net.save(path, metadata={"arch": "toy"})
+    again, meta = snnfast.Network.load(path)
+    assert meta == {"arch": "toy"}
+    img = np.random.default_rng(4).integers(0, 256, (2, 1, 28, 28), dtype=np.uint8)
+    a, b = net.run(img, 8), again.run(img, 8)
+    for l in range(net.n_layers + 1):
+        np.testing.assert_array_equal(a.membrane[l], b.membrane[l])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(snnfast.ModelFormatError):
+        snnfast.Network.load(tmp_path / "bad.npz")
+    with pytest.raises(snnfast.ModelFormatError):
+        snnfast.Network.load(tmp_path / "missing.npz")
+
+
+def test_import_needs_no_torch():
+    code = (
+        "import sys, snnfast, snnfast.network; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True)
