@@ -91,7 +91,7 @@ class Conv2d:
         b = _int_array(self.bias, "bias", where, np.int32, 1)
         if b.shape[0] != w.shape[0]:
             raise ShapeError(
-                f"{where}: bias has {b.shape[0]} entries but weight has {w.shape[0]} output channels"
+                f"{where}: bias has {b.shape[0]} entries, weight has {w.shape[0]} output channels"
             )
         return Conv2d(
             w,
