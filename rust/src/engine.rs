@@ -208,8 +208,70 @@ fn has_avx2() -> bool {
     false
 }
 
-/// Simulate one image, choosing the widest vector instructions this processor has. Both paths
-/// run the same integer code, so they give the same result.
+/// Defines `$name(avx2, args…)`: the inline body compiled twice, for the baseline processor
+/// and with AVX2 enabled, choosing at run time. Both run the same integer code, so they give
+/// the same result; the kernels are small standalone functions so that LLVM vectorises them.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $body:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx($($arg: $ty),*) -> $ret {
+            $body($($arg),*)
+        }
+
+        $(#[$doc])*
+        #[inline]
+        fn $name(avx2: bool, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the processor supports AVX2 (checked at run time by the caller).
+                return unsafe { $avx($($arg),*) };
+            }
+            let _ = avx2;
+            $body($($arg),*)
+        }
+    };
+}
+
+dispatch! {
+    /// Scatter the synapses of this step's spikes into the accumulator.
+    fn scatter_any / scatter_avx2 => scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64
+}
+
+dispatch! {
+    /// Update a layer without leak.
+    fn update_any / update_avx2 => update_layer_plain(v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32) -> ()
+}
+
+dispatch! {
+    /// Update a leaky layer.
+    fn update_leaky_any / update_leaky_avx2 => update_layer_leaky(v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32) -> ()
+}
+
+#[inline(always)]
+fn update_layer_plain(
+    v: &mut [i32],
+    acc: &mut [i32],
+    mask: &mut [u8],
+    bias: &[i32],
+    threshold: i32,
+) {
+    update_layer::<false>(v, acc, mask, bias, threshold, 0)
+}
+
+#[inline(always)]
+fn update_layer_leaky(
+    v: &mut [i32],
+    acc: &mut [i32],
+    mask: &mut [u8],
+    bias: &[i32],
+    threshold: i32,
+    dv: i32,
+) {
+    update_layer::<true>(v, acc, mask, bias, threshold, dv)
+}
+
+/// Simulate one image: every step, the input layer, then each layer in order.
 fn simulate(
     net: &Network,
     pixels: &[i32],
@@ -217,36 +279,6 @@ fn simulate(
     state: &mut [LayerState],
     synops: &mut [i64],
     avx2: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the processor supports AVX2 (checked at run time).
-        unsafe { simulate_avx2(net, pixels, opts, state, synops) };
-        return;
-    }
-    let _ = avx2;
-    simulate_generic(net, pixels, opts, state, synops);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn simulate_avx2(
-    net: &Network,
-    pixels: &[i32],
-    opts: &RunOptions,
-    state: &mut [LayerState],
-    synops: &mut [i64],
-) {
-    simulate_generic(net, pixels, opts, state, synops);
-}
-
-#[inline(always)]
-fn simulate_generic(
-    net: &Network,
-    pixels: &[i32],
-    opts: &RunOptions,
-    state: &mut [LayerState],
-    synops: &mut [i64],
 ) {
     let shapes = net.shapes();
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
@@ -268,13 +300,13 @@ fn simulate_generic(
         // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
         {
             let st = &mut state[0];
-            update_layer::<false>(
+            update_any(
+                avx2,
                 &mut st.v,
                 &mut st.acc,
                 &mut st.mask,
                 pixels,
                 net.input_threshold,
-                0,
             );
             finish_step(st);
         }
@@ -287,18 +319,19 @@ fn simulate_generic(
             } else {
                 &src.prev_spikes
             };
-            synops[l + 1] += scatter(layer, shapes[l], spikes, &mut dst.acc);
+            synops[l + 1] += scatter_any(avx2, layer, shapes[l], spikes, &mut dst.acc);
             if layer.leak == 0 {
-                update_layer::<false>(
+                update_any(
+                    avx2,
                     &mut dst.v,
                     &mut dst.acc,
                     &mut dst.mask,
                     &layer.bias,
                     layer.threshold,
-                    0,
                 );
             } else {
-                update_layer::<true>(
+                update_leaky_any(
+                    avx2,
                     &mut dst.v,
                     &mut dst.acc,
                     &mut dst.mask,
@@ -333,6 +366,7 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
             out_ch,
             rows,
             cols,
+            spans,
         } => {
             let (k, o, out_w) = (*kernel, *out_ch, layer.shape.w);
             for &s in spikes {
@@ -340,15 +374,27 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
                 let c = s % src.c;
                 let x = (s / src.c) % src.w;
                 let y = s / (src.c * src.w);
-                let (rs, cs) = (rows.of(y), cols.of(x));
-                events += (rs.len() * cs.len() * o) as i64;
-                for &(ky, oy) in rs {
-                    let wrow = (c * k + ky as usize) * k;
-                    let arow = oy as usize * out_w;
-                    for &(kx, ox) in cs {
-                        let w0 = (wrow + kx as usize) * o;
-                        let a0 = (arow + ox as usize) * o;
-                        add_into(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                let rs = rows.of(y);
+                if let Some(spans) = spans {
+                    let (ox, kxf, n) = spans[x];
+                    let len = n as usize * o;
+                    events += (rs.len() * len) as i64;
+                    for &(ky, oy) in rs {
+                        let w0 = ((c * k + ky as usize) * k + kxf as usize) * o;
+                        let a0 = (oy as usize * out_w + ox as usize) * o;
+                        add_into(&mut acc[a0..a0 + len], &weight[w0..w0 + len]);
+                    }
+                } else {
+                    let cs = cols.of(x);
+                    events += (rs.len() * cs.len() * o) as i64;
+                    for &(ky, oy) in rs {
+                        let wrow = (c * k + ky as usize) * k;
+                        let arow = oy as usize * out_w;
+                        for &(kx, ox) in cs {
+                            let w0 = (wrow + k - 1 - kx as usize) * o;
+                            let a0 = (arow + ox as usize) * o;
+                            add_into(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                        }
                     }
                 }
             }
@@ -379,8 +425,10 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
 
 #[inline(always)]
 fn add_into(acc: &mut [i32], w: &[i32]) {
-    for (a, b) in acc.iter_mut().zip(w) {
-        *a += *b;
+    let n = w.len();
+    let acc = &mut acc[..n];
+    for j in 0..n {
+        acc[j] += w[j];
     }
 }
 

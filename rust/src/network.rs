@@ -101,13 +101,17 @@ impl Reach {
 /// The synapses into a layer, arranged for scattering.
 #[derive(Debug, Clone)]
 pub(crate) enum Synapses {
-    /// `weight[((c_in · k + ky) · k + kx) · out_ch + o]`, widened to i32.
+    /// `weight[((c_in · k + ky) · k + (k − 1 − kx)) · out_ch + o]`, widened to i32: the kernel
+    /// is flipped along x so that, with stride 1, the synapses of one spike onto one output row
+    /// are a single contiguous run of weights landing on a contiguous run of outputs.
     Conv {
         weight: Vec<i32>,
         kernel: usize,
         out_ch: usize,
         rows: Reach,
         cols: Reach,
+        /// Stride 1 only: per input column, `(first output column, first flipped kx, count)`.
+        spans: Option<Vec<(u32, u32, u32)>>,
     },
     Pool {
         kernel: usize,
@@ -323,13 +327,27 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                         for kx in 0..k {
                             let w = weight[((oc * ci + c) * k + ky) * k + kx];
                             sum += (w as i64).abs();
-                            wt[((c * k + ky) * k + kx) * o + oc] = w as i32;
+                            wt[((c * k + ky) * k + (k - 1 - kx)) * o + oc] = w as i32;
                         }
                     }
                 }
                 max_abs = max_abs.max(sum);
             }
             check_current(max_abs, &spec.bias, name)?;
+            let cols = Reach::new(prev.w, shape.w, k, s, p);
+            // With stride 1, input column x reaches output columns x + p − kx: consecutive
+            // outputs for consecutive flipped kx.
+            let spans = (s == 1).then(|| {
+                (0..prev.w)
+                    .map(|x| match cols.of(x).iter().map(|&(_, ox)| ox).min() {
+                        Some(lo) => {
+                            let kxf = (k - 1 + lo as usize - (x + p)) as u32;
+                            (lo, kxf, cols.of(x).len() as u32)
+                        }
+                        None => (0, 0, 0),
+                    })
+                    .collect()
+            });
             Ok(Layer {
                 shape,
                 synapses: Synapses::Conv {
@@ -337,7 +355,8 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     kernel: k,
                     out_ch: o,
                     rows: Reach::new(prev.h, shape.h, k, s, p),
-                    cols: Reach::new(prev.w, shape.w, k, s, p),
+                    cols,
+                    spans,
                 },
                 bias: spec.bias.clone(),
                 threshold: spec.threshold,

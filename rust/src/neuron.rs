@@ -36,18 +36,18 @@ pub fn saturate(v: i32) -> i32 {
     v.clamp(V_MIN, V_MAX)
 }
 
-/// One neuron's step: returns the new potential and whether it spiked.
+/// One neuron's step: returns the new potential and whether it spiked (0 or 1).
 #[inline(always)]
-pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32, bool) {
+pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32, i32) {
     let v = if LEAKY { leak(v, dv) } else { v };
     let v = saturate(v + z);
-    let s = v >= threshold;
-    (v - threshold * s as i32, s)
+    let s = (v >= threshold) as i32;
+    (v - (threshold & s.wrapping_neg()), s)
 }
 
 /// Update a layer: `v`, `acc` (synaptic input this step, cleared here) and `mask` (1 where a
 /// neuron spiked) are laid out position-major with `channels` innermost, and `bias` has one entry
-/// per channel. Branch-free so the compiler vectorises it.
+/// per channel. Branch-free and indexed so that the compiler vectorises it.
 #[inline(always)]
 pub fn update_layer<const LEAKY: bool>(
     v: &mut [i32],
@@ -64,16 +64,12 @@ pub fn update_layer<const LEAKY: bool>(
         .zip(acc.chunks_exact_mut(c))
         .zip(mask.chunks_exact_mut(c))
     {
-        for (((vi, ai), mi), &bi) in vs
-            .iter_mut()
-            .zip(accs.iter_mut())
-            .zip(ms.iter_mut())
-            .zip(bias)
-        {
-            let (nv, s) = step::<LEAKY>(*vi, bi + *ai, threshold, dv);
-            *vi = nv;
-            *ai = 0;
-            *mi = s as u8;
+        let (vs, accs, ms) = (&mut vs[..c], &mut accs[..c], &mut ms[..c]);
+        for j in 0..c {
+            let (nv, s) = step::<LEAKY>(vs[j], bias[j] + accs[j], threshold, dv);
+            vs[j] = nv;
+            accs[j] = 0;
+            ms[j] = s as u8;
         }
     }
 }
@@ -127,10 +123,10 @@ mod tests {
 
     #[test]
     fn step_saturates_and_soft_resets() {
-        assert_eq!(step::<false>(V_MAX, 100, V_MAX + 1 - 1, 0), (0, true));
-        assert_eq!(step::<false>(0, -(1 << 30), 10, 0), (V_MIN, false));
-        assert_eq!(step::<false>(7, 5, 10, 0), (2, true));
-        assert_eq!(step::<false>(7, 2, 10, 0), (9, false));
+        assert_eq!(step::<false>(V_MAX, 100, V_MAX, 0), (0, 1));
+        assert_eq!(step::<false>(0, -(1 << 30), 10, 0), (V_MIN, 0));
+        assert_eq!(step::<false>(7, 5, 10, 0), (2, 1));
+        assert_eq!(step::<false>(7, 2, 10, 0), (9, 0));
     }
 
     #[test]

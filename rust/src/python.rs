@@ -185,6 +185,7 @@ impl Engine {
         Ok(self.net.fan_out(layer).into_pyarray(py))
     }
 
+    #[allow(clippy::too_many_arguments)] // mirrors the Python signature
     /// Run a uint8 batch; returns flat arrays per recorded layer and the flat synops `[N, L+1]`.
     fn run<'py>(
         &self,
