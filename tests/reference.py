@@ -70,10 +70,23 @@ def leak(v: np.ndarray, dv: int) -> np.ndarray:
     return v - np.sign(v) * ((np.abs(v) * dv) >> 12)
 
 
+def decision(counts: np.ndarray, v: np.ndarray) -> int | None:
+    """Most output spikes; ties to the higher potential, then the lower index; None if none."""
+    if counts.max() == 0:
+        return None
+    best = max(range(len(counts)), key=lambda i: (counts[i], v[i], -i))
+    return int(best)
+
+
 def simulate(
-    net: snnfast.Network, images: np.ndarray, timesteps: int, delay: int = 0, v_init: float = 0.0
+    net: snnfast.Network,
+    images: np.ndarray,
+    timesteps: int,
+    delay: int = 0,
+    v_init: float = 0.0,
+    early_exit: int | None = None,
 ) -> dict[str, list]:
-    """Run one batch; returns spike_counts, membrane (lists per layer, [N, *shape]) and synops."""
+    """Run one batch; returns spike_counts, membrane (per layer, [N, *shape]), synops, steps."""
     mats = dense_matrices(net)
     n = images.shape[0]
     thresholds = net.thresholds
@@ -82,13 +95,15 @@ def simulate(
     counts_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
     mem_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
     synops = np.zeros((n, len(sizes)), dtype=np.int64)
+    steps = np.full(n, timesteps, dtype=np.int64)
     for i in range(n):
         pixels = images[i].reshape(-1).astype(np.int64)
         v = [
             np.full(s, math.floor(v_init * th), dtype=np.int64) for s, th in zip(sizes, thresholds)
         ]
         prev = [np.zeros(s, dtype=np.int64) for s in sizes]  # s(t − 1), s(0) = 0
-        for _ in range(timesteps):
+        last, stable = None, 0
+        for t in range(timesteps):
             cur = []
             for l in range(len(sizes)):
                 if l == 0:
@@ -105,6 +120,13 @@ def simulate(
                 counts_out[l][i] += s
                 cur.append(s)
             prev = cur
+            if early_exit is not None:
+                now = decision(counts_out[-1][i], v[-1])
+                stable = 0 if now is None else (stable + 1 if now == last else 1)
+                last = now
+                if stable >= early_exit:
+                    steps[i] = t + 1
+                    break
         for l in range(len(sizes)):
             mem_out[l][i] = v[l]
     shapes = net.shapes
@@ -112,4 +134,5 @@ def simulate(
         "spike_counts": [c.reshape((n, *sh)) for c, sh in zip(counts_out, shapes)],
         "membrane": [c.reshape((n, *sh)) for c, sh in zip(mem_out, shapes)],
         "synops": synops,
+        "steps": steps,
     }

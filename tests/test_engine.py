@@ -73,14 +73,17 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
     delay=st.sampled_from([0, 1]),
     v_init=st.one_of(st.just(0.0), st.just(0.5), st.floats(0.0, 0.999)),
     threads=st.integers(1, 3),
+    early_exit=st.one_of(st.none(), st.integers(1, 4)),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, seed):
+def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, early_exit, seed):
     images = np.random.default_rng(seed).integers(
         0, 256, size=(n, *net.input_shape), dtype=np.uint8
     )
-    got = net.run(images, timesteps, delay=delay, v_init=v_init, threads=threads)
-    want = simulate(net, images, timesteps, delay=delay, v_init=v_init)
+    got = net.run(
+        images, timesteps, delay=delay, v_init=v_init, threads=threads, early_exit=early_exit
+    )
+    want = simulate(net, images, timesteps, delay=delay, v_init=v_init, early_exit=early_exit)
     for l in range(net.n_layers + 1):
         np.testing.assert_array_equal(
             got.spike_counts[l], want["spike_counts"][l], err_msg=f"spike counts, layer {l}"
@@ -90,7 +93,10 @@ def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, see
         )
     np.testing.assert_array_equal(got.synops, want["synops"])
     assert got.spike_counts[0].dtype == np.int32 and got.synops.dtype == np.int64
-    np.testing.assert_array_equal(got.neuron_updates, np.array(net.sizes) * timesteps)
+    np.testing.assert_array_equal(got.steps, want["steps"])
+    np.testing.assert_array_equal(got.neuron_updates, np.outer(want["steps"], net.sizes))
+    if early_exit is None:
+        assert (got.steps == timesteps).all()
 
 
 def small_cnn(seed: int = 0) -> snnfast.Network:
@@ -251,6 +257,7 @@ def test_bad_run_arguments():
         (lambda: net.run(img, v_init=1.0), snnfast.ConfigError, "v_init"),
         (lambda: net.run(img, threads=0), snnfast.ConfigError, "threads"),
         (lambda: net.run(img, record=[7]), snnfast.ConfigError, "record"),
+        (lambda: net.run(img, early_exit=0), snnfast.ConfigError, "early_exit"),
     ]
     for call, error, words in cases:
         with pytest.raises(error, match=None) as info:
@@ -282,3 +289,16 @@ def test_import_needs_no_torch():
     import subprocess
 
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_early_exit_matches_reference_and_saves_steps():
+    net = small_cnn(5)
+    images = np.random.default_rng(6).integers(0, 256, (6, 1, 28, 28), dtype=np.uint8)
+    got = net.run(images, 40, early_exit=3)
+    want = simulate(net, images, 40, early_exit=3)
+    np.testing.assert_array_equal(got.steps, want["steps"])
+    for l in range(net.n_layers + 1):
+        np.testing.assert_array_equal(got.spike_counts[l], want["spike_counts"][l])
+    assert (got.steps < 40).any()
+    full = net.run(images, 40)
+    assert (got.synops.sum(axis=1) <= full.synops.sum(axis=1)).all()

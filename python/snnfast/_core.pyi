@@ -22,6 +22,10 @@ class Engine:
         v_init: float,
         threads: int,
         record: list[int],
+        early_exit: int | None,
     ) -> tuple[
-        list[npt.NDArray[np.int32]], list[npt.NDArray[np.int32]], npt.NDArray[np.int64]
+        list[npt.NDArray[np.int32]],
+        list[npt.NDArray[np.int32]],
+        npt.NDArray[np.int64],
+        npt.NDArray[np.int32],
     ]: ...

@@ -188,18 +188,22 @@ class RunResult:
         membrane: per layer, int32 ``[N, *shape_l]`` potential after the last step, or ``None``.
         synops: int64 ``[N, n_layers + 1]``, synaptic events delivered into each layer
             (column 0, the input layer, receives none).
-        neuron_updates: int64 ``[n_layers + 1]``, neuron updates per image in each layer
-            (neurons x timesteps).
-        timesteps, delay, v_init: the run's settings.
+        neuron_updates: int64 ``[N, n_layers + 1]``, neuron updates of each image in each
+            layer (neurons x steps simulated).
+        steps: int32 ``[N]``, time steps simulated per image (``timesteps`` unless the image
+            exited early).
+        timesteps, delay, v_init, early_exit: the run's settings.
     """
 
     spike_counts: list[np.ndarray | None]
     membrane: list[np.ndarray | None]
     synops: np.ndarray
     neuron_updates: np.ndarray
+    steps: np.ndarray
     timesteps: int
     delay: int
     v_init: float
+    early_exit: int | None = None
 
     @property
     def n_images(self) -> int:
@@ -306,6 +310,7 @@ class Network:
         v_init: float = 0.0,
         threads: int | None = None,
         record: Sequence[int] | None = None,
+        early_exit: int | None = None,
     ) -> RunResult:
         """Simulate ``images`` for ``timesteps`` steps and return the counters.
 
@@ -317,6 +322,10 @@ class Network:
             threads: worker threads (default: all cores); images run in parallel.
             record: layers (0 = input) whose spike counts and potentials are returned;
                 default all. Others are ``None``; synops are always counted for every layer.
+            early_exit: stop an image once its output decision (the output neuron with the
+                most spikes; ties to the higher potential, then the lower index) has been the
+                same for this many consecutive steps; ``None`` (default) always runs
+                ``timesteps`` steps. ``RunResult.steps`` tells how many each image used.
 
         Raises:
             ShapeError: wrong dtype, rank or shape, or an empty batch.
@@ -338,7 +347,11 @@ class Network:
             rec = list(range(n_total))
         else:
             rec = sorted({_int_scalar(l, "record entry", "run", 0, n_total - 1) for l in record})
-        counts, membrane, synops = self._engine.run(imgs, timesteps, delay, v_init, threads, rec)
+        if early_exit is not None:
+            early_exit = _int_scalar(early_exit, "early_exit", "run", 1, 1 << 24)
+        counts, membrane, synops, steps = self._engine.run(
+            imgs, timesteps, delay, v_init, threads, rec, early_exit
+        )
         n = imgs.shape[0]
         synops = synops.reshape(n, n_total)
         sc: list[np.ndarray | None] = [None] * n_total
@@ -346,8 +359,8 @@ class Network:
         for l, c, m in zip(rec, counts, membrane):
             sc[l] = c.reshape((n, *self._shapes[l]))
             mem[l] = m.reshape((n, *self._shapes[l]))
-        updates = np.array(self.sizes, dtype=np.int64) * timesteps
-        return RunResult(sc, mem, synops, updates, timesteps, delay, v_init)
+        updates = steps.astype(np.int64)[:, None] * np.array(self.sizes, dtype=np.int64)
+        return RunResult(sc, mem, synops, updates, steps, timesteps, delay, v_init, early_exit)
 
     def _check_images(self, images: Any) -> np.ndarray:
         if not isinstance(images, np.ndarray):

@@ -27,6 +27,9 @@ pub struct RunOptions {
     pub threads: usize,
     /// Layers (0 = input) whose spike counts and final potentials are returned.
     pub record: Vec<usize>,
+    /// Early exit: stop an image once its output decision has been the same for this many
+    /// consecutive steps (see [`decision`]). `None` runs every image for `timesteps` steps.
+    pub early_exit: Option<usize>,
 }
 
 /// What a run returns; per recorded layer, `[N, size]` in C, H, W order.
@@ -36,6 +39,8 @@ pub struct RunOutput {
     pub membrane: Vec<Vec<i32>>,
     /// `[N, n_layers + 1]`: synaptic events delivered into each layer.
     pub synops: Vec<i64>,
+    /// `[N]`: time steps simulated for each image (`timesteps` unless it exited early).
+    pub steps: Vec<i32>,
 }
 
 /// Per-layer state of one worker, reused from image to image.
@@ -111,6 +116,9 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
         )));
     }
     let n_layers = net.layers.len() + 1;
+    if opts.early_exit == Some(0) {
+        return Err(Error::config("early_exit must be >= 1 step"));
+    }
     if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
         return Err(Error::config(format!(
             "record: layer {bad} does not exist (the network has layers 0..{})",
@@ -125,6 +133,7 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
         .collect();
     let mut membrane = spike_counts.clone();
     let mut synops = vec![0i64; n_img * n_layers];
+    let mut steps = vec![0i32; n_img];
 
     let counts_out: Vec<Out<i32>> = spike_counts
         .iter_mut()
@@ -132,6 +141,7 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
         .collect();
     let mem_out: Vec<Out<i32>> = membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect();
     let syn_out = Out(synops.as_mut_ptr());
+    let steps_out = Out(steps.as_mut_ptr());
     let next = AtomicUsize::new(0);
     let avx2 = has_avx2();
 
@@ -149,11 +159,12 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
                 input,
                 &mut pixels,
             );
-            simulate(net, &pixels, opts, &mut state, &mut row, avx2);
+            let used = simulate(net, &pixels, opts, &mut state, &mut row, avx2);
             // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the rows
             // written here are disjoint from every other worker's; the buffers outlive the scope.
             unsafe {
                 syn_out.row(i, n_layers).copy_from_slice(&row);
+                steps_out.row(i, 1)[0] = used as i32;
                 for (r, &l) in opts.record.iter().enumerate() {
                     let size = shapes[l].size();
                     to_chw(&state[l].counts, shapes[l], counts_out[r].row(i, size));
@@ -176,6 +187,7 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
         spike_counts,
         membrane,
         synops,
+        steps,
     })
 }
 
@@ -271,7 +283,24 @@ fn update_layer_leaky(
     update_layer::<true>(v, acc, mask, bias, threshold, dv)
 }
 
-/// Simulate one image: every step, the input layer, then each layer in order.
+/// The output decision: the output neuron with the most spikes, ties broken by the higher
+/// membrane potential, then by the lower index. `None` while the output layer has not spiked.
+pub fn decision(counts: &[i32], v: &[i32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for i in 0..counts.len() {
+        if counts[i] == 0 {
+            continue;
+        }
+        best = match best {
+            Some(b) if (counts[b], v[b]) >= (counts[i], v[i]) => Some(b),
+            _ => Some(i),
+        };
+    }
+    best
+}
+
+/// Simulate one image: every step, the input layer, then each layer in order. Returns the
+/// number of steps simulated.
 fn simulate(
     net: &Network,
     pixels: &[i32],
@@ -279,7 +308,7 @@ fn simulate(
     state: &mut [LayerState],
     synops: &mut [i64],
     avx2: bool,
-) {
+) -> usize {
     let shapes = net.shapes();
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
         .chain(net.layers.iter().map(|l| l.threshold))
@@ -293,7 +322,8 @@ fn simulate(
         st.prev_spikes.clear();
     }
     synops.fill(0);
-    for _ in 0..opts.timesteps {
+    let (mut last, mut stable) = (None, 0usize);
+    for t in 0..opts.timesteps {
         for st in state.iter_mut() {
             std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
         }
@@ -342,7 +372,21 @@ fn simulate(
             }
             finish_step(dst);
         }
+        if let Some(k) = opts.early_exit {
+            let out = state.last().expect("a network has an output layer");
+            let now = decision(&out.counts, &out.v);
+            stable = match now {
+                None => 0,
+                Some(_) if now == last => stable + 1,
+                Some(_) => 1,
+            };
+            last = now;
+            if stable >= k {
+                return t + 1;
+            }
+        }
     }
+    opts.timesteps
 }
 
 /// Collect this step's spikes from the mask and count them.
@@ -444,6 +488,7 @@ mod tests {
             v_init: 0.0,
             threads,
             record,
+            early_exit: None,
         }
     }
 
@@ -516,6 +561,29 @@ mod tests {
         assert_eq!(a.spike_counts, b.spike_counts);
         assert_eq!(a.membrane, b.membrane);
         assert_eq!(a.synops, b.synops);
+    }
+
+    #[test]
+    fn decision_breaks_ties_by_potential_then_index() {
+        assert_eq!(decision(&[0, 0, 0], &[5, 9, 1]), None);
+        assert_eq!(decision(&[2, 3, 3], &[0, 1, 1]), Some(1));
+        assert_eq!(decision(&[2, 3, 3], &[0, 1, 4]), Some(2));
+    }
+
+    #[test]
+    fn early_exit_stops_once_the_decision_is_stable() {
+        let input = Shape { c: 1, h: 1, w: 2 };
+        let net = Network::new(input, 255, &[dense(2, 2, 1, 1)]).unwrap();
+        let mut o = opts(50, 0, 1, vec![1]);
+        o.early_exit = Some(3);
+        // Output fires from step 1 on; both neurons tie, the decision (index 0) is stable at
+        // steps 1, 2, 3: the run stops after 3 steps.
+        let out = run(&net, &[255, 0], &o).unwrap();
+        assert_eq!(out.steps, vec![3]);
+        assert_eq!(out.spike_counts[0], vec![3, 3]);
+        // A dark image never makes the output spike: it runs to the end.
+        let out = run(&net, &[0, 0], &o).unwrap();
+        assert_eq!(out.steps, vec![50]);
     }
 
     #[test]

@@ -15,6 +15,6 @@ pub mod neuron;
 #[cfg(feature = "python")]
 mod python;
 
-pub use engine::{run, RunOptions, RunOutput};
+pub use engine::{decision, run, RunOptions, RunOutput};
 pub use error::{Error, ErrorKind, Result};
 pub use network::{LayerSpec, Network, Shape};

@@ -129,6 +129,7 @@ type RunArrays<'py> = (
     Vec<Bound<'py, PyArray1<i32>>>,
     Vec<Bound<'py, PyArray1<i32>>>,
     Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i32>>,
 );
 
 #[pymethods]
@@ -186,7 +187,8 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the Python signature
-    /// Run a uint8 batch; returns flat arrays per recorded layer and the flat synops `[N, L+1]`.
+    /// Run a uint8 batch; returns flat arrays per recorded layer, the flat synops `[N, L+1]` and
+    /// the steps simulated per image.
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -196,6 +198,7 @@ impl Engine {
         v_init: f64,
         threads: usize,
         record: Vec<usize>,
+        early_exit: Option<usize>,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -211,6 +214,7 @@ impl Engine {
             v_init,
             threads,
             record,
+            early_exit,
         };
         let net = &self.net;
         let result = py.detach(|| {
@@ -237,7 +241,8 @@ impl Engine {
             .map(|v| v.into_pyarray(py))
             .collect();
         let synops = out.synops.into_pyarray(py);
-        Ok((counts, mem, synops))
+        let steps = out.steps.into_pyarray(py);
+        Ok((counts, mem, synops, steps))
     }
 }
 

@@ -1,0 +1,113 @@
+"""Engine speed on the converted 32-64-10 with real Fashion-MNIST images, T = 16.
+
+Goals (issue "The Rust engine"): batch 1 on one thread at most 0.5 ms per image; 1,000 images
+on both cores at least 5x the images per second of the dense PyTorch simulation at its best
+batch size; halving the input spikes (darker images) cuts the engine's time by at least 35 %.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from torch_baseline import DenseTorchSNN
+
+T = 16
+
+
+def _best_of(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def test_batch1_one_thread(benchmark, converted, test_images):
+    net = converted.network
+    rec = [converted.output_layer]
+    imgs = iter(np.resize(np.arange(len(test_images)), 100_000))
+
+    def one():
+        i = next(imgs)
+        return net.run(test_images[i : i + 1], T, threads=1, record=rec)
+
+    benchmark.pedantic(one, rounds=300, warmup_rounds=20, iterations=1)
+    per_image_ms = benchmark.stats.stats.median * 1e3
+    benchmark.extra_info["ms_per_image_median"] = per_image_ms
+    benchmark.extra_info["paper_loihi_ms"] = 2.984
+    assert per_image_ms <= 0.5, f"batch-1 latency {per_image_ms:.3f} ms > 0.5 ms"
+
+
+def test_throughput_vs_dense_torch(benchmark, converted, test_images):
+    import torch
+
+    net = converted.network
+    torch.set_num_threads(os.cpu_count() or 1)
+    dense = DenseTorchSNN(net)
+    # Same integers: the dense simulation reproduces the engine's spike counts.
+    check = test_images[:50]
+    want = net.run(check, T).spike_counts
+    got = dense.run(check, T)
+    for l, (a, b) in enumerate(zip(want, got)):
+        np.testing.assert_array_equal(a, b, err_msg=f"layer {l}")
+
+    torch_ips = {}
+    for bs in (50, 200, 1000):
+        def run_all(bs=bs):
+            for i in range(0, len(test_images), bs):
+                dense.run(test_images[i : i + bs], T)
+
+        torch_ips[bs] = len(test_images) / _best_of(run_all, repeat=2)
+    best_bs = max(torch_ips, key=torch_ips.get)
+
+    rec = [converted.embedding_layer, converted.output_layer]
+    benchmark.pedantic(lambda: net.run(test_images, T, record=rec), rounds=5, warmup_rounds=1)
+    engine_ips = len(test_images) / benchmark.stats.stats.min
+    ratio = engine_ips / torch_ips[best_bs]
+    res = net.run(test_images, T, record=rec)
+    benchmark.extra_info.update(
+        engine_images_per_s=engine_ips,
+        torch_images_per_s=torch_ips,
+        torch_best_batch=best_bs,
+        speedup_vs_torch=ratio,
+        synaptic_events_per_s=float(res.synops.sum()) / benchmark.stats.stats.min,
+        synops_per_image=float(res.synops.sum(axis=1).mean()),
+    )
+    assert ratio >= 5.0, f"engine {engine_ips:.0f} img/s is {ratio:.1f}x torch, goal 5x"
+
+
+def test_halving_input_spikes(benchmark, converted, test_images):
+    net = converted.network
+    rec = [converted.output_layer]
+    dark = test_images // 2
+    full_spikes = net.run(test_images, T, record=[0]).spike_counts[0].sum()
+    dark_spikes = net.run(dark, T, record=[0]).spike_counts[0].sum()
+    t_full = _best_of(lambda: net.run(test_images, T, threads=1, record=rec), repeat=5)
+    benchmark.pedantic(lambda: net.run(dark, T, threads=1, record=rec), rounds=5)
+    t_dark = benchmark.stats.stats.min
+    cut = 1.0 - t_dark / t_full
+    benchmark.extra_info.update(
+        input_spike_ratio=float(dark_spikes / full_spikes), time_cut=cut,
+        full_s=t_full, dark_s=t_dark,
+    )
+    assert 0.45 <= dark_spikes / full_spikes <= 0.55
+    assert cut >= 0.35, f"halving input spikes cut time by {cut:.0%}, goal 35 %"
+
+
+@pytest.mark.parametrize("timesteps", [16, 128])
+def test_engine_latency_by_timesteps(benchmark, converted, test_images, timesteps):
+    """Engine latency at T = 16 and 128, batch 1 (one thread) and 1,000 images (all cores)."""
+    net = converted.network
+    rec = [converted.output_layer]
+    benchmark.pedantic(lambda: net.run(test_images, timesteps, record=rec), rounds=3)
+    b1 = _best_of(lambda: [net.run(test_images[i : i + 1], timesteps, threads=1, record=rec)
+                           for i in range(100)], repeat=3) / 100
+    benchmark.extra_info.update(
+        batch1_ms=b1 * 1e3,
+        batch1000_ms_per_image=benchmark.stats.stats.min / len(test_images) * 1e3,
+    )

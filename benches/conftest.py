@@ -1,0 +1,36 @@
+"""Shared fixtures of the benchmarks: real Fashion-MNIST images and the converted shipped model.
+
+Run with ``make bench`` (``pytest benches --benchmark-only``). Ratios against a baseline are
+measured in the same process and recorded in each benchmark's ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="session")
+def test_images() -> np.ndarray:
+    from snnfast.data import load_fashion_mnist
+
+    images, _ = load_fashion_mnist("test", limit=1000)
+    return images
+
+
+@pytest.fixture(scope="session")
+def converted():
+    """The shipped 32-64-10, converted with Algorithm 1 on 1,000 seeded training images."""
+    from snnfast.ann import SHIPPED_MODEL, load_model
+    from snnfast.convert import convert
+    from snnfast.data import load_fashion_mnist
+    from snnfast.pipeline import calibration_indices
+
+    arch, state, _ = load_model(SHIPPED_MODEL)
+    train, _ = load_fashion_mnist("train")
+    calib = train[calibration_indices(len(train))]
+    return convert(state, arch, calibration_images=calib)
