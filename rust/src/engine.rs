@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 use crate::network::{Layer, Network, Shape, Synapses};
-use crate::neuron::{gather_spikes, update_layer};
+use crate::neuron::{gather_spikes, update_layer, Acc};
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
@@ -46,7 +46,9 @@ pub struct RunOutput {
 /// Per-layer state of one worker, reused from image to image.
 struct LayerState {
     v: Vec<i32>,
+    /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
     acc: Vec<i32>,
+    acc16: Vec<i16>,
     mask: Vec<u8>,
     spikes: Vec<u32>,
     prev_spikes: Vec<u32>,
@@ -54,10 +56,11 @@ struct LayerState {
 }
 
 impl LayerState {
-    fn new(size: usize) -> Self {
+    fn new(size: usize, narrow: bool) -> Self {
         LayerState {
             v: vec![0; size],
-            acc: vec![0; size],
+            acc: vec![0; if narrow { 0 } else { size }],
+            acc16: vec![0; if narrow { size } else { 0 }],
             mask: vec![0; size],
             spikes: Vec::with_capacity(size),
             prev_spikes: Vec::with_capacity(size),
@@ -146,7 +149,13 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
     let avx2 = has_avx2();
 
     let worker = || {
-        let mut state: Vec<LayerState> = shapes.iter().map(|s| LayerState::new(s.size())).collect();
+        // The input layer has no synapses: its (always zero) accumulator is narrow.
+        let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
+        let mut state: Vec<LayerState> = shapes
+            .iter()
+            .zip(narrow)
+            .map(|(s, n)| LayerState::new(s.size(), n))
+            .collect();
         let mut pixels = vec![0i32; input.size()];
         let mut row = vec![0i64; n_layers];
         loop {
@@ -224,11 +233,13 @@ fn has_avx2() -> bool {
 /// and with AVX2 enabled, choosing at run time. Both run the same integer code, so they give
 /// the same result; the kernels are small standalone functions so that LLVM vectorises them.
 macro_rules! dispatch {
-    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $body:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+    (@pick $body:path) => { $body };
+    (@pick $body:path, $avx_body:path) => { $avx_body };
+    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $body:path $(| $avx_body:path)? [ $($arg:ident : $ty:ty),* ] -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         unsafe fn $avx($($arg: $ty),*) -> $ret {
-            $body($($arg),*)
+            dispatch!(@pick $body $(, $avx_body)?)($($arg),*)
         }
 
         $(#[$doc])*
@@ -246,41 +257,70 @@ macro_rules! dispatch {
 }
 
 dispatch! {
-    /// Scatter the synapses of this step's spikes into the accumulator.
-    fn scatter_any / scatter_avx2 => scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64
+    /// Scatter this step's spikes into an i32 accumulator.
+    fn scatter32 / scatter32_avx2 => scatter::<i32, false> | scatter::<i32, true> [layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]] -> i64
 }
 
 dispatch! {
-    /// Update a layer without leak.
-    fn update_any / update_avx2 => update_layer_plain(v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32) -> ()
+    /// Scatter this step's spikes into an i16 accumulator.
+    fn scatter16 / scatter16_avx2 => scatter::<i16, false> | scatter::<i16, true> [layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i16]] -> i64
 }
 
 dispatch! {
-    /// Update a leaky layer.
-    fn update_leaky_any / update_leaky_avx2 => update_layer_leaky(v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32) -> ()
+    /// Update a layer without leak (i32 accumulator).
+    fn update32 / update32_avx2 => update_layer::<i32, false> [v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
 }
 
-#[inline(always)]
-fn update_layer_plain(
-    v: &mut [i32],
-    acc: &mut [i32],
-    mask: &mut [u8],
-    bias: &[i32],
-    threshold: i32,
-) {
-    update_layer::<false>(v, acc, mask, bias, threshold, 0)
+dispatch! {
+    /// Update a layer without leak (i16 accumulator).
+    fn update16 / update16_avx2 => update_layer::<i16, false> [v: &mut [i32], acc: &mut [i16], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
 }
 
-#[inline(always)]
-fn update_layer_leaky(
-    v: &mut [i32],
-    acc: &mut [i32],
-    mask: &mut [u8],
-    bias: &[i32],
-    threshold: i32,
-    dv: i32,
-) {
-    update_layer::<true>(v, acc, mask, bias, threshold, dv)
+dispatch! {
+    /// Update a leaky layer (i32 accumulator).
+    fn leaky32 / leaky32_avx2 => update_layer::<i32, true> [v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
+}
+
+dispatch! {
+    /// Update a leaky layer (i16 accumulator).
+    fn leaky16 / leaky16_avx2 => update_layer::<i16, true> [v: &mut [i32], acc: &mut [i16], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
+}
+
+/// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
+/// Returns the synaptic events.
+#[inline]
+fn layer_step(avx2: bool, layer: &Layer, src: Shape, spikes: &[u32], dst: &mut LayerState) -> i64 {
+    let (th, dv) = (layer.threshold, layer.leak);
+    let st = dst;
+    let events = if layer.narrow {
+        let events = scatter16(avx2, layer, src, spikes, &mut st.acc16);
+        let update = if dv == 0 { update16 } else { leaky16 };
+        update(
+            avx2,
+            &mut st.v,
+            &mut st.acc16,
+            &mut st.mask,
+            &layer.bias,
+            th,
+            dv,
+        );
+        events
+    } else {
+        let events = scatter32(avx2, layer, src, spikes, &mut st.acc);
+        let update = if dv == 0 { update32 } else { leaky32 };
+        update(
+            avx2,
+            &mut st.v,
+            &mut st.acc,
+            &mut st.mask,
+            &layer.bias,
+            th,
+            dv,
+        );
+        events
+    };
+    finish_step(st);
+    events
 }
 
 /// The output decision: the output neuron with the most spikes, ties broken by the higher
@@ -317,6 +357,7 @@ fn simulate(
         let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
         st.v.fill(v0);
         st.acc.fill(0);
+        st.acc16.fill(0);
         st.counts.fill(0);
         st.spikes.clear();
         st.prev_spikes.clear();
@@ -330,47 +371,19 @@ fn simulate(
         // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
         {
             let st = &mut state[0];
-            update_any(
-                avx2,
-                &mut st.v,
-                &mut st.acc,
-                &mut st.mask,
-                pixels,
-                net.input_threshold,
-            );
+            let th = net.input_threshold;
+            update16(avx2, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th, 0);
             finish_step(st);
         }
         for (l, layer) in net.layers.iter().enumerate() {
             let (below, above) = state.split_at_mut(l + 1);
             let src = &below[l];
-            let dst = &mut above[0];
             let spikes = if opts.delay == 0 {
                 &src.spikes
             } else {
                 &src.prev_spikes
             };
-            synops[l + 1] += scatter_any(avx2, layer, shapes[l], spikes, &mut dst.acc);
-            if layer.leak == 0 {
-                update_any(
-                    avx2,
-                    &mut dst.v,
-                    &mut dst.acc,
-                    &mut dst.mask,
-                    &layer.bias,
-                    layer.threshold,
-                );
-            } else {
-                update_leaky_any(
-                    avx2,
-                    &mut dst.v,
-                    &mut dst.acc,
-                    &mut dst.mask,
-                    &layer.bias,
-                    layer.threshold,
-                    layer.leak,
-                );
-            }
-            finish_step(dst);
+            synops[l + 1] += layer_step(avx2, layer, shapes[l], spikes, &mut above[0]);
         }
         if let Some(k) = opts.early_exit {
             let out = state.last().expect("a network has an output layer");
@@ -401,7 +414,12 @@ fn finish_step(st: &mut LayerState) {
 /// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
 /// `acc`; returns the number of synaptic events.
 #[inline(always)]
-fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
+fn scatter<A: Acc, const AVX2: bool>(
+    layer: &Layer,
+    src: Shape,
+    spikes: &[u32],
+    acc: &mut [A],
+) -> i64 {
     let mut events = 0i64;
     match &layer.synapses {
         Synapses::Conv {
@@ -426,7 +444,7 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
                     for &(ky, oy) in rs {
                         let w0 = ((c * k + ky as usize) * k + kxf as usize) * o;
                         let a0 = (oy as usize * out_w + ox as usize) * o;
-                        add_into(&mut acc[a0..a0 + len], &weight[w0..w0 + len]);
+                        A::add_run::<AVX2>(&mut acc[a0..a0 + len], &weight[w0..w0 + len]);
                     }
                 } else {
                     let cs = cols.of(x);
@@ -437,7 +455,7 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
                         for &(kx, ox) in cs {
                             let w0 = (wrow + k - 1 - kx as usize) * o;
                             let a0 = (arow + ox as usize) * o;
-                            add_into(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                            A::add_run::<AVX2>(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
                         }
                     }
                 }
@@ -450,7 +468,8 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
                 let c = s % src.c;
                 let (ox, oy) = (((s / src.c) % src.w) / k, (s / (src.c * src.w)) / k);
                 if ox < out.w && oy < out.h {
-                    acc[(oy * out.w + ox) * out.c + c] += *weight;
+                    let a = &mut acc[(oy * out.w + ox) * out.c + c];
+                    *a = a.add(*weight);
                     events += 1;
                 }
             }
@@ -459,21 +478,12 @@ fn scatter(layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]) -> i64 {
             let o = *out;
             for &s in spikes {
                 let w0 = s as usize * o;
-                add_into(acc, &weight[w0..w0 + o]);
+                A::add_run::<AVX2>(acc, &weight[w0..w0 + o]);
             }
             events = (spikes.len() * o) as i64;
         }
     }
     events
-}
-
-#[inline(always)]
-fn add_into(acc: &mut [i32], w: &[i32]) {
-    let n = w.len();
-    let acc = &mut acc[..n];
-    for j in 0..n {
-        acc[j] += w[j];
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod network;
 pub mod neuron;
+pub mod simd;
 
 #[cfg(feature = "python")]
 mod python;

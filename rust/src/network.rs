@@ -101,11 +101,11 @@ impl Reach {
 /// The synapses into a layer, arranged for scattering.
 #[derive(Debug, Clone)]
 pub(crate) enum Synapses {
-    /// `weight[((c_in · k + ky) · k + (k − 1 − kx)) · out_ch + o]`, widened to i32: the kernel
+    /// `weight[((c_in · k + ky) · k + (k − 1 − kx)) · out_ch + o]`: the kernel
     /// is flipped along x so that, with stride 1, the synapses of one spike onto one output row
     /// are a single contiguous run of weights landing on a contiguous run of outputs.
     Conv {
-        weight: Vec<i32>,
+        weight: Vec<i16>,
         kernel: usize,
         out_ch: usize,
         rows: Reach,
@@ -115,11 +115,11 @@ pub(crate) enum Synapses {
     },
     Pool {
         kernel: usize,
-        weight: i32,
+        weight: i16,
     },
     /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i` (H, W, C index).
     Dense {
-        weight: Vec<i32>,
+        weight: Vec<i16>,
         out: usize,
     },
 }
@@ -133,6 +133,9 @@ pub struct Layer {
     pub(crate) bias: Vec<i32>,
     pub threshold: i32,
     pub leak: i32,
+    /// The synaptic input of one step always fits i16 (sum of |weights| into any neuron
+    /// ≤ 32767): the engine accumulates it in i16, twice as many lanes per vector.
+    pub(crate) narrow: bool,
 }
 
 /// A validated, compiled network. Layer 0 is the input layer (uint8 pixels as bias).
@@ -262,8 +265,9 @@ fn check_common(spec: &LayerSpec, channels: usize, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The largest input current a neuron can receive must keep `v + z` inside i32.
-fn check_current(max_abs_input: i64, bias: &[i32], name: &str) -> Result<()> {
+/// The largest input current a neuron can receive must keep `v + z` inside i32. Returns
+/// whether the synaptic part alone fits i16 (the layer can accumulate narrow).
+fn check_current(max_abs_input: i64, bias: &[i32], name: &str) -> Result<bool> {
     let max_bias = bias.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
     let worst = max_abs_input + max_bias + V_MAX as i64 + 1;
     if worst > i32::MAX as i64 {
@@ -273,7 +277,7 @@ fn check_current(max_abs_input: i64, bias: &[i32], name: &str) -> Result<()> {
              potential; scale weights or bias down"
         )));
     }
-    Ok(())
+    Ok(max_abs_input <= i16::MAX as i64)
 }
 
 fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
@@ -318,7 +322,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 h: (prev.h + 2 * p - k) / s + 1,
                 w: (prev.w + 2 * p - k) / s + 1,
             };
-            let mut wt = vec![0i32; o * ci * k * k];
+            let mut wt = vec![0i16; o * ci * k * k];
             let mut max_abs = 0i64;
             for oc in 0..o {
                 let mut sum = 0i64;
@@ -327,13 +331,13 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                         for kx in 0..k {
                             let w = weight[((oc * ci + c) * k + ky) * k + kx];
                             sum += (w as i64).abs();
-                            wt[((c * k + ky) * k + (k - 1 - kx)) * o + oc] = w as i32;
+                            wt[((c * k + ky) * k + (k - 1 - kx)) * o + oc] = w;
                         }
                     }
                 }
                 max_abs = max_abs.max(sum);
             }
-            check_current(max_abs, &spec.bias, name)?;
+            let narrow = check_current(max_abs, &spec.bias, name)?;
             let cols = Reach::new(prev.w, shape.w, k, s, p);
             // With stride 1, input column x reaches output columns x + p − kx: consecutive
             // outputs for consecutive flipped kx.
@@ -361,6 +365,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 bias: spec.bias.clone(),
                 threshold: spec.threshold,
                 leak: spec.leak,
+                narrow,
             })
         }
         LayerKind::AvgPool2d { kernel, weight } => {
@@ -381,7 +386,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 ..spec.clone()
             };
             check_common(&spec, prev.c, name)?;
-            check_current((k * k) as i64 * (*weight as i64).abs(), &spec.bias, name)?;
+            let narrow = check_current((k * k) as i64 * (*weight as i64).abs(), &spec.bias, name)?;
             Ok(Layer {
                 shape: Shape {
                     c: prev.c,
@@ -390,11 +395,12 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 },
                 synapses: Synapses::Pool {
                     kernel: k,
-                    weight: *weight as i32,
+                    weight: *weight,
                 },
                 bias: spec.bias,
                 threshold: spec.threshold,
                 leak: spec.leak,
+                narrow,
             })
         }
         LayerKind::Dense { weight, out, inp } => {
@@ -422,14 +428,14 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
             }
             check_common(spec, o, name)?;
             // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
-            let mut wt = vec![0i32; o * n];
+            let mut wt = vec![0i16; o * n];
             for c in 0..prev.c {
                 for y in 0..prev.h {
                     for x in 0..prev.w {
                         let chw = (c * prev.h + y) * prev.w + x;
                         let hwc = (y * prev.w + x) * prev.c + c;
                         for oc in 0..o {
-                            wt[hwc * o + oc] = weight[oc * n + chw] as i32;
+                            wt[hwc * o + oc] = weight[oc * n + chw];
                         }
                     }
                 }
@@ -443,13 +449,14 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 })
                 .max()
                 .unwrap_or(0);
-            check_current(max_abs, &spec.bias, name)?;
+            let narrow = check_current(max_abs, &spec.bias, name)?;
             Ok(Layer {
                 shape: Shape { c: o, h: 1, w: 1 },
                 synapses: Synapses::Dense { weight: wt, out: o },
                 bias: spec.bias.clone(),
                 threshold: spec.threshold,
                 leak: spec.leak,
+                narrow,
             })
         }
     }

@@ -12,6 +12,58 @@
 //! Everything stays in `i32`: the network validation guarantees `|v| + |z| < 2^31`, and the leak
 //! product is split so it cannot overflow.
 
+use crate::simd;
+
+/// The per-step synaptic accumulator of a layer: `i32`, or `i16` where the layer's weights
+/// guarantee that one step's input fits (see `Layer::narrow`).
+pub trait Acc: Copy + Default + Send + Sync {
+    /// `self + w`; cannot overflow for a layer validated for this accumulator.
+    fn add(self, w: i16) -> Self;
+    fn get(self) -> i32;
+    /// `acc[j] += w[j]` over a run, with AVX2 when `AVX2` (the caller checked the processor).
+    fn add_run<const AVX2: bool>(acc: &mut [Self], w: &[i16]);
+}
+
+impl Acc for i16 {
+    #[inline(always)]
+    fn add(self, w: i16) -> i16 {
+        self.wrapping_add(w)
+    }
+    #[inline(always)]
+    fn get(self) -> i32 {
+        self as i32
+    }
+    #[inline(always)]
+    fn add_run<const AVX2: bool>(acc: &mut [i16], w: &[i16]) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
+            return unsafe { simd::add_i16_avx2(acc, w) };
+        }
+        simd::add_i16(acc, w)
+    }
+}
+
+impl Acc for i32 {
+    #[inline(always)]
+    fn add(self, w: i16) -> i32 {
+        self.wrapping_add(w as i32)
+    }
+    #[inline(always)]
+    fn get(self) -> i32 {
+        self
+    }
+    #[inline(always)]
+    fn add_run<const AVX2: bool>(acc: &mut [i32], w: &[i16]) {
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
+            return unsafe { simd::add_i32_avx2(acc, w) };
+        }
+        simd::add_i32(acc, w)
+    }
+}
+
 /// Lowest membrane potential (24-bit signed).
 pub const V_MIN: i32 = -(1 << 23);
 /// Highest membrane potential (24-bit signed).
@@ -49,9 +101,9 @@ pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32,
 /// neuron spiked) are laid out position-major with `channels` innermost, and `bias` has one entry
 /// per channel. Branch-free and indexed so that the compiler vectorises it.
 #[inline(always)]
-pub fn update_layer<const LEAKY: bool>(
+pub fn update_layer<A: Acc, const LEAKY: bool>(
     v: &mut [i32],
-    acc: &mut [i32],
+    acc: &mut [A],
     mask: &mut [u8],
     bias: &[i32],
     threshold: i32,
@@ -66,9 +118,9 @@ pub fn update_layer<const LEAKY: bool>(
     {
         let (vs, accs, ms) = (&mut vs[..c], &mut accs[..c], &mut ms[..c]);
         for j in 0..c {
-            let (nv, s) = step::<LEAKY>(vs[j], bias[j] + accs[j], threshold, dv);
+            let (nv, s) = step::<LEAKY>(vs[j], bias[j] + accs[j].get(), threshold, dv);
             vs[j] = nv;
-            accs[j] = 0;
+            accs[j] = A::default();
             ms[j] = s as u8;
         }
     }
