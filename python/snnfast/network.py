@@ -243,6 +243,7 @@ class Network:
     input_threshold: int = 255
     _engine: Any = field(init=False, repr=False, default=None)
     _shapes: list[tuple[int, ...]] = field(init=False, repr=False, default_factory=list)
+    _sizes: list[int] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in np.asarray(self.input_shape).reshape(-1))
@@ -265,6 +266,7 @@ class Network:
         specs = [_layer_spec(layer) for layer in checked]
         self._engine = _core.Engine(specs, list(shape), self.input_threshold)
         self._shapes = [tuple(s) for s in self._engine.shapes()]
+        self._sizes = [int(np.prod(s)) for s in self._shapes]
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class Network:
     @property
     def sizes(self) -> list[int]:
         """Number of neurons in each layer, input first."""
-        return [int(np.prod(s)) for s in self._shapes]
+        return list(self._sizes)
 
     @property
     def thresholds(self) -> list[int]:

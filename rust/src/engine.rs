@@ -11,6 +11,7 @@
 //! of the outputs. Results do not depend on the batch size or the thread count.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::network::{Layer, Network, Shape, Synapses};
@@ -69,6 +70,35 @@ impl LayerState {
     }
 }
 
+/// Per-worker simulation state kept between runs of one network, so that running a single
+/// image allocates nothing large. Use one `Workspaces` with one network only.
+#[derive(Default)]
+pub struct Workspaces(Mutex<Vec<Vec<LayerState>>>);
+
+impl Workspaces {
+    fn take(&self, net: &Network) -> Vec<LayerState> {
+        let cached = self.0.lock().map(|mut v| v.pop()).unwrap_or(None);
+        match cached {
+            Some(state) if state.len() == net.layers.len() + 1 => state,
+            _ => {
+                // The input layer has no synapses: its (always zero) accumulator is narrow.
+                let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
+                net.shapes()
+                    .iter()
+                    .zip(narrow)
+                    .map(|(s, n)| LayerState::new(s.size(), n))
+                    .collect()
+            }
+        }
+    }
+
+    fn give(&self, state: Vec<LayerState>) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(state);
+        }
+    }
+}
+
 /// Raw pointer to an output buffer, shared by the workers; each image's row is written by
 /// exactly one worker.
 #[derive(Clone, Copy)]
@@ -88,6 +118,16 @@ impl<T> Out<T> {
 
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
 pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput> {
+    run_with(net, images, opts, &Workspaces::default())
+}
+
+/// [`run`], reusing the per-worker state kept in `workspaces` (which belong to `net`).
+pub fn run_with(
+    net: &Network,
+    images: &[u8],
+    opts: &RunOptions,
+    workspaces: &Workspaces,
+) -> Result<RunOutput> {
     let input = net.input;
     let n_img = if input.size() == 0 {
         0
@@ -149,13 +189,7 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
     let avx2 = has_avx2();
 
     let worker = || {
-        // The input layer has no synapses: its (always zero) accumulator is narrow.
-        let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
-        let mut state: Vec<LayerState> = shapes
-            .iter()
-            .zip(narrow)
-            .map(|(s, n)| LayerState::new(s.size(), n))
-            .collect();
+        let mut state = workspaces.take(net);
         let mut pixels = vec![0i32; input.size()];
         let mut row = vec![0i64; n_layers];
         loop {
@@ -181,6 +215,7 @@ pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput>
                 }
             }
         }
+        workspaces.give(state);
     };
     let threads = opts.threads.clamp(1, n_img);
     if threads == 1 {

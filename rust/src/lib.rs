@@ -16,6 +16,6 @@ pub mod simd;
 #[cfg(feature = "python")]
 mod python;
 
-pub use engine::{decision, run, RunOptions, RunOutput};
+pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces};
 pub use error::{Error, ErrorKind, Result};
 pub use network::{LayerSpec, Network, Shape};

@@ -4,7 +4,7 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::engine::{self, RunOptions};
+use crate::engine::{self, RunOptions, Workspaces};
 use crate::error::{Error, ErrorKind};
 use crate::network::{LayerKind, LayerSpec, Network, Shape};
 
@@ -123,6 +123,7 @@ fn layer_spec(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<LayerSpec> {
 #[pyclass(module = "snnfast._core", frozen)]
 struct Engine {
     net: Network,
+    workspaces: Workspaces,
 }
 
 type RunArrays<'py> = (
@@ -158,7 +159,10 @@ impl Engine {
         let threshold = i32::try_from(input_threshold)
             .map_err(|_| ConfigError::new_err("input layer: threshold must fit int32"))?;
         let net = Network::new(input, threshold, &specs).map_err(to_py)?;
-        Ok(Engine { net })
+        Ok(Engine {
+            net,
+            workspaces: Workspaces::default(),
+        })
     }
 
     /// Shapes of all layers, input first: (C, H, W), or (O,) for dense layers.
@@ -216,10 +220,10 @@ impl Engine {
             record,
             early_exit,
         };
-        let net = &self.net;
+        let (net, ws) = (&self.net, &self.workspaces);
         let result = py.detach(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::run(net, slice, &opts)
+                engine::run_with(net, slice, &opts, ws)
             }))
         });
         let out = match result {
