@@ -1,0 +1,397 @@
+"""The ``snnfast`` command line: the pipeline's stages one by one, plus ``demo``.
+
+``snnfast demo`` is the main job: the shipped 32-64-10 on Fashion-MNIST, converted with
+Algorithm 1, embedded by the SNN, indexed with hnswlib, scored beside the paper's Table 2, with
+the chip model's mapping and energy estimate, and a PNG of queries and their nearest images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import atomic_write
+from .errors import ModelFormatError, SnnfastError
+
+__all__ = ["main"]
+
+# The paper's Table 2 (Liu et al. 2022): classification, top-1, top-3 accuracy in %.
+PAPER_TABLE2 = {
+    "ANN": (90.07, 87.49, 94.55),
+    "SNN(16)": (85.05, 85.55, 93.56),
+    "SNN(128)": (90.01, 86.58, 93.93),
+}
+EMBEDDINGS_FORMAT = "snnfast.embeddings"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:6.2f}"
+
+
+def table2(results: Sequence[dict[str, Any]]) -> str:
+    """Our metrics beside the paper's Table 2 (percent)."""
+    lines = [
+        f"{'model':<10}{'class.':>8}{'top-1':>8}{'top-3':>8}{'mAP@10':>8}{'recall@10':>10}   "
+        f"paper: class. / top-1 / top-3",
+    ]
+    for r in results:
+        paper = PAPER_TABLE2.get(r["name"])
+        ref = " / ".join(f"{p:.2f}" for p in paper) if paper else "—"
+        lines.append(
+            f"{r['name']:<10}{_pct(r.get('classification_accuracy')):>8}"
+            f"{_pct(r.get('top1_accuracy')):>8}{_pct(r.get('top3_accuracy')):>8}"
+            f"{_pct(r.get('map_at_10')):>8}{_pct(r.get('recall_at_10')):>10}   {ref}"
+        )
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_write(path, "w") as fh:
+        json.dump(data, fh, indent=2, default=float)
+
+
+# -- subcommands ------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    result = train(
+        args.arch,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        progress=not args.quiet,
+    )
+    result.save(args.out)
+    meta = result.metadata()
+    print(
+        f"{args.arch}: train {_pct(meta['train_accuracy'])} %, val {_pct(meta['val_accuracy'])} %"
+        f", test {_pct(meta['test_accuracy'])} % (best epoch {meta['best_epoch']}) -> {args.out}"
+    )
+    return 0
+
+
+def _convert(args: argparse.Namespace):
+    from . import ann
+    from .convert import ConversionConfig, convert
+    from .data import load_fashion_mnist
+    from .pipeline import calibration_indices
+
+    arch, state, _ = ann.load_model(args.model)
+    train_x, _ = load_fashion_mnist("train")
+    calib = train_x[calibration_indices(len(train_x), args.calibration_size, args.seed)]
+    config = ConversionConfig(rounding=args.rounding)
+    return convert(state, arch, calibration_images=calib, config=config)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    model = _convert(args)
+    model.save(args.out)
+    print(f"converted {model.arch}: thresholds {model.thresholds} -> {args.out}")
+    return 0
+
+
+def _load_converted(path: str):
+    from .convert import ConvertedModel
+
+    return ConvertedModel.load(path)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .embed import embed
+
+    model = _load_converted(args.converted)
+    images, labels = load_fashion_mnist(args.split, limit=args.limit)
+    emb = embed(
+        model,
+        images,
+        readout=args.readout,
+        timesteps=args.timesteps,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    header = {"format": EMBEDDINGS_FORMAT, "split": args.split, **emb.meta.__dict__}
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        vectors=emb.vectors,
+        predictions=emb.predictions,
+        labels=labels,
+        header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+    )
+    with atomic_write(args.out) as fh:
+        fh.write(buf.getvalue())
+    acc = float(np.mean(emb.predictions == labels))
+    print(
+        f"{len(labels)} {args.split} embeddings {emb.vectors.shape[1]}-d ({args.readout}, "
+        f"T={args.timesteps}), classification {_pct(acc)} % -> {args.out}"
+    )
+    return 0
+
+
+def _load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    from .retrieval import IndexMeta
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            vectors, preds, labels = z["vectors"], z["predictions"], z["labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelFormatError(f"{path} is not a readable embeddings file: {exc}") from exc
+    if header.get("format") != EMBEDDINGS_FORMAT:
+        raise ModelFormatError(f"{path} is not an snnfast embeddings file")
+    meta = IndexMeta(header["model_id"], header["readout"], header["timesteps"], header["dim"])
+    return vectors, preds, labels, meta
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .retrieval import RetrievalIndex
+
+    vectors, _, labels, meta = _load_embeddings(args.embeddings)
+    index = RetrievalIndex.build(vectors, labels, meta, threads=args.threads)
+    index.save(args.out)
+    print(f"index of {len(labels)} vectors ({meta.readout}, T={meta.timesteps}) -> {args.out}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .retrieval import RetrievalIndex
+
+    index = RetrievalIndex.load(args.index)
+    vectors, _, labels, meta = _load_embeddings(args.queries)
+    ids = np.asarray(args.ids if args.ids else range(min(5, len(vectors))), dtype=np.int64)
+    if ids.min() < 0 or ids.max() >= len(vectors):
+        raise SnnfastError(f"query ids must be in [0, {len(vectors) - 1}]")
+    found = index.search(vectors[ids], args.k, meta)
+    for q, row in enumerate(ids):
+        hits = ", ".join(
+            f"{i} (label {lab}, d={d:.3f})"
+            for i, lab, d in zip(found.ids[q], found.labels[q], found.distances[q])
+        )
+        print(f"query {row} (label {labels[row]}): {hits}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    report = run_pipeline(
+        args.model,
+        timesteps=tuple(args.timesteps),
+        readout=args.readout,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        threads=args.threads,
+        progress=not args.quiet,
+        delay=args.delay,
+        v_init=args.v_init,
+    )
+    print(table2(report["results"]))
+    if args.json:
+        _write_json(Path(args.json), report)
+    return 0
+
+
+def cmd_chip(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .energy import compare_with_paper, estimate_network
+    from .plots import core_map
+
+    try:
+        model = _load_converted(args.model)
+    except ModelFormatError:  # an ANN model file: convert it first
+        model = _convert(args)
+    images, _ = load_fashion_mnist("test", limit=args.n_images)
+    reports = []
+    mapping = None
+    for T in args.timesteps:
+        mapping, report = estimate_network(model.network, images, timesteps=T, threads=args.threads)
+        reports.append(report)
+    assert mapping is not None
+    print(mapping.report())
+    for report in reports:
+        print()
+        print(report.report())
+    if any(r.timesteps in (16, 128) for r in reports):
+        print()
+        print(compare_with_paper(reports))
+    if args.png:
+        core_map(mapping, args.png, title=f"{model.arch} on Loihi 1 cores")
+        print(f"core map -> {args.png}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+    from .energy import compare_with_paper, estimate_network
+    from .pipeline import run_pipeline
+    from .plots import core_map
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    report = run_pipeline(
+        None,
+        timesteps=tuple(args.timesteps),
+        n_train=args.n_train,
+        n_test=args.n_test,
+        threads=args.threads,
+        progress=not args.quiet,
+        grid_path=out / "queries.png",
+    )
+    print(
+        f"\nFashion-MNIST retrieval, shipped {report['arch']} "
+        f"({report['n_train']} corpus images, {report['n_test']} queries)"
+    )
+    print(table2(report["results"]))
+
+    from . import ann
+    from .convert import convert
+    from .pipeline import calibration_indices
+
+    arch, state, _ = ann.load_model(None)
+    train_x, _ = load_fashion_mnist("train")
+    model = convert(state, arch, calibration_images=train_x[calibration_indices(len(train_x))])
+    test_x, _ = load_fashion_mnist("test", limit=200)
+    energy = []
+    mapping = None
+    for T in args.timesteps:
+        mapping, rep = estimate_network(model.network, test_x, timesteps=T, threads=args.threads)
+        energy.append(rep)
+    assert mapping is not None
+    print("\nLoihi 1 chip model (200 test images):")
+    print(mapping.report())
+    if any(r.timesteps in (16, 128) for r in energy):
+        print(compare_with_paper(energy))
+    core_map(mapping, out / "core_map.png", title=f"{arch} on Loihi 1 cores")
+    report["chip"] = {
+        "n_cores": mapping.n_cores,
+        "n_chips": mapping.n_chips,
+        "cores_per_layer": mapping.cores_per_layer,
+        "energy": [
+            {
+                "timesteps": r.timesteps,
+                "latency_s": r.latency_s,
+                "dynamic_energy_j": r.dynamic_energy_j,
+                "total_energy_j": r.total_energy_j,
+            }
+            for r in energy
+        ],
+    }
+    _write_json(out / "demo.json", report)
+    print(
+        f"\nwrote {out / 'demo.json'}, {out / 'queries.png'}, {out / 'core_map.png'} "
+        f"in {time.perf_counter() - t0:.0f} s"
+    )
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``snnfast`` command."""
+    p = argparse.ArgumentParser(prog="snnfast", description=__doc__.split("\n")[0])
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("train", help="train a Table-1 CNN with PyTorch (needs snnfast[train])")
+    s.add_argument("arch", help="architecture, e.g. 32-64-10")
+    s.add_argument("--out", required=True, help="model file (.npz)")
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.set_defaults(func=cmd_train)
+
+    def conversion_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--calibration-size", type=int, default=1000)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--rounding", choices=["truncate", "round"], default="truncate")
+
+    s = sub.add_parser("convert", help="convert an ANN model file with Algorithm 1")
+    s.add_argument("model", help="ANN model file (snnfast train)")
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
+    conversion_args(s)
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("embed", help="embed a Fashion-MNIST split with a converted model")
+    s.add_argument("converted", help="converted model file (snnfast convert)")
+    s.add_argument("--split", choices=["train", "test"], default="test")
+    s.add_argument("--limit", type=int, default=None, help="first N images only")
+    s.add_argument("--readout", choices=["membrane", "spike_count", "ann"], default="membrane")
+    s.add_argument("--timesteps", type=int, default=16)
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--out", required=True, help="embeddings file (.npz)")
+    s.set_defaults(func=cmd_embed)
+
+    s = sub.add_parser("index", help="build an hnswlib cosine index over embeddings")
+    s.add_argument("embeddings", help="embeddings file (snnfast embed)")
+    s.add_argument("--out", required=True, help="index file")
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="nearest neighbours of some query embeddings")
+    s.add_argument("index", help="index file (snnfast index)")
+    s.add_argument("queries", help="embeddings file of the queries (snnfast embed)")
+    s.add_argument("--ids", type=int, nargs="*", help="query rows (default the first 5)")
+    s.add_argument("-k", type=int, default=3)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
+    s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
+    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
+    s.add_argument("--readout", choices=["membrane", "spike_count"], default="membrane")
+    s.add_argument("--n-train", type=int, default=None)
+    s.add_argument("--n-test", type=int, default=None)
+    s.add_argument("--delay", type=int, default=0)
+    s.add_argument("--v-init", type=float, default=0.0)
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("chip", help="map a model onto Loihi 1 cores and estimate its energy")
+    s.add_argument("model", help="converted model file, or an ANN model file to convert")
+    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
+    s.add_argument("--n-images", type=int, default=200)
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--png", default=None, help="write the core map (the paper's Fig 3)")
+    conversion_args(s)
+    s.set_defaults(func=cmd_chip)
+
+    s = sub.add_parser("demo", help="the main job: the shipped model end to end")
+    s.add_argument("--out", default="runs/demo", help="output folder")
+    s.add_argument("--timesteps", type=int, nargs="+", default=[16])
+    s.add_argument("--n-train", type=int, default=None)
+    s.add_argument("--n-test", type=int, default=None)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``snnfast`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SnnfastError as exc:
+        print(f"snnfast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snnfast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

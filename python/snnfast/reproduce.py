@@ -1,0 +1,1133 @@
+"""``snnfast reproduce OUTDIR``: the paper's Tables 1-5 and Figs 3-6, with our numbers beside them.
+
+:func:`reproduce` writes ``OUTDIR/report.md`` (every number of the paper next to ours and the
+difference), ``OUTDIR/results.json`` (the same, machine-readable) and four PNGs:
+
+- **Table 1**: the twelve architectures trained with :func:`snnfast.train.train`, converted
+  with Algorithm 1 and simulated; ANN train / validation / test accuracy and SNN test accuracy at
+  ``table1_timesteps`` (128 by default: the paper's SNN column for ``32-64-10``, 90.01 %, is its
+  Table 2 SNN(128) figure), and deployability on one Loihi 1 chip from
+  :func:`snnfast.chip.table1_deployability`, with the reason where a network does not fit.
+- **Table 2**: classification, top-1, top-3 (and our mAP@10, recall@10) of the ANN, SNN(16) and
+  SNN(128), from :func:`snnfast.pipeline.run_pipeline` on the Table-2 model (the shipped
+  ``32-64-10`` by default).
+- **Tables 3-5**: latency measured on this machine (PyTorch and NumPy ANN, batch 1 and a large
+  batch; the snnfast engine, batch 1 on one thread and a large batch on all threads, at T = 16
+  and 128), CPU power and energy from RAPL where readable, and the Loihi 1 chip model's latency,
+  power and energy estimates (:mod:`snnfast.energy`), beside the paper's rows.
+- **Fig 3** core map; **Fig 4** classification / top-1 / top-3 against time steps, mean and
+  sample standard deviation over independently trained networks; **Fig 5** runtime against time
+  steps (the engine measured here, the chip model, the paper's two measurements); **Fig 6** one
+  query per class with three random same-class corpus images, the ANN's and the SNN's top 3.
+
+**Resuming.** Trained models, evaluations and measurements are cached under ``OUTDIR/cache``.
+Each entry is named by a hash of everything that decides it (recipe, model file, conversion,
+time steps, image counts, ...) and stores that key; an entry is used only when it parses and its
+stored key equals the one asked for. Every file is written atomically (:func:`atomic_write`), so
+an interrupted run (Ctrl-C included) leaves either a complete entry or none; a rerun computes only
+what is missing.
+
+**Calibration.** Every conversion here takes its Algorithm-1 calibration images from the whole
+training set (:func:`snnfast.pipeline.calibration_indices` over 60,000 images), so a model's
+SNN is the same whatever corpus size an experiment uses. :func:`run_pipeline` (Table 2) draws
+them from its corpus, which is the same when its corpus is the whole training set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import ann, latency
+from ._core import __version__
+from ._io import atomic_write
+from .chip import TABLE1_SPECS, map_network, table1_deployability
+from .convert import ConversionConfig, ConvertedModel, convert
+from .data import load_fashion_mnist
+from .embed import embed
+from .energy import PAPER_LOIHI, compare_with_paper, estimate_network
+from .errors import ConfigError, ModelFormatError
+from .metrics import evaluate_retrieval
+from .pipeline import calibration_indices, run_pipeline
+from .retrieval import RetrievalIndex
+
+__all__ = [
+    "FIGURES",
+    "PAPER_TABLE1",
+    "PAPER_TABLE1_TIMESTEPS",
+    "PAPER_TABLE3",
+    "PAPER_TABLE4",
+    "PAPER_TABLE5",
+    "TRAINED",
+    "ReproduceConfig",
+    "full_config",
+    "quick_config",
+    "render_report",
+    "reproduce",
+    "tiny_config",
+]
+
+# -- the paper's numbers (Liu et al. 2022, PLoS ONE 17(4): e0264364) --------------------------
+
+PAPER_TABLE1: dict[str, tuple[float, float, float, float | None]] = {
+    # architecture: ANN train, ANN validation, ANN test, SNN test accuracy (%); None = N/A
+    "4-8-10": (85.03, 85.37, 83.96, 83.73),
+    "8-16-10": (89.11, 88.43, 87.41, 86.98),
+    "16-32-10": (89.41, 88.72, 87.85, 87.41),
+    "32-64-10": (93.99, 90.68, 90.07, 90.01),
+    "4-8-16-10": (87.47, 87.20, 86.16, 86.02),
+    "8-16-32-10": (90.43, 89.03, 88.40, 76.54),
+    "16-32-64-10": (90.36, 89.25, 87.91, 87.85),
+    "32-64-128-10": (93.37, 90.08, 89.43, 88.18),
+    "4-8-16-32-10": (89.14, 88.57, 87.87, 87.49),
+    "8-16-32-64-10": (92.11, 90.20, 89.51, 84.19),
+    "16-32-64-128-10": (94.27, 90.60, 89.76, 85.79),
+    "32-64-128-256-10": (93.38, 90.78, 90.21, None),
+}
+"""The paper's Table 1. The last network was not deployable on Loihi (maximum fan-in)."""
+
+PAPER_TABLE1_TIMESTEPS = 128
+"""Time steps behind Table 1's SNN column: its 32-64-10 entry equals Table 2's SNN(128)."""
+
+PAPER_TABLE3: tuple[tuple[str, int, str, float], ...] = (
+    # model, batch size, hardware, runtime per example (ms)
+    ("ANN", 1, "Intel Xeon CPU (Gold 6148)", 0.216),
+    ("ANN", 262144, "Intel Xeon CPU (Gold 6148)", 0.0073),
+    ("ANN", 1, "Intel CPU (i7-8750H)", 0.2634),
+    ("ANN", 128, "Intel CPU (i7-8750H)", 0.013),
+    ("ANN", 1, "ARM CPU (Cortex-A72)", 0.778),
+    ("ANN", 2048, "ARM CPU (Cortex-A72)", 0.356),
+    ("ANN", 1, "NVIDIA GPU (V100)", 1.296),
+    ("ANN", 4096, "NVIDIA GPU (V100)", 0.0075),
+    ("ANN", 1, "NVIDIA GPU (T4)", 1.204),
+    ("ANN", 4096, "NVIDIA GPU (T4)", 0.010),
+    ("SNN (16)", 1, "Loihi chip (neuromorphic cores)", 2.984),
+    ("SNN (128)", 1, "Loihi chip (neuromorphic cores)", 11.976),
+)
+"""The paper's Table 3, inference latency."""
+
+PAPER_TABLE4: tuple[tuple[str, int, str, float, float, float], ...] = (
+    # model, batch size, hardware, static, dynamic, total power (W)
+    ("ANN", 1, "Intel Xeon CPU (Gold 6148)", 196, 19.1, 215.1),
+    ("ANN", 262144, "Intel Xeon CPU (Gold 6148)", 196, 44.189, 240.189),
+    ("ANN", 1, "Intel CPU (i7-8750H)", 22, 1.805, 23.805),
+    ("ANN", 128, "Intel CPU (i7-8750H)", 22, 5.633, 27.633),
+    ("ANN", 1, "ARM CPU (Cortex-A72)", 0.142, 9.082, 9.224),
+    ("ANN", 2048, "ARM CPU (Cortex-A72)", 0.142, 2.698, 2.84),
+    ("ANN", 1, "NVIDIA GPU (V100)", 24, 16.441, 40.441),
+    ("ANN", 4096, "NVIDIA GPU (V100)", 24, 20.511, 44.511),
+    ("ANN", 1, "NVIDIA GPU (T4)", 17, 14.049, 31.049),
+    ("ANN", 4096, "NVIDIA GPU (T4)", 17, 18.228, 35.228),
+    ("SNN (16)", 1, "Loihi chip (neuromorphic cores)", 0.946, 0.044, 0.991),
+    ("SNN (128)", 1, "Loihi chip (neuromorphic cores)", 0.952, 0.064, 1.016),
+)
+"""The paper's Table 4, inference power."""
+
+PAPER_TABLE5: tuple[tuple[str, int, str, float, float], ...] = (
+    # model, batch size, hardware, energy per example (mJ), relative to SNN(16) on Loihi
+    ("ANN", 1, "Intel Xeon CPU (Gold 6148)", 46.787, 15.6),
+    ("ANN", 262144, "Intel Xeon CPU (Gold 6148)", 1.753, 0.585),
+    ("ANN", 1, "Intel CPU (i7-8750H)", 9.522, 3.178),
+    ("ANN", 128, "Intel CPU (i7-8750H)", 0.316, 0.105),
+    ("ANN", 1, "ARM CPU (Cortex-A72)", 7.379, 2.463),
+    ("ANN", 2048, "ARM CPU (Cortex-A72)", 1.02, 0.34),
+    ("ANN", 1, "NVIDIA GPU (V100)", 52.399, 17.5),
+    ("ANN", 4096, "NVIDIA GPU (V100)", 0.337, 0.112),
+    ("ANN", 1, "NVIDIA GPU (T4)", 37.399, 12.5),
+    ("ANN", 4096, "NVIDIA GPU (T4)", 0.366, 0.12),
+    ("SNN (16)", 1, "Loihi chip (neuromorphic cores)", 2.996, 1.0),
+    ("SNN (128)", 1, "Loihi chip (neuromorphic cores)", 12.17, 4.0),
+)
+"""The paper's Table 5, inference energy."""
+
+FIGURES: dict[str, str] = {
+    "fig3": "fig3_core_map.png",
+    "fig4": "fig4_accuracy_vs_timesteps.png",
+    "fig5": "fig5_runtime_vs_timesteps.png",
+    "fig6": "fig6_retrieval_examples.png",
+}
+"""The PNG files :func:`reproduce` writes into ``OUTDIR``."""
+
+TRAINED = "trained"
+"""``ReproduceConfig.table2_model`` value: use this run's seed-``table1_seed`` network of
+``sweep_arch`` instead of a model file."""
+
+CACHE_VERSION = 1
+_SEARCH_K = 10
+_METRICS = (("classification", "classification"), ("top1", "top-1"), ("top3", "top-3"))
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _pos_int(value: Any, name: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"ReproduceConfig.{name} must be a positive integer"
+                          f"{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What :func:`reproduce` runs; :func:`full_config` is the paper's whole study.
+
+    Attributes:
+        name: a label for the report (``"full"``, ``"quick"``, ...).
+        archs: Table-1 architectures to train (the other rows are listed as not run).
+        table1_seed: training seed of the Table-1 networks.
+        epochs: training epochs of every network.
+        train_limit: train (and score the ANN) on the first ``n`` images only; None for all.
+        table1_timesteps: time steps of Table 1's SNN test accuracy.
+        table1_n_test: test images for Table 1's SNN accuracy (None: all 10,000).
+        sweep_arch: architecture of the Fig 4 time-step sweep.
+        seeds: training seeds of the independently trained networks of Fig 4.
+        timesteps: time steps of Figs 4 and 5.
+        sweep_n_train, sweep_n_test: corpus / query images of Fig 4 (None: all).
+        table2_model: ANN model file of Table 2 and Tables 3-5; None: the shipped model;
+            :data:`TRAINED`: this run's ``sweep_arch`` network of seed ``table1_seed``.
+        table2_timesteps: SNN time steps of Table 2 (the paper's: 16 and 128).
+        table2_n_train, table2_n_test: corpus / query images of Table 2 (None: all).
+        calibration_size, calibration_seed: the Algorithm-1 calibration sample.
+        recall_queries: queries on which Table 2's recall@10 against exact search is measured.
+        ann_large_batch: batch size of the large-batch ANN timing.
+        engine_large_batch: images per call of the large-batch engine timing.
+        batch1_images: timed batch-1 calls (one image each) per setting.
+        large_repeats: timed calls per large-batch setting.
+        energy_images: test images the chip model's estimates average over.
+        threads: engine, index and torch threads (None: all cores).
+        data_root: Fashion-MNIST directory (None: see :mod:`snnfast.data`).
+    """
+
+    name: str = "full"
+    archs: tuple[str, ...] = TABLE1_SPECS
+    table1_seed: int = 0
+    epochs: int = 20
+    train_limit: int | None = None
+    table1_timesteps: int = PAPER_TABLE1_TIMESTEPS
+    table1_n_test: int | None = None
+    sweep_arch: str = "32-64-10"
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    timesteps: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+    sweep_n_train: int | None = None
+    sweep_n_test: int | None = None
+    table2_model: str | None = None
+    table2_timesteps: tuple[int, ...] = (16, 128)
+    table2_n_train: int | None = None
+    table2_n_test: int | None = None
+    calibration_size: int = 1000
+    calibration_seed: int = 0
+    recall_queries: int = 1000
+    ann_large_batch: int = 10000
+    engine_large_batch: int = 1000
+    batch1_images: int = 200
+    large_repeats: int = 3
+    energy_images: int = 200
+    threads: int | None = None
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("archs", "seeds", "timesteps", "table2_timesteps"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+                raise ConfigError(f"ReproduceConfig.{name} must be a non-empty sequence, "
+                                  f"got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        for spec in (*self.archs, self.sweep_arch):
+            ann.Architecture.parse(spec)
+        if len(set(self.archs)) != len(self.archs):
+            raise ConfigError(f"ReproduceConfig.archs lists an architecture twice: {self.archs}")
+        for s in (*self.seeds, self.table1_seed, self.calibration_seed):
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+                raise ConfigError(f"ReproduceConfig: seeds must be integers >= 0, got {s!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"ReproduceConfig.seeds repeats a seed: {self.seeds}")
+        for t in (*self.timesteps, *self.table2_timesteps, self.table1_timesteps):
+            _pos_int(t, "timesteps")
+        for name in ("epochs", "calibration_size", "recall_queries", "ann_large_batch",
+                     "engine_large_batch", "batch1_images", "large_repeats", "energy_images"):
+            _pos_int(getattr(self, name), name)
+        for name in ("train_limit", "table1_n_test", "sweep_n_train", "sweep_n_test",
+                     "table2_n_train", "table2_n_test", "threads"):
+            _pos_int(getattr(self, name), name, allow_none=True)
+        if self.train_limit is not None and self.train_limit < 24:
+            raise ConfigError(f"ReproduceConfig.train_limit must be at least 24 (a validation "
+                              f"split needs some images), got {self.train_limit}")
+        if self.sweep_n_train is not None and self.sweep_n_train < _SEARCH_K:
+            raise ConfigError(f"ReproduceConfig.sweep_n_train must be at least {_SEARCH_K}")
+        if self.table2_n_train is not None and self.table2_n_train < _SEARCH_K:
+            raise ConfigError(f"ReproduceConfig.table2_n_train must be at least {_SEARCH_K}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-serialisable dict."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def cuts(self) -> list[str]:
+        """What differs from :func:`full_config`, one readable line per setting."""
+        full = full_config()
+        lines = []
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(full, f.name)
+            if mine == theirs:
+                continue
+            if f.name == "archs":
+                rest = [a for a in theirs if a not in mine]
+                lines.append(f"Table 1 trains {len(mine)} of {len(theirs)} architectures "
+                             f"({', '.join(mine)}); not run: {', '.join(rest) or 'none'}")
+            else:
+                lines.append(f"`{f.name}` = {_show(mine)} (full run: {_show(theirs)})")
+        return lines
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "all" if True else "None"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(str, value)) + ")"
+    return str(value)
+
+
+def full_config() -> ReproduceConfig:
+    """The paper's whole study: 12 architectures, 20 epochs, 5 seeds, every image, T = 4..128.
+
+    Hours on a 2-core machine (mostly training); resumable.
+    """
+    return ReproduceConfig()
+
+
+def quick_config() -> ReproduceConfig:
+    """About 10 minutes on 2 cores: 2 small Table-1 networks of 2 epochs, a Fig-4 sweep over 2
+    seeds of ``4-8-10`` on 5,000 corpus / 1,000 query images, Table 2 with the shipped model on
+    10,000 / 1,000 images, and short latency measurements."""
+    return replace(
+        full_config(), name="quick", archs=("4-8-10", "8-16-10"), epochs=2,
+        table1_n_test=1000, sweep_arch="4-8-10", seeds=(0, 1), sweep_n_train=5000,
+        sweep_n_test=1000, table2_n_train=10000, table2_n_test=1000, recall_queries=500,
+        ann_large_batch=1000, engine_large_batch=200, batch1_images=100, large_repeats=2,
+        energy_images=100,
+    )
+
+
+def tiny_config() -> ReproduceConfig:
+    """Seconds: one ``4-8-10`` trained for 1 epoch on 600 images (2 seeds), T in (4, 8), 300
+    corpus / 100 query images, Table 2 on this run's own network. For tests."""
+    return replace(
+        full_config(), name="tiny", archs=("4-8-10",), epochs=1, train_limit=600,
+        table1_timesteps=8, table1_n_test=100, sweep_arch="4-8-10", seeds=(0, 1),
+        timesteps=(4, 8), sweep_n_train=300, sweep_n_test=100, table2_model=TRAINED,
+        table2_n_train=300, table2_n_test=100, calibration_size=100, recall_queries=50,
+        ann_large_batch=100, engine_large_batch=20, batch1_images=5, large_repeats=1,
+        energy_images=5,
+    )
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+
+def _canonical(obj: Any) -> Any:
+    """``obj`` as JSON would give it back (tuples become lists)."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _dump_json(obj: Any, fh: IO[str]) -> None:
+    """Serialise ``obj`` into an open file (one place, so tests can interrupt a cache write)."""
+    json.dump(obj, fh, indent=1, allow_nan=True)
+
+
+class _Cache:
+    """JSON entries and model files under ``root``, each named by the hash of its key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, kind: str, key: dict[str, Any], suffix: str = ".json") -> Path:
+        return self.root / kind / f"{_digest({'v': CACHE_VERSION, 'kind': kind, **key})}{suffix}"
+
+    def get(self, kind: str, key: dict[str, Any]) -> Any | None:
+        """The stored value, or ``None`` if absent, unreadable or stored under another key."""
+        path = self.path(kind, key)
+        try:
+            with open(path) as fh:
+                entry = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != _canonical(key):
+            return None
+        return entry.get("value")
+
+    def put(self, kind: str, key: dict[str, Any], value: Any) -> None:
+        entry = {"kind": kind, "key": _canonical(key), "value": value,
+                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        with atomic_write(self.path(kind, key), "w") as fh:
+            _dump_json(entry, fh)
+
+
+@dataclass
+class _ModelRef:
+    """A trained ANN: its file, a key naming its content, and its metadata."""
+
+    key: str
+    label: str
+    path: Path
+    metadata: dict[str, Any]
+
+    def load(self) -> tuple[ann.Architecture, dict[str, np.ndarray]]:
+        arch, state, _ = ann.load_model(self.path)
+        return arch, state
+
+
+def _file_key(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Run:
+    """State of one :func:`reproduce` call: configuration, cache, data, progress, counters."""
+
+    cfg: ReproduceConfig
+    cache: _Cache
+    progress: bool
+    stats: dict[str, int] = field(default_factory=lambda: {"trained": 0, "computed": 0,
+                                                           "reused": 0})
+    _data: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _converted: dict[str, ConvertedModel] = field(default_factory=dict)
+    bar: Any = None
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text[:60])
+        if self.progress:
+            tqdm.write(text)
+
+    def data(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if split not in self._data:
+            self._data[split] = load_fashion_mnist(split, root=self.cfg.data_root)
+        return self._data[split]
+
+    def first(self, split: str, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.data(split)
+        n = x.shape[0] if n is None else min(int(n), x.shape[0])
+        return x[:n], y[:n]
+
+    @property
+    def conversion_key(self) -> dict[str, Any]:
+        return {"conversion": asdict(ConversionConfig()),
+                "calibration": [self.cfg.calibration_size, self.cfg.calibration_seed,
+                                "whole training set"]}
+
+    def converted(self, ref: _ModelRef) -> ConvertedModel:
+        if ref.key not in self._converted:
+            x, _ = self.data("train")
+            calib = calibration_indices(x.shape[0], self.cfg.calibration_size,
+                                        self.cfg.calibration_seed)
+            arch, state = ref.load()
+            self._converted[ref.key] = convert(state, arch, calibration_images=x[calib])
+        return self._converted[ref.key]
+
+    def cached(self, kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        value = self.cache.get(kind, key)
+        if value is not None:
+            self.stats["reused"] += 1
+            return value
+        value = _canonical(compute())
+        self.cache.put(kind, key, value)
+        self.stats["computed"] += 1
+        return value
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def _trained(run: _Run, arch: str, seed: int) -> _ModelRef:
+    """The network of ``arch`` trained with ``seed``: from the cache, else trained now."""
+    from .train import Recipe, train
+
+    cfg = run.cfg
+    recipe = Recipe(arch=arch, epochs=cfg.epochs, seed=int(seed), limit=cfg.train_limit)
+    key = _canonical({"v": CACHE_VERSION, "recipe": asdict(recipe)})
+    path = run.cache.root / "models" / f"{arch}-seed{seed}-{_digest(key)}.npz"
+    if path.is_file():
+        try:
+            _, _, meta = ann.load_model(path)
+        except ModelFormatError:
+            meta = {}
+        if meta.get("reproduce_key") == key:
+            run.stats["reused"] += 1
+            return _ModelRef(_digest(key), f"{arch} seed {seed}", path, meta)
+    run.say(f"training {arch}, seed {seed}, {cfg.epochs} epoch(s)")
+    result = train(recipe, root=cfg.data_root, progress=run.progress)
+    meta = {**result.metadata(), "reproduce_key": key}
+    ann.save_model(path, result.arch, result.state, meta)
+    run.stats["trained"] += 1
+    return _ModelRef(_digest(key), f"{arch} seed {seed}", path, _canonical(meta))
+
+
+def _table2_model(run: _Run) -> _ModelRef:
+    spec = run.cfg.table2_model
+    if spec == TRAINED:
+        return _trained(run, run.cfg.sweep_arch, run.cfg.table1_seed)
+    path = Path(ann.SHIPPED_MODEL if spec is None else spec)
+    _, _, meta = ann.load_model(path)  # ModelFormatError with the path if missing/damaged
+    label = "shipped model" if spec is None else str(path)
+    return _ModelRef(_file_key(path), label, path, meta)
+
+
+# -- evaluations ------------------------------------------------------------------------------
+
+
+def _classify(run: _Run, ref: _ModelRef, timesteps: int, n_test: int | None) -> dict[str, Any]:
+    """SNN classification accuracy on the first ``n_test`` test images."""
+    xq, yq = run.first("test", n_test)
+    key = {"model": ref.key, **run.conversion_key, "timesteps": timesteps,
+           "n_test": int(xq.shape[0])}
+
+    def compute() -> dict[str, Any]:
+        run.say(f"SNN classification of {ref.label} at T = {timesteps}")
+        emb = embed(run.converted(ref), xq, timesteps=timesteps, threads=run.cfg.threads,
+                    progress=run.progress)
+        return {"classification": float(np.mean(emb.predictions == yq)),
+                "n_test": int(xq.shape[0])}
+
+    return run.cached("classify", key, compute)
+
+
+def _evaluate(run: _Run, ref: _ModelRef, timesteps: int, n_train: int | None,
+              n_test: int | None) -> dict[str, Any]:
+    """Retrieval figures of the ANN (``timesteps`` 0) or the SNN's membrane embedding."""
+    xs, ys = run.first("train", n_train)
+    xq, yq = run.first("test", n_test)
+    readout = "ann" if timesteps == 0 else "membrane"
+    key = {"model": ref.key, **run.conversion_key, "timesteps": timesteps, "readout": readout,
+           "n_train": int(xs.shape[0]), "n_test": int(xq.shape[0]), "k": _SEARCH_K}
+
+    def compute() -> dict[str, Any]:
+        name = "ANN" if timesteps == 0 else f"SNN({timesteps})"
+        run.say(f"retrieval with {ref.label}, {name}")
+        t0 = time.perf_counter()
+        opts = {"readout": readout, "timesteps": max(timesteps, 1), "threads": run.cfg.threads,
+                "progress": run.progress}
+        model = run.converted(ref)
+        corpus = embed(model, xs, **opts)
+        queries = embed(model, xq, **opts)
+        index = RetrievalIndex.build(corpus.vectors, ys, corpus.meta, threads=run.cfg.threads)
+        found = index.search(queries.vectors, _SEARCH_K, queries.meta, threads=run.cfg.threads)
+        figures = evaluate_retrieval(yq, found.labels, queries.predictions).as_dict()
+        if timesteps:
+            run.cache.put("classify", {"model": ref.key, **run.conversion_key,
+                                       "timesteps": timesteps, "n_test": int(xq.shape[0])},
+                          {"classification": figures["classification"],
+                           "n_test": int(xq.shape[0])})
+        return {**figures, "timesteps": timesteps, "n_train": int(xs.shape[0]),
+                "seconds": time.perf_counter() - t0}
+
+    return run.cached("eval", key, compute)
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _table1(run: _Run) -> dict[str, Any]:
+    cfg = run.cfg
+    deploy = {spec: (ok, reason, cores, chips)
+              for spec, ok, reason, cores, chips in table1_deployability()}
+    rows = []
+    for spec in TABLE1_SPECS:
+        paper = PAPER_TABLE1[spec]
+        ok, reason, cores, chips = deploy[spec]
+        row: dict[str, Any] = {
+            "arch": spec,
+            "paper": {"train": paper[0], "val": paper[1], "test": paper[2], "snn_test": paper[3],
+                      "deployable": paper[3] is not None},
+            "deployable": ok, "reason": reason, "n_cores": cores, "n_chips": chips,
+            "run": spec in cfg.archs,
+        }
+        if spec in cfg.archs:
+            ref = _trained(run, spec, cfg.table1_seed)
+            meta = ref.metadata
+            snn = _classify(run, ref, cfg.table1_timesteps, cfg.table1_n_test)
+            row["ours"] = {
+                "train": 100 * meta["train_accuracy"], "val": 100 * meta["val_accuracy"],
+                "test": 100 * meta["test_accuracy"], "snn_test": 100 * snn["classification"],
+                "snn_n_test": snn["n_test"], "best_epoch": meta.get("best_epoch"),
+            }
+        rows.append(row)
+        run.bar.update(1)
+    return {"timesteps": cfg.table1_timesteps, "seed": cfg.table1_seed, "rows": rows}
+
+
+def _sweep(run: _Run) -> dict[str, Any]:
+    """Fig 4: figures per seed and time step, then mean and sample std over seeds."""
+    cfg = run.cfg
+    per_seed = []
+    for seed in cfg.seeds:
+        ref = _trained(run, cfg.sweep_arch, seed)
+        entry = {"seed": seed, "ann": _evaluate(run, ref, 0, cfg.sweep_n_train,
+                                                cfg.sweep_n_test)}
+        entry["snn"] = [_evaluate(run, ref, T, cfg.sweep_n_train, cfg.sweep_n_test)
+                        for T in cfg.timesteps]
+        per_seed.append(entry)
+        run.bar.update(1)
+    ddof = 1 if len(per_seed) > 1 else 0
+    summary: dict[str, Any] = {}
+    for metric, _ in (*_METRICS, ("map_at_10", "mAP@10")):
+        values = np.array([[100 * e["snn"][i][metric] for i in range(len(cfg.timesteps))]
+                           for e in per_seed])
+        ann_values = np.array([100 * e["ann"][metric] for e in per_seed])
+        summary[metric] = {"mean": values.mean(axis=0).tolist(),
+                           "std": values.std(axis=0, ddof=ddof).tolist(),
+                           "ann_mean": float(ann_values.mean()),
+                           "ann_std": float(ann_values.std(ddof=ddof))}
+    first = per_seed[0]["snn"][0]
+    return {"arch": cfg.sweep_arch, "seeds": list(cfg.seeds), "timesteps": list(cfg.timesteps),
+            "n_train": first["n_train"], "n_test": first["n_queries"], "per_seed": per_seed,
+            "summary": summary}
+
+
+def _table2(run: _Run, ref: _ModelRef, outdir: Path) -> dict[str, Any]:
+    cfg = run.cfg
+    key = {"model": ref.key, "timesteps": list(cfg.table2_timesteps),
+           "n_train": cfg.table2_n_train, "n_test": cfg.table2_n_test,
+           "calibration": [cfg.calibration_size, cfg.calibration_seed],
+           "recall_queries": cfg.recall_queries, "pipeline": "run_pipeline"}
+    grid = run.cache.path("table2", key, ".fig6.png")
+    value = run.cache.get("table2", key) if grid.is_file() else None
+    if value is None:
+        run.say(f"Table 2 with {ref.label} (run_pipeline)")
+        value = _canonical(run_pipeline(
+            ref.path, timesteps=cfg.table2_timesteps, n_train=cfg.table2_n_train,
+            n_test=cfg.table2_n_test, threads=cfg.threads, progress=run.progress,
+            calibration_size=cfg.calibration_size, seed=cfg.calibration_seed,
+            recall_queries=cfg.recall_queries, data_root=cfg.data_root, grid_path=grid,
+        ))
+        run.cache.put("table2", key, value)
+        run.stats["computed"] += 1
+    else:
+        run.stats["reused"] += 1
+    with atomic_write(outdir / FIGURES["fig6"]) as fh:
+        fh.write(grid.read_bytes())
+    run.bar.update(1)
+    return value
+
+
+def _hardware(run: _Run, ref: _ModelRef, outdir: Path) -> dict[str, Any]:
+    """Tables 3-5 and Figs 3 and 5: latency measured here and the chip model's estimates."""
+    from .plots import core_map
+
+    cfg = run.cfg
+    model = run.converted(ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # wide weights: reported via notes
+        mapping = map_network(model.network)
+    core_map(mapping, outdir / FIGURES["fig3"], title=f"{model.arch} on Loihi 1 cores")
+    steps = sorted(set(cfg.timesteps) | set(cfg.table2_timesteps))
+    machine = latency.machine_info()
+    key = {"model": ref.key, **run.conversion_key, "steps": steps,
+           "settings": [cfg.ann_large_batch, cfg.engine_large_batch, cfg.batch1_images,
+                        cfg.large_repeats, cfg.energy_images, cfg.threads],
+           "machine": [machine["cpu_model"], machine["usable_cpus"]]}
+
+    def compute() -> dict[str, Any]:
+        n_img = max(cfg.batch1_images, cfg.ann_large_batch, cfg.engine_large_batch,
+                    cfg.energy_images)
+        images, _ = run.first("test", n_img)
+        arch, state = ref.load()
+        out: dict[str, Any] = {"machine": machine, "ann": {}, "engine": {}, "chip": {}}
+        run.say("timing the ANN (PyTorch, NumPy)")
+        b1 = cfg.batch1_images
+        try:
+            out["ann"]["torch_1"] = latency.time_torch_ann(
+                arch, state, images, 1, threads=cfg.threads, repeats=b1, warmup=10).as_dict()
+            out["ann"]["torch_large"] = latency.time_torch_ann(
+                arch, state, images, cfg.ann_large_batch, threads=cfg.threads,
+                repeats=cfg.large_repeats, warmup=1).as_dict()
+            import torch
+
+            out["torch_threads"] = cfg.threads or latency.machine_info()["usable_cpus"]
+            out["torch_version"] = str(torch.__version__)
+        except ImportError as exc:
+            out["ann"]["torch_error"] = f"PyTorch not available: {exc}"
+        out["ann"]["numpy_1"] = latency.time_numpy_ann(arch, state, images, 1,
+                                                       repeats=b1, warmup=3).as_dict()
+        out["ann"]["numpy_large"] = latency.time_numpy_ann(
+            arch, state, images, cfg.ann_large_batch, repeats=cfg.large_repeats,
+            warmup=0).as_dict()
+        net = model.network
+        for T in steps:
+            run.say(f"timing the engine and the chip model at T = {T}")
+            row = {"batch1": latency.time_engine(net, images, T, 1, threads=1, repeats=b1,
+                                                 warmup=3).as_dict()}
+            if T in cfg.table2_timesteps:
+                row["large"] = latency.time_engine(
+                    net, images, T, cfg.engine_large_batch, threads=cfg.threads,
+                    repeats=cfg.large_repeats, warmup=0).as_dict()
+            out["engine"][str(T)] = row
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                _, rep = estimate_network(net, images[: cfg.energy_images], T,
+                                          threads=cfg.threads)
+            out["chip"][str(T)] = {
+                "latency_s": rep.latency_s, "static_power_w": rep.static_power_w,
+                "dynamic_power_w": rep.dynamic_power_w, "total_power_w": rep.total_power_w,
+                "dynamic_energy_j": rep.dynamic_energy_j, "total_energy_j": rep.total_energy_j,
+                "n_images": rep.n_images,
+            }
+            if T in PAPER_LOIHI:
+                out.setdefault("_reports", []).append(rep)
+        reports = out.pop("_reports", [])
+        out["compare_with_paper"] = compare_with_paper(reports) if reports else None
+        return out
+
+    value = run.cached("hardware", key, compute)
+    value["mapping"] = {"n_cores": mapping.n_cores, "n_chips": mapping.n_chips,
+                        "cores_per_layer": mapping.cores_per_layer, "report": mapping.report(),
+                        "notes": list(mapping.notes)}
+    _fig5(value, steps, outdir / FIGURES["fig5"], str(model.arch))
+    run.bar.update(1)
+    return value
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def _fig4(sweep: dict[str, Any], path: Path) -> None:
+    from .plots import metrics_vs_timesteps
+
+    s = sweep["summary"]
+    metrics_vs_timesteps(
+        path, sweep["timesteps"],
+        {label: (s[m]["mean"], s[m]["std"]) for m, label in _METRICS},
+        reference={label: s[m]["ann_mean"] for m, label in _METRICS},
+        title=f"{sweep['arch']}: mean ± std over {len(sweep['seeds'])} network(s), "
+              f"{sweep['n_train']} corpus / {sweep['n_test']} queries",
+    )
+
+
+def _fig5(hw: dict[str, Any], steps: list[int], path: Path, arch: str) -> None:
+    from .plots import runtime_vs_timesteps
+
+    series = {
+        "snnfast engine, this CPU, batch 1, 1 thread (measured)":
+            (steps, [1e3 * hw["engine"][str(T)]["batch1"]["per_item_s"] for T in steps]),
+        "Loihi 1 chip model (estimated)":
+            (steps, [1e3 * hw["chip"][str(T)]["latency_s"] for T in steps]),
+    }
+    large = [T for T in steps if "large" in hw["engine"][str(T)]]
+    if large:
+        series["snnfast engine, this CPU, large batch, all threads (per image)"] = (
+            large, [1e3 * hw["engine"][str(T)]["large"]["per_item_s"] for T in large])
+    paper = sorted(PAPER_LOIHI)
+    runtime_vs_timesteps(path, series,
+                         {"Loihi (paper, measured)": (paper, [1e3 * PAPER_LOIHI[T].latency_s
+                                                               for T in paper])},
+                         title=f"{arch}: runtime per image")
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _diff(ours: float | None, paper: float | None) -> str:
+    if ours is None or paper is None:
+        return "—"
+    return f"{ours - paper:+.2f}"
+
+
+def _ratio(ours: float | None, paper: float | None) -> str:
+    if ours is None or paper is None or paper == 0:
+        return "—"
+    return f"{ours / paper:.3g}×"
+
+
+def _sig(x: float | None, unit: float = 1.0) -> str:
+    return "—" if x is None else f"{x * unit:.4g}"
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _render_table1(t1: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Table 1: architectures and accuracies",
+        "",
+        f"Each cell is *paper / ours*, in %. Our networks: seed {t1['seed']}, "
+        f"{cfg['epochs']} epoch(s)"
+        + (f" on the first {cfg['train_limit']} images" if cfg["train_limit"] else "")
+        + f". SNN test accuracy at T = {t1['timesteps']} time steps (the paper's column is "
+        f"T = {PAPER_TABLE1_TIMESTEPS}: its 32-64-10 entry equals Table 2's SNN(128)). "
+        "Deployability: the paper's (N/A in its SNN column) and our chip model's "
+        "(`snnfast.chip.table1_deployability`, one Loihi 1 chip).",
+        "",
+    ]
+    rows = []
+    notes = []
+    for r in t1["rows"]:
+        p, o = r["paper"], r.get("ours")
+        if o is None:
+            cells = [f"{_num(p[k])} / not run in {cfg['name']} mode"
+                     for k in ("train", "val", "test")]
+            cells.append(f"{_num(p['snn_test']) if p['snn_test'] is not None else 'N/A'} / "
+                         f"not run")
+            delta = "—"
+        else:
+            cells = [f"{_num(p[k])} / {_num(o[k])}" for k in ("train", "val", "test")]
+            n = o["snn_n_test"]
+            cells.append(f"{_num(p['snn_test']) if p['snn_test'] is not None else 'N/A'} / "
+                         f"{_num(o['snn_test'])}" + ("" if n == 10000 else f" ({n} imgs)"))
+            delta = _diff(o["snn_test"], p["snn_test"])
+        cores = "—" if r["n_cores"] is None else f"{r['n_cores']} / {r['n_chips']}"
+        ours_ok = "yes" if r["deployable"] else "no"
+        if not r["deployable"]:
+            notes.append(f"- **{r['arch']}** not deployable (chip model): {r['reason']}")
+        rows.append([r["arch"], *cells, delta,
+                     f"{'yes' if p['deployable'] else 'no'} / {ours_ok}", cores])
+    lines += _table(["architecture", "ANN train", "ANN val", "ANN test",
+                     f"SNN test (T={t1['timesteps']})", "Δ SNN (pp)",
+                     "deployable paper / ours", "cores / chips (ours)"], rows)
+    return lines + [""] + notes + [""]
+
+
+def _render_table2(t2: dict[str, Any]) -> list[str]:
+    from .cli import PAPER_TABLE2
+
+    lines = [
+        "## Table 2: test accuracies (retrieval)",
+        "",
+        f"Model: `{Path(t2['model']).name}` ({t2['arch']}), corpus {t2['n_train']} training "
+        f"images, {t2['n_test']} test queries, readout `{t2['readout']}`, cosine HNSW index, "
+        "`snnfast.pipeline.run_pipeline`. Percent; Δ = ours − paper (percentage points). "
+        "mAP@10 and recall@10 (index vs exact search) are ours only.",
+        "",
+    ]
+    rows = []
+    for r in t2["results"]:
+        paper = PAPER_TABLE2.get(r["name"])
+        cells = [r["name"]]
+        for i, key in enumerate(("classification", "top1", "top3")):
+            p = None if paper is None else paper[i]
+            o = None if r[key] is None else 100 * r[key]
+            cells += [_num(p), _num(o), _diff(o, p)]
+        cells += [_num(100 * r["map_at_10"]), _num(None if r["recall_at_10"] is None
+                                                    else 100 * r["recall_at_10"])]
+        rows.append(cells)
+    head = ["model"]
+    for m in ("class.", "top-1", "top-3"):
+        head += [f"{m} paper", f"{m} ours", "Δ"]
+    head += ["mAP@10 ours", "recall@10 ours"]
+    return lines + _table(head, rows) + [""]
+
+
+def _engine_rows(hw: dict[str, Any], cfg: dict[str, Any]) -> list[tuple[str, int, str, Any]]:
+    """Our measured rows: (model, batch, hardware, measurement dict)."""
+    cpu = hw["machine"]["cpu_model"]
+    threads = hw.get("torch_threads", "?")
+    rows: list[tuple[str, int, str, Any]] = []
+    a = hw["ann"]
+    if "torch_1" in a:
+        rows.append(("ANN (PyTorch)", 1, f"{cpu}, {threads} thread(s)", a["torch_1"]))
+        rows.append(("ANN (PyTorch)", cfg["ann_large_batch"], f"{cpu}, {threads} thread(s)",
+                     a["torch_large"]))
+    rows.append(("ANN (NumPy)", 1, cpu, a["numpy_1"]))
+    rows.append(("ANN (NumPy)", cfg["ann_large_batch"], cpu, a["numpy_large"]))
+    for T, e in hw["engine"].items():
+        if "large" not in e:
+            continue
+        rows.append((f"SNN ({T}) snnfast engine", 1, f"{cpu}, 1 thread", e["batch1"]))
+        rows.append((f"SNN ({T}) snnfast engine", cfg["engine_large_batch"],
+                     f"{cpu}, all threads", e["large"]))
+    return rows
+
+
+def _paper_counterpart(model: str, batch: int) -> tuple[int, str]:
+    """Index into the paper's Tables 3-5 of the row ours is compared with, and why."""
+    if model.startswith("ANN"):
+        return (0, "Xeon batch 1") if batch == 1 else (1, "Xeon large batch")
+    t16 = "16" in model.split(")")[0]
+    return (10, "Loihi SNN(16)") if t16 else (11, "Loihi SNN(128)")
+
+
+def _render_hardware(hw: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    rapl = hw["machine"]["rapl_readable"]
+    not_here = "not readable here"
+    ours = _engine_rows(hw, cfg)
+    chip = {int(T): c for T, c in hw["chip"].items() if int(T) in PAPER_LOIHI}
+    lines = [
+        "## Table 3: inference latency",
+        "",
+        "Paper rows as published; ours measured on this machine (median of timed calls after "
+        "warm-up; batch 1 cycles through real test images) and the Loihi 1 chip model's "
+        f"estimate (mean over {cfg['energy_images']} test images). Ratio: ours / the paper row "
+        "named.",
+        "",
+    ]
+    rows = [["paper", m, str(b), hwname, _sig(ms), ""] for m, b, hwname, ms in PAPER_TABLE3]
+    for m, b, hwname, meas in ours:
+        i, why = _paper_counterpart(m, b)
+        ms = 1e3 * meas["per_item_s"]
+        rows.append(["ours, measured", m, str(b), hwname, _sig(ms),
+                     f"{_ratio(ms, PAPER_TABLE3[i][3])} ({why})"])
+    for T, c in sorted(chip.items()):
+        i = 10 if T == 16 else 11
+        ms = 1e3 * c["latency_s"]
+        rows.append(["ours, chip model", f"SNN ({T})", "1", "Loihi 1 (estimate)", _sig(ms),
+                     f"{_ratio(ms, PAPER_TABLE3[i][3])} (Loihi SNN({T}))"])
+    lines += _table(["source", "model", "batch", "hardware", "ms per example",
+                     "ours / paper"], rows)
+    lines += [
+        "",
+        "## Table 4: inference power",
+        "",
+        "Our CPU rows: mean RAPL package power during the timed calls (static and dynamic are "
+        "not separable from RAPL); "
+        + ("RAPL is readable here." if rapl else f"RAPL is {not_here}, so there is no CPU "
+           "power figure (none is invented).")
+        + " Chip model: static power is the paper's calibration, dynamic power is estimated "
+        "from our exact event counts.",
+        "",
+    ]
+    rows = [["paper", m, str(b), hwname, _sig(s), _sig(d), _sig(t), ""]
+            for m, b, hwname, s, d, t in PAPER_TABLE4]
+    for m, b, hwname, meas in ours:
+        i, why = _paper_counterpart(m, b)
+        p = meas["power_w"]
+        rows.append(["ours, measured", m, str(b), hwname, "—", "—",
+                     _sig(p) if p is not None else not_here,
+                     f"{_ratio(p, PAPER_TABLE4[i][5])} ({why})" if p is not None else "—"])
+    for T, c in sorted(chip.items()):
+        i = 10 if T == 16 else 11
+        rows.append(["ours, chip model", f"SNN ({T})", "1", "Loihi 1 (estimate)",
+                     _sig(c["static_power_w"]), _sig(c["dynamic_power_w"]),
+                     _sig(c["total_power_w"]),
+                     f"{_ratio(c['total_power_w'], PAPER_TABLE4[i][5])} (Loihi SNN({T}))"])
+    lines += _table(["source", "model", "batch", "hardware", "static W", "dynamic W",
+                     "total W", "ours / paper (total)"], rows)
+    ref16 = chip.get(16, {}).get("total_energy_j")
+    lines += [
+        "",
+        "## Table 5: inference energy",
+        "",
+        "Our CPU rows: RAPL package energy per example over the timed calls"
+        + ("." if rapl else f" ({not_here})."),
+        " Relative: to the same source's SNN(16) on Loihi (ours: the chip model's estimate).",
+        "",
+    ]
+    rows = [["paper", m, str(b), hwname, _sig(e), f"{r:g}×", ""]
+            for m, b, hwname, e, r in PAPER_TABLE5]
+    for m, b, hwname, meas in ours:
+        i, why = _paper_counterpart(m, b)
+        e = meas["energy_per_item_j"]
+        rows.append(["ours, measured", m, str(b), hwname,
+                     _sig(e, 1e3) if e is not None else not_here,
+                     _ratio(e, ref16) if e is not None else "—",
+                     f"{_ratio(e * 1e3, PAPER_TABLE5[i][3])} ({why})" if e is not None else "—"])
+    for T, c in sorted(chip.items()):
+        i = 10 if T == 16 else 11
+        e = c["total_energy_j"]
+        rows.append(["ours, chip model", f"SNN ({T})", "1", "Loihi 1 (estimate)", _sig(e, 1e3),
+                     _ratio(e, ref16),
+                     f"{_ratio(e * 1e3, PAPER_TABLE5[i][3])} (Loihi SNN({T}))"])
+    lines += _table(["source", "model", "batch", "hardware", "mJ per example",
+                     "relative", "ours / paper"], rows)
+    if hw.get("compare_with_paper"):
+        lines += ["", "Chip model against the paper's Loihi measurements "
+                  "(`snnfast.energy.compare_with_paper`):", "", "```",
+                  hw["compare_with_paper"], "```"]
+    return lines + [""]
+
+
+def _render_figures(results: dict[str, Any]) -> list[str]:
+    hw, sweep = results["hardware"], results["sweep"]
+    m = hw["mapping"]
+    lines = [
+        "## Fig 3: the network on Loihi 1 cores",
+        "",
+        f"![Fig 3]({FIGURES['fig3']})",
+        "",
+        f"{m['n_cores']} cores on {m['n_chips']} chip(s); cores per layer (input first): "
+        f"{m['cores_per_layer']}.",
+        "",
+        "```",
+        m["report"],
+        "```",
+        "",
+        "## Fig 4: accuracy against time steps",
+        "",
+        f"![Fig 4]({FIGURES['fig4']})",
+        "",
+        f"{sweep['arch']}, {len(sweep['seeds'])} independently trained network(s) "
+        f"(seeds {', '.join(map(str, sweep['seeds']))}), corpus {sweep['n_train']} training "
+        f"images, {sweep['n_test']} test queries at every T; mean ± sample std in %. The paper "
+        "shows this figure for 32-64-10 over five networks, as a plot only (no numbers).",
+        "",
+    ]
+    s = sweep["summary"]
+    head = ["T", *(label for _, label in _METRICS), "mAP@10"]
+    rows = []
+    for i, T in enumerate(sweep["timesteps"]):
+        rows.append([str(T), *(f"{s[k]['mean'][i]:.2f} ± {s[k]['std'][i]:.2f}"
+                               for k in ("classification", "top1", "top3", "map_at_10"))])
+    rows.append(["ANN", *(f"{s[k]['ann_mean']:.2f} ± {s[k]['ann_std']:.2f}"
+                          for k in ("classification", "top1", "top3", "map_at_10"))])
+    lines += _table(head, rows)
+    steps = sorted(int(T) for T in hw["engine"])
+    lines += [
+        "",
+        "## Fig 5: runtime against time steps",
+        "",
+        f"![Fig 5]({FIGURES['fig5']})",
+        "",
+        "Per image, ms. Engine: measured on this machine, batch 1 on one thread. Chip model: "
+        "estimated Loihi 1 latency. Paper: its two Loihi measurements (Table 3).",
+        "",
+    ]
+    rows = []
+    for T in steps:
+        paper = PAPER_LOIHI.get(T)
+        chip_ms = 1e3 * hw["chip"][str(T)]["latency_s"]
+        rows.append([str(T), _sig(1e3 * hw["engine"][str(T)]["batch1"]["per_item_s"]),
+                     _sig(chip_ms), _sig(None if paper is None else 1e3 * paper.latency_s),
+                     _ratio(chip_ms, None if paper is None else 1e3 * paper.latency_s)])
+    lines += _table(["T", "engine batch 1 (ms)", "chip model (ms)", "paper Loihi (ms)",
+                     "chip model / paper"], rows)
+    lines += [
+        "",
+        "## Fig 6: retrieval examples",
+        "",
+        f"![Fig 6]({FIGURES['fig6']})",
+        "",
+        "One query per class (the first test image of the class), three random corpus images "
+        "of the same class, the ANN's top 3 and the first SNN setting's top 3 "
+        f"({results['table2']['results'][1]['name'] if len(results['table2']['results']) > 1 else 'SNN'}).",
+        "",
+    ]
+    return lines
+
+
+def render_report(results: dict[str, Any]) -> str:
+    """The Markdown report of a :func:`reproduce` results dict (``results.json``)."""
+    cfg = results["config"]
+    mach = results["hardware"]["machine"]
+    lines = [
+        "# snnfast reproduce: Liu et al. 2022 beside our numbers",
+        "",
+        f"Configuration **{cfg['name']}**; snnfast {results['version']}; written "
+        f"{results['finished']}; wall time {results['wall_s']:.0f} s "
+        f"({results['cache']['trained']} network(s) trained, {results['cache']['computed']} "
+        f"result(s) computed, {results['cache']['reused']} reused from the cache).",
+        "",
+        "Paper: Liu, Mahjoubfar, Prusinski, Stevens, *Neuromorphic computing for content-based "
+        "image retrieval*, PLoS ONE 17(4): e0264364 (2022). Their numbers are copied verbatim; "
+        "ours come from this run.",
+        "",
+        "## This machine",
+        "",
+        f"- CPU: {mach['cpu_model']}; {mach['logical_cpus']} logical CPU(s), "
+        f"{mach['usable_cpus']} usable, {mach['physical_cores'] or '?'} physical core(s); "
+        f"{mach['memory_gib'] or '?'} GiB memory",
+        f"- {mach['platform']}; Python {mach['python']}, NumPy {mach['numpy']}, "
+        f"PyTorch {mach['torch'] or 'not installed'}; OMP_WAIT_POLICY={mach['omp_wait_policy']}",
+        f"- RAPL energy counters: {'readable' if mach['rapl_readable'] else 'not readable here'}"
+        f"; load average when measured: {mach['load_average']}",
+        "",
+    ]
+    cuts = results["cuts"]
+    if cuts:
+        lines += [f"## What the {cfg['name']} run leaves out (against the full run)", ""]
+        lines += [f"- {c}" for c in cuts] + [""]
+    lines += _render_table1(results["table1"], cfg)
+    lines += _render_table2(results["table2"])
+    lines += _render_hardware(results["hardware"], cfg)
+    lines += _render_figures(results)
+    return "\n".join(lines) + "\n"
+
+
+# -- the entry point --------------------------------------------------------------------------
+
+
+def reproduce(
+    outdir: str | Path,
+    quick: bool = False,
+    progress: bool = True,
+    config: ReproduceConfig | None = None,
+) -> Path:
+    """Reproduce the paper's tables and figures into ``outdir``; return the report's path.
+
+    Args:
+        outdir: output folder (created); its ``cache/`` subfolder makes reruns resume.
+        quick: use :func:`quick_config` (about 10 minutes on 2 cores) instead of
+            :func:`full_config` (hours); ignored when ``config`` is given.
+        progress: progress bars and one line per step.
+        config: what to run (overrides ``quick``).
+
+    Raises:
+        ConfigError: an invalid configuration.
+        ModelFormatError: the Table-2 model file is missing or damaged.
+        DataError: Fashion-MNIST is missing.
+    """
+    t0 = time.perf_counter()
+    cfg = config if config is not None else (quick_config() if quick else full_config())
+    if not isinstance(cfg, ReproduceConfig):
+        raise ConfigError(f"config must be a ReproduceConfig, got {type(cfg).__name__}")
+    latency.ensure_passive_omp()
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(cfg, _Cache(out / "cache"), progress)
+    total = len(TABLE1_SPECS) + len(cfg.seeds) + 2
+    with tqdm(total=total, desc="reproduce", unit="step", disable=not progress) as bar:
+        run.bar = bar
+        ref2 = _table2_model(run)
+        table1 = _table1(run)
+        sweep = _sweep(run)
+        _fig4(sweep, out / FIGURES["fig4"])
+        table2 = _table2(run, ref2, out)
+        hardware = _hardware(run, ref2, out)
+    results = {
+        "version": __version__,
+        "config": cfg.as_dict(),
+        "cuts": cfg.cuts(),
+        "table2_model": {"label": ref2.label, "path": str(ref2.path), "key": ref2.key},
+        "table1": table1,
+        "sweep": sweep,
+        "table2": table2,
+        "hardware": hardware,
+        "paper": {"table1": PAPER_TABLE1, "table1_timesteps": PAPER_TABLE1_TIMESTEPS,
+                  "table3": PAPER_TABLE3, "table4": PAPER_TABLE4, "table5": PAPER_TABLE5},
+        "figures": dict(FIGURES),
+        "cache": dict(run.stats),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": time.perf_counter() - t0,
+    }
+    results = _canonical(results)
+    with atomic_write(out / "results.json", "w") as fh:
+        _dump_json(results, fh)
+    report = out / "report.md"
+    with atomic_write(report, "w") as fh:
+        fh.write(render_report(results))
+    if progress:
+        tqdm.write(f"wrote {report} in {results['wall_s']:.0f} s")
+    return report
