@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::network::{Layer, Network, Shape, Synapses};
+use crate::network::{Layer, Network, Shape, Synapses, NO_TARGET};
 use crate::neuron::{gather_spikes, update_layer, Acc};
 
 /// How to run a batch.
@@ -293,12 +293,12 @@ macro_rules! dispatch {
 
 dispatch! {
     /// Scatter this step's spikes into an i32 accumulator.
-    fn scatter32 / scatter32_avx2 => scatter::<i32, false> | scatter::<i32, true> [layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i32]] -> i64
+    fn scatter32 / scatter32_avx2 => scatter::<i32, false> | scatter::<i32, true> [layer: &Layer, spikes: &[u32], acc: &mut [i32]] -> i64
 }
 
 dispatch! {
     /// Scatter this step's spikes into an i16 accumulator.
-    fn scatter16 / scatter16_avx2 => scatter::<i16, false> | scatter::<i16, true> [layer: &Layer, src: Shape, spikes: &[u32], acc: &mut [i16]] -> i64
+    fn scatter16 / scatter16_avx2 => scatter::<i16, false> | scatter::<i16, true> [layer: &Layer, spikes: &[u32], acc: &mut [i16]] -> i64
 }
 
 dispatch! {
@@ -324,11 +324,11 @@ dispatch! {
 /// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
 /// Returns the synaptic events.
 #[inline]
-fn layer_step(avx2: bool, layer: &Layer, src: Shape, spikes: &[u32], dst: &mut LayerState) -> i64 {
+fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -> i64 {
     let (th, dv) = (layer.threshold, layer.leak);
     let st = dst;
     let events = if layer.narrow {
-        let events = scatter16(avx2, layer, src, spikes, &mut st.acc16);
+        let events = scatter16(avx2, layer, spikes, &mut st.acc16);
         let update = if dv == 0 { update16 } else { leaky16 };
         update(
             avx2,
@@ -341,7 +341,7 @@ fn layer_step(avx2: bool, layer: &Layer, src: Shape, spikes: &[u32], dst: &mut L
         );
         events
     } else {
-        let events = scatter32(avx2, layer, src, spikes, &mut st.acc);
+        let events = scatter32(avx2, layer, spikes, &mut st.acc);
         let update = if dv == 0 { update32 } else { leaky32 };
         update(
             avx2,
@@ -384,7 +384,6 @@ fn simulate(
     synops: &mut [i64],
     avx2: bool,
 ) -> usize {
-    let shapes = net.shapes();
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
         .chain(net.layers.iter().map(|l| l.threshold))
         .collect();
@@ -418,7 +417,7 @@ fn simulate(
             } else {
                 &src.prev_spikes
             };
-            synops[l + 1] += layer_step(avx2, layer, shapes[l], spikes, &mut above[0]);
+            synops[l + 1] += layer_step(avx2, layer, spikes, &mut above[0]);
         }
         if let Some(k) = opts.early_exit {
             let out = state.last().expect("a network has an output layer");
@@ -449,12 +448,7 @@ fn finish_step(st: &mut LayerState) {
 /// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
 /// `acc`; returns the number of synaptic events.
 #[inline(always)]
-fn scatter<A: Acc, const AVX2: bool>(
-    layer: &Layer,
-    src: Shape,
-    spikes: &[u32],
-    acc: &mut [A],
-) -> i64 {
+fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A]) -> i64 {
     let mut events = 0i64;
     match &layer.synapses {
         Synapses::Conv {
@@ -464,13 +458,12 @@ fn scatter<A: Acc, const AVX2: bool>(
             rows,
             cols,
             spans,
+            coords,
         } => {
             let (k, o, out_w) = (*kernel, *out_ch, layer.shape.w);
             for &s in spikes {
-                let s = s as usize;
-                let c = s % src.c;
-                let x = (s / src.c) % src.w;
-                let y = s / (src.c * src.w);
+                let [y, x, c] = coords[s as usize];
+                let (y, x, c) = (y as usize, x as usize, c as usize);
                 let rs = rows.of(y);
                 if let Some(spans) = spans {
                     let (ox, kxf, n) = spans[x];
@@ -496,14 +489,11 @@ fn scatter<A: Acc, const AVX2: bool>(
                 }
             }
         }
-        Synapses::Pool { kernel, weight } => {
-            let (k, out) = (*kernel, layer.shape);
+        Synapses::Pool { weight, target, .. } => {
             for &s in spikes {
-                let s = s as usize;
-                let c = s % src.c;
-                let (ox, oy) = (((s / src.c) % src.w) / k, (s / (src.c * src.w)) / k);
-                if ox < out.w && oy < out.h {
-                    let a = &mut acc[(oy * out.w + ox) * out.c + c];
+                let t = target[s as usize];
+                if t != NO_TARGET {
+                    let a = &mut acc[t as usize];
                     *a = a.add(*weight);
                     events += 1;
                 }

@@ -112,16 +112,34 @@ pub(crate) enum Synapses {
         cols: Reach,
         /// Stride 1 only: per input column, `(first output column, first flipped kx, count)`.
         spans: Option<Vec<(u32, u32, u32)>>,
+        /// Per presynaptic neuron (H, W, C index): its `[y, x, c]`, so that a spike costs a
+        /// load instead of three divisions.
+        coords: Vec<[u16; 3]>,
     },
     Pool {
-        kernel: usize,
         weight: i16,
+        /// Per presynaptic neuron: the output neuron its one synapse reaches, or `NO_TARGET`
+        /// (rows and columns that fit no window).
+        target: Vec<u32>,
     },
     /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i` (H, W, C index).
-    Dense {
-        weight: Vec<i16>,
-        out: usize,
-    },
+    Dense { weight: Vec<i16>, out: usize },
+}
+
+/// Marks a presynaptic neuron without a synapse into a pooling layer.
+pub(crate) const NO_TARGET: u32 = u32::MAX;
+
+/// `[y, x, c]` of every neuron of a layer shaped `s`, in its H, W, C order.
+fn coords_of(s: Shape) -> Vec<[u16; 3]> {
+    let mut out = Vec::with_capacity(s.size());
+    for y in 0..s.h {
+        for x in 0..s.w {
+            for c in 0..s.c {
+                out.push([y as u16, x as u16, c as u16]);
+            }
+        }
+    }
+    out
 }
 
 /// A compiled layer: its neurons and the synapses that feed them.
@@ -233,11 +251,7 @@ impl Layer {
                 let y = hwc / (src.c * src.w);
                 rows.of(y).len() * cols.of(x).len() * out_ch
             }
-            Synapses::Pool { kernel, .. } => {
-                let x = (hwc / src.c) % src.w;
-                let y = hwc / (src.c * src.w);
-                (y / kernel < self.shape.h && x / kernel < self.shape.w) as usize
-            }
+            Synapses::Pool { target, .. } => (target[hwc] != NO_TARGET) as usize,
             Synapses::Dense { out, .. } => *out,
         }
     }
@@ -361,6 +375,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     rows: Reach::new(prev.h, shape.h, k, s, p),
                     cols,
                     spans,
+                    coords: coords_of(prev),
                 },
                 bias: spec.bias.clone(),
                 threshold: spec.threshold,
@@ -394,8 +409,18 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     w: prev.w / k,
                 },
                 synapses: Synapses::Pool {
-                    kernel: k,
                     weight: *weight,
+                    target: coords_of(prev)
+                        .iter()
+                        .map(|&[y, x, c]| {
+                            let (oy, ox) = (y as usize / k, x as usize / k);
+                            if oy < prev.h / k && ox < prev.w / k {
+                                ((oy * (prev.w / k) + ox) * prev.c + c as usize) as u32
+                            } else {
+                                NO_TARGET
+                            }
+                        })
+                        .collect(),
                 },
                 bias: spec.bias,
                 threshold: spec.threshold,
