@@ -54,6 +54,8 @@ struct LayerState {
     spikes: Vec<u32>,
     prev_spikes: Vec<u32>,
     counts: Vec<i32>,
+    /// Whether this run needs the layer's spike counts (recorded, or the early-exit decision).
+    counting: bool,
 }
 
 impl LayerState {
@@ -66,6 +68,7 @@ impl LayerState {
             spikes: Vec::with_capacity(size),
             prev_spikes: Vec::with_capacity(size),
             counts: vec![0; size],
+            counting: true,
         }
     }
 }
@@ -387,7 +390,9 @@ fn simulate(
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
         .chain(net.layers.iter().map(|l| l.threshold))
         .collect();
+    let out_layer = state.len() - 1;
     for (l, st) in state.iter_mut().enumerate() {
+        st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
         let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
         st.v.fill(v0);
         st.acc.fill(0);
@@ -440,8 +445,10 @@ fn simulate(
 #[inline(always)]
 fn finish_step(st: &mut LayerState) {
     gather_spikes(&st.mask, &mut st.spikes);
-    for &i in &st.spikes {
-        st.counts[i as usize] += 1;
+    if st.counting {
+        for &i in &st.spikes {
+            st.counts[i as usize] += 1;
+        }
     }
 }
 
