@@ -42,8 +42,7 @@ def test_median_resists_one_slow_call() -> None:
     assert one.std_s == 0.0 and one.per_item_s == 0.125
 
 
-@pytest.mark.parametrize("kwargs", [{"items": 0}, {"repeats": 0}, {"warmup": -1},
-                                    {"repeats": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"items": 0}, {"repeats": 0}, {"warmup": -1}, {"repeats": 1.5}])
 def test_measure_refuses_bad_counts(kwargs) -> None:
     with pytest.raises(ConfigError):
         latency.measure(lambda: None, rapl_root=None, **kwargs)
@@ -65,8 +64,14 @@ def _fake_rapl(root, values: dict[str, tuple[int, int]]) -> None:
 
 
 def test_rapl_reads_package_domains_only(tmp_path) -> None:
-    _fake_rapl(tmp_path, {"intel-rapl:0": (1000, 10**9), "intel-rapl:1": (500, 10**9),
-                          "intel-rapl:0:0": (700, 10**9)})
+    _fake_rapl(
+        tmp_path,
+        {
+            "intel-rapl:0": (1000, 10**9),
+            "intel-rapl:1": (500, 10**9),
+            "intel-rapl:0:0": (700, 10**9),
+        },
+    )
     (tmp_path / "other").mkdir()
     assert [p.name for p in latency.rapl_domains(tmp_path)] == ["intel-rapl:0", "intel-rapl:1"]
     assert latency.read_rapl_uj(tmp_path) == 1500
@@ -131,8 +136,7 @@ def test_ann_and_engine_timers(tiny) -> None:
     assert m1.items == 1 and mb.items == 50 and len(mb.samples_s) == 2
     assert m1.per_item_s > 0 and mb.per_item_s > 0
     model = convert(state, arch, calibration_images=images)
-    e = latency.time_engine(model.network, images, 8, batch_size=5, threads=1, repeats=3,
-                            warmup=1)
+    e = latency.time_engine(model.network, images, 8, batch_size=5, threads=1, repeats=3, warmup=1)
     assert e.items == 5 and len(e.samples_s) == 3 and e.per_item_s > 0
 
 

@@ -46,8 +46,8 @@ def table2(results: Sequence[dict[str, Any]]) -> str:
         paper = PAPER_TABLE2.get(r["name"])
         ref = " / ".join(f"{p:.2f}" for p in paper) if paper else "—"
         lines.append(
-            f"{r['name']:<10}{_pct(r.get('classification_accuracy')):>8}"
-            f"{_pct(r.get('top1_accuracy')):>8}{_pct(r.get('top3_accuracy')):>8}"
+            f"{r['name']:<10}{_pct(r.get('classification')):>8}"
+            f"{_pct(r.get('top1')):>8}{_pct(r.get('top3')):>8}"
             f"{_pct(r.get('map_at_10')):>8}{_pct(r.get('recall_at_10')):>10}   {ref}"
         )
     return "\n".join(lines)
@@ -204,10 +204,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_chip(args: argparse.Namespace) -> int:
+    from .chip import Loihi1
     from .data import load_fashion_mnist
     from .energy import compare_with_paper, estimate_network
     from .plots import core_map
 
+    chip = Loihi1(soft_reset_compartments=args.compartments, max_chips=args.max_chips)
     try:
         model = _load_converted(args.model)
     except ModelFormatError:  # an ANN model file: convert it first
@@ -216,7 +218,9 @@ def cmd_chip(args: argparse.Namespace) -> int:
     reports = []
     mapping = None
     for T in args.timesteps:
-        mapping, report = estimate_network(model.network, images, timesteps=T, threads=args.threads)
+        mapping, report = estimate_network(
+            model.network, images, timesteps=T, threads=args.threads, chip=chip
+        )
         reports.append(report)
     assert mapping is not None
     print(mapping.report())
@@ -297,6 +301,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    path = reproduce(args.outdir, quick=args.quick, progress=not args.quiet)
+    print(f"report -> {path}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -367,8 +379,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-images", type=int, default=200)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--png", default=None, help="write the core map (the paper's Fig 3)")
+    s.add_argument("--max-chips", type=int, default=1, help="refuse mappings over this")
+    s.add_argument(
+        "--compartments",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="compartments per neuron (2: Loihi 1's soft reset, as NxTF builds it)",
+    )
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
+
+    s = sub.add_parser("reproduce", help="the paper's tables and figures beside ours")
+    s.add_argument("outdir", help="report folder (report.md, PNGs; cache/ makes reruns resume)")
+    s.add_argument(
+        "--quick",
+        action="store_true",
+        help="a cut-down run (under 10 minutes on 2 cores); the report says what was cut",
+    )
+    s.set_defaults(func=cmd_reproduce)
 
     s = sub.add_parser("demo", help="the main job: the shipped model end to end")
     s.add_argument("--out", default="runs/demo", help="output folder")

@@ -218,10 +218,17 @@ class Measurement:
     def as_dict(self) -> dict[str, Any]:
         """The measurement and its derived figures as a JSON-serialisable dict."""
         return {
-            "items": self.items, "warmup": self.warmup, "repeats": len(self.samples_s),
-            "median_s": self.median_s, "min_s": self.min_s, "mean_s": self.mean_s,
-            "std_s": self.std_s, "per_item_s": self.per_item_s, "energy_j": self.energy_j,
-            "energy_per_item_j": self.energy_per_item_j, "power_w": self.power_w,
+            "items": self.items,
+            "warmup": self.warmup,
+            "repeats": len(self.samples_s),
+            "median_s": self.median_s,
+            "min_s": self.min_s,
+            "mean_s": self.mean_s,
+            "std_s": self.std_s,
+            "per_item_s": self.per_item_s,
+            "energy_j": self.energy_j,
+            "energy_per_item_j": self.energy_per_item_j,
+            "power_w": self.power_w,
         }
 
 
@@ -327,8 +334,7 @@ def time_torch_ann(
             return model(torch.from_numpy(nxt()))
 
     with torch_threads(threads):
-        return measure(call, items=batch_size, repeats=repeats, warmup=warmup,
-                       rapl_root=rapl_root)
+        return measure(call, items=batch_size, repeats=repeats, warmup=warmup, rapl_root=rapl_root)
 
 
 def time_numpy_ann(
@@ -349,8 +355,13 @@ def time_numpy_ann(
     batch_size = _positive(batch_size, "batch_size")
     params = ann.check_state(arch, state)
     nxt = _cycle(images, batch_size)
-    return measure(lambda: ann.predict(arch, params, nxt()), items=batch_size, repeats=repeats,
-                   warmup=warmup, rapl_root=rapl_root)
+    return measure(
+        lambda: ann.predict(arch, params, nxt()),
+        items=batch_size,
+        repeats=repeats,
+        warmup=warmup,
+        rapl_root=rapl_root,
+    )
 
 
 def time_engine(
@@ -374,7 +385,10 @@ def time_engine(
     nxt = _cycle(images, batch_size)
     return measure(
         lambda: network.run(nxt(), timesteps, threads=threads, record=rec),
-        items=batch_size, repeats=repeats, warmup=warmup, rapl_root=rapl_root,
+        items=batch_size,
+        repeats=repeats,
+        warmup=warmup,
+        rapl_root=rapl_root,
     )
 
 

@@ -1,0 +1,86 @@
+"""The command line, stage by stage, on the shipped model and a few hundred real images."""
+
+from __future__ import annotations
+
+import pytest
+
+from snnfast import ann, cli
+
+pytestmark = pytest.mark.skipif(not ann.SHIPPED_MODEL.exists(), reason="no shipped model")
+
+
+def test_table2_shows_our_figures_beside_the_papers():
+    rows = [
+        {
+            "name": "ANN",
+            "classification": 0.9,
+            "top1": 0.8,
+            "top3": 0.95,
+            "map_at_10": 0.85,
+            "recall_at_10": 0.99,
+        },
+        {
+            "name": "SNN(16)",
+            "classification": 0.85,
+            "top1": 0.8,
+            "top3": 0.9,
+            "map_at_10": 0.8,
+            "recall_at_10": None,
+        },
+    ]
+    text = cli.table2(rows)
+    assert " 90.00" in text and " 95.00" in text and "85.05 / 85.55 / 93.56" in text
+    assert text.count("—") == 1  # only the missing recall
+
+
+def test_convert_embed_index_search(tmp_path, capsys):
+    conv = tmp_path / "snn.npz"
+    assert cli.main(["-q", "convert", str(ann.SHIPPED_MODEL), "--out", str(conv)]) == 0
+    train = tmp_path / "train.npz"
+    test = tmp_path / "test.npz"
+    args = ["--timesteps", "8", "--limit"]
+    assert (
+        cli.main(["-q", "embed", str(conv), "--split", "train", *args, "300", "--out", str(train)])
+        == 0
+    )
+    assert (
+        cli.main(["-q", "embed", str(conv), "--split", "test", *args, "20", "--out", str(test)])
+        == 0
+    )
+    index = tmp_path / "index.bin"
+    assert cli.main(["-q", "index", str(train), "--out", str(index)]) == 0
+    capsys.readouterr()
+    assert cli.main(["-q", "search", str(index), str(test), "--ids", "0", "3", "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("query 0 (label") and out[1].startswith("query 3")
+    # A query embedded with another readout is refused, naming the field.
+    other = tmp_path / "other.npz"
+    assert (
+        cli.main(
+            [
+                "-q",
+                "embed",
+                str(conv),
+                "--split",
+                "test",
+                "--readout",
+                "spike_count",
+                *args,
+                "5",
+                "--out",
+                str(other),
+            ]
+        )
+        == 0
+    )
+    assert cli.main(["-q", "search", str(index), str(other)]) == 2
+    assert "readout" in capsys.readouterr().err
+
+
+def test_errors_exit_2_with_a_message(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"nope")
+    assert cli.main(["-q", "embed", str(bad), "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("snnfast: error:") and "bad.npz" in err
+    assert not (tmp_path / "x.npz").exists()
