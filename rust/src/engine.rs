@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::network::{Layer, Network, Shape, Synapses, NO_TARGET};
-use crate::neuron::{gather_spikes, update_layer, Acc};
+use crate::neuron::{gather_spikes, mask_words, update_layer, Acc};
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
@@ -50,7 +50,8 @@ struct LayerState {
     /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
     acc: Vec<i32>,
     acc16: Vec<i16>,
-    mask: Vec<u8>,
+    /// Spike bits of this step (bit `i % 64` of word `i / 64`).
+    mask: Vec<u64>,
     spikes: Vec<u32>,
     prev_spikes: Vec<u32>,
     counts: Vec<i32>,
@@ -64,7 +65,7 @@ impl LayerState {
             v: vec![0; size],
             acc: vec![0; if narrow { 0 } else { size }],
             acc16: vec![0; if narrow { size } else { 0 }],
-            mask: vec![0; size],
+            mask: vec![0; mask_words(size)],
             spikes: Vec::with_capacity(size),
             prev_spikes: Vec::with_capacity(size),
             counts: vec![0; size],
@@ -305,60 +306,88 @@ dispatch! {
 }
 
 dispatch! {
-    /// Update a layer without leak (i32 accumulator).
-    fn update32 / update32_avx2 => update_layer::<i32, false> [v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
-}
-
-dispatch! {
-    /// Update a layer without leak (i16 accumulator).
-    fn update16 / update16_avx2 => update_layer::<i16, false> [v: &mut [i32], acc: &mut [i16], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
-}
-
-dispatch! {
     /// Update a leaky layer (i32 accumulator).
-    fn leaky32 / leaky32_avx2 => update_layer::<i32, true> [v: &mut [i32], acc: &mut [i32], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
+    fn leaky32 / leaky32_avx2 => update_layer::<i32, true> [v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
 }
 
 dispatch! {
     /// Update a leaky layer (i16 accumulator).
-    fn leaky16 / leaky16_avx2 => update_layer::<i16, true> [v: &mut [i32], acc: &mut [i16], mask: &mut [u8], bias: &[i32], threshold: i32, dv: i32] -> ()
+    fn leaky16 / leaky16_avx2 => update_layer::<i16, true> [v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
 }
 
 /// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
 /// Returns the synaptic events.
 #[inline]
 fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -> i64 {
-    let (th, dv) = (layer.threshold, layer.leak);
     let st = dst;
     let events = if layer.narrow {
         let events = scatter16(avx2, layer, spikes, &mut st.acc16);
-        let update = if dv == 0 { update16 } else { leaky16 };
         update(
             avx2,
+            layer,
             &mut st.v,
             &mut st.acc16,
             &mut st.mask,
             &layer.bias,
-            th,
-            dv,
         );
         events
     } else {
         let events = scatter32(avx2, layer, spikes, &mut st.acc);
-        let update = if dv == 0 { update32 } else { leaky32 };
         update(
             avx2,
+            layer,
             &mut st.v,
             &mut st.acc,
             &mut st.mask,
             &layer.bias,
-            th,
-            dv,
         );
         events
     };
     finish_step(st);
     events
+}
+
+/// Update a layer's neurons (with `bias`, which for the input layer is the pixels).
+#[inline]
+fn update<A: Acc + Leaky>(
+    avx2: bool,
+    layer: &Layer,
+    v: &mut [i32],
+    acc: &mut [A],
+    mask: &mut [u64],
+    bias: &[i32],
+) {
+    let (th, dv) = (layer.threshold, layer.leak);
+    match (dv, avx2) {
+        (0, true) => A::update_plain::<true>(v, acc, mask, bias, th),
+        (0, false) => A::update_plain::<false>(v, acc, mask, bias, th),
+        _ => A::leaky(avx2, v, acc, mask, bias, th, dv),
+    }
+}
+
+/// The leaky update of each accumulator type, through the run-time dispatch.
+trait Leaky: Sized {
+    fn leaky(
+        avx2: bool,
+        v: &mut [i32],
+        acc: &mut [Self],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+        dv: i32,
+    );
+}
+
+impl Leaky for i16 {
+    fn leaky(a: bool, v: &mut [i32], acc: &mut [i16], m: &mut [u64], b: &[i32], t: i32, d: i32) {
+        leaky16(a, v, acc, m, b, t, d)
+    }
+}
+
+impl Leaky for i32 {
+    fn leaky(a: bool, v: &mut [i32], acc: &mut [i32], m: &mut [u64], b: &[i32], t: i32, d: i32) {
+        leaky32(a, v, acc, m, b, t, d)
+    }
 }
 
 /// The output decision: the output neuron with the most spikes, ties broken by the higher
@@ -411,7 +440,11 @@ fn simulate(
         {
             let st = &mut state[0];
             let th = net.input_threshold;
-            update16(avx2, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th, 0);
+            if avx2 {
+                i16::update_plain::<true>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
+            } else {
+                i16::update_plain::<false>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
+            }
             finish_step(st);
         }
         for (l, layer) in net.layers.iter().enumerate() {

@@ -22,6 +22,36 @@ pub trait Acc: Copy + Default + Send + Sync {
     fn get(self) -> i32;
     /// `acc[j] += w[j]` over a run, with AVX2 when `AVX2` (the caller checked the processor).
     fn add_run<const AVX2: bool>(acc: &mut [Self], w: &[i16]);
+    /// The leak-free [`update_layer`], with the AVX2 kernel when `AVX2` and the channel count
+    /// allows it (the caller checked the processor).
+    fn update_plain<const AVX2: bool>(
+        v: &mut [i32],
+        acc: &mut [Self],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+    );
+}
+
+/// Implements [`Acc::update_plain`] for one accumulator type with its AVX2 kernel.
+macro_rules! update_plain {
+    ($ty:ty, $kernel:ident) => {
+        #[inline(always)]
+        fn update_plain<const AVX2: bool>(
+            v: &mut [i32],
+            acc: &mut [$ty],
+            mask: &mut [u64],
+            bias: &[i32],
+            threshold: i32,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            if AVX2 && bias.len() % 8 == 0 {
+                // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
+                return unsafe { simd::$kernel(v, acc, mask, bias, threshold) };
+            }
+            update_layer::<$ty, false>(v, acc, mask, bias, threshold, 0)
+        }
+    };
 }
 
 impl Acc for i16 {
@@ -42,6 +72,7 @@ impl Acc for i16 {
         }
         simd::add_i16(acc, w)
     }
+    update_plain!(i16, update_i16_avx2);
 }
 
 impl Acc for i32 {
@@ -62,6 +93,7 @@ impl Acc for i32 {
         }
         simd::add_i32(acc, w)
     }
+    update_plain!(i32, update_i32_avx2);
 }
 
 /// Lowest membrane potential (24-bit signed).
@@ -97,53 +129,49 @@ pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32,
     (v - (threshold & s.wrapping_neg()), s)
 }
 
-/// Update a layer: `v`, `acc` (synaptic input this step, cleared here) and `mask` (1 where a
-/// neuron spiked) are laid out position-major with `channels` innermost, and `bias` has one entry
-/// per channel. Branch-free and indexed so that the compiler vectorises it.
+/// Update a layer: `v` and `acc` (synaptic input this step, cleared here) are laid out
+/// position-major with the channel innermost, and `bias` has one entry per channel. Bit `i % 64`
+/// of `mask[i / 64]` is set where neuron `i` spiked. This is the portable version; the engine
+/// uses `simd::update_*_avx2` where the processor allows, which computes the same integers.
 #[inline(always)]
 pub fn update_layer<A: Acc, const LEAKY: bool>(
     v: &mut [i32],
     acc: &mut [A],
-    mask: &mut [u8],
+    mask: &mut [u64],
     bias: &[i32],
     threshold: i32,
     dv: i32,
 ) {
     let c = bias.len();
-    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() == v.len());
-    for ((vs, accs), ms) in v
-        .chunks_exact_mut(c)
-        .zip(acc.chunks_exact_mut(c))
-        .zip(mask.chunks_exact_mut(c))
-    {
-        let (vs, accs, ms) = (&mut vs[..c], &mut accs[..c], &mut ms[..c]);
-        for j in 0..c {
-            let (nv, s) = step::<LEAKY>(vs[j], bias[j] + accs[j].get(), threshold, dv);
-            vs[j] = nv;
-            accs[j] = A::default();
-            ms[j] = s as u8;
+    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    mask.fill(0);
+    let mut j = 0;
+    for i in 0..v.len() {
+        let (nv, s) = step::<LEAKY>(v[i], bias[j] + acc[i].get(), threshold, dv);
+        v[i] = nv;
+        acc[i] = A::default();
+        mask[i >> 6] |= (s as u64) << (i & 63);
+        j += 1;
+        if j == c {
+            j = 0;
         }
     }
 }
 
-/// Append the indices of the set bytes of `mask` (each 0 or 1) to `out`, in increasing order.
+/// Words of a spike bitmask for `n` neurons.
+pub fn mask_words(n: usize) -> usize {
+    n.div_ceil(64)
+}
+
+/// Append the indices of the set bits of `mask` to `out`, in increasing order.
 #[inline(always)]
-pub fn gather_spikes(mask: &[u8], out: &mut Vec<u32>) {
+pub fn gather_spikes(mask: &[u64], out: &mut Vec<u32>) {
     out.clear();
-    let mut chunks = mask.chunks_exact(8);
-    let mut base = 0u32;
-    for chunk in &mut chunks {
-        let mut word = u64::from_le_bytes(chunk.try_into().unwrap());
+    for (w, &word) in mask.iter().enumerate() {
+        let mut word = word;
         while word != 0 {
-            let byte = word.trailing_zeros() / 8;
-            out.push(base + byte);
-            word &= !(0xffu64 << (byte * 8));
-        }
-        base += 8;
-    }
-    for (i, &m) in chunks.remainder().iter().enumerate() {
-        if m != 0 {
-            out.push(base + i as u32);
+            out.push((w as u32) * 64 + word.trailing_zeros());
+            word &= word - 1;
         }
     }
 }
@@ -183,12 +211,12 @@ mod tests {
 
     #[test]
     fn gather_finds_every_spike() {
-        let mut mask = vec![0u8; 37];
-        for i in [0, 7, 8, 9, 20, 36] {
-            mask[i] = 1;
+        let mut mask = vec![0u64; mask_words(200)];
+        for i in [0, 7, 8, 9, 63, 64, 130, 199] {
+            mask[i / 64] |= 1 << (i % 64);
         }
         let mut out = Vec::new();
         gather_spikes(&mask, &mut out);
-        assert_eq!(out, vec![0, 7, 8, 9, 20, 36]);
+        assert_eq!(out, vec![0, 7, 8, 9, 63, 64, 130, 199]);
     }
 }
