@@ -43,7 +43,7 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             p = draw(st.integers(0, 2))
             k = draw(st.integers(1, min(4, hh + 2 * p, ww + 2 * p)))
             s = draw(st.integers(1, 3))
-            o = draw(st.integers(1, 3))
+            o = draw(st.sampled_from([1, 2, 3, 8, 16]))  # 8, 16: the vector kernels
             weight = rng.integers(-wmax, wmax + 1, size=(o, cc, k, k))
             bias = rng.integers(-bmax, bmax + 1, size=o)
             layers.append(
@@ -57,7 +57,7 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             )
             shape = (cc, hh // k, ww // k)
         else:
-            o = draw(st.integers(1, 6))
+            o = draw(st.sampled_from([1, 3, 6, 8, 16]))
             n_in = int(np.prod(shape))
             weight = rng.integers(-wmax, wmax + 1, size=(o, n_in))
             bias = rng.integers(-bmax, bmax + 1, size=o)
