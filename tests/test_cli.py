@@ -84,3 +84,14 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("snnfast: error:") and "bad.npz" in err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_train_writes_a_model_the_converter_reads(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "m.npz"
+    args = ["-q", "train", "4-8-10", "--epochs", "1", "--limit", "300", "--threads", "1"]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    assert "4-8-10: train" in capsys.readouterr().out
+    arch, state, meta = ann.load_model(out)
+    assert arch.spec == "4-8-10" and meta["recipe"]["epochs"] == 1
+    assert cli.main(["-q", "convert", str(out), "--out", str(tmp_path / "s.npz")]) == 0

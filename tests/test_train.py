@@ -69,7 +69,8 @@ def test_recipe_validation() -> None:
 def tiny_runs() -> tuple[TrainResult, TrainResult, TrainResult]:
     if not HAVE_DATA:
         pytest.skip("Fashion-MNIST not installed")
-    kw = {"epochs": 2, "limit": 300, "batch_size": 32, "threads": 1, "warmup_epochs": 0.5}
+    kw = {"epochs": 2, "limit": 300, "batch_size": 32, "threads": 1, "warmup_epochs": 0.5,
+          "lr": 0.01, "weight_decay": 0.0}
     a = train("4-8-10", seed=1, progress=False, **kw)
     b = train(Recipe(arch="4-8-10", seed=1, **kw), progress=False)
     c = train("4-8-10", seed=2, progress=False, **kw)
@@ -82,7 +83,7 @@ def test_tiny_train_runs(tiny_runs: tuple[TrainResult, TrainResult, TrainResult]
     assert r.arch.spec == "4-8-10" and r.recipe.limit == 300
     for acc in (r.train_accuracy, r.val_accuracy, r.test_accuracy):
         assert 0.0 <= acc <= 1.0
-    assert r.train_accuracy > 0.2  # two epochs on 275 images learn something
+    assert r.train_accuracy > 0.3  # two epochs on 275 images learn something
     assert [h["epoch"] for h in r.history] == [1, 2]
     assert r.best_epoch in (1, 2)
     assert r.val_accuracy == pytest.approx(r.history[r.best_epoch - 1]["val_accuracy"])

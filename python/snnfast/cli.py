@@ -64,14 +64,21 @@ def _write_json(path: Path, data: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    result = train(
-        args.arch,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        progress=not args.quiet,
-    )
+    fields = {
+        k: getattr(args, k)
+        for k in (
+            "epochs",
+            "seed",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "dropout",
+            "threads",
+            "limit",
+        )
+        if getattr(args, k) is not None
+    }
+    result = train(args.arch, progress=not args.quiet, **fields)
     result.save(args.out)
     meta = result.metadata()
     print(
@@ -321,10 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a Table-1 CNN with PyTorch (needs snnfast[train])")
     s.add_argument("arch", help="architecture, e.g. 32-64-10")
     s.add_argument("--out", required=True, help="model file (.npz)")
-    s.add_argument("--epochs", type=int, default=20)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--epochs", type=int, default=None, help="default: the shipped recipe's")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=None)
+    s.add_argument("--lr", type=float, default=None)
+    s.add_argument("--weight-decay", type=float, default=None)
+    s.add_argument("--dropout", type=float, default=None)
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--limit", type=int, default=None, help="first N images only (quick runs)")
     s.set_defaults(func=cmd_train)
 
     def conversion_args(s: argparse.ArgumentParser) -> None:
@@ -342,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("converted", help="converted model file (snnfast convert)")
     s.add_argument("--split", choices=["train", "test"], default="test")
     s.add_argument("--limit", type=int, default=None, help="first N images only")
-    s.add_argument("--readout", choices=["membrane", "spike_count", "ann"], default="membrane")
+    s.add_argument(
+        "--readout", choices=["membrane", "spike_count", "integrated", "ann"], default="membrane"
+    )
     s.add_argument("--timesteps", type=int, default=16)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--out", required=True, help="embeddings file (.npz)")
@@ -364,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
     s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
-    s.add_argument("--readout", choices=["membrane", "spike_count"], default="membrane")
+    s.add_argument(
+        "--readout", choices=["membrane", "spike_count", "integrated"], default="membrane"
+    )
     s.add_argument("--n-train", type=int, default=None)
     s.add_argument("--n-test", type=int, default=None)
     s.add_argument("--delay", type=int, default=0)

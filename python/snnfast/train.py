@@ -32,6 +32,9 @@ __all__ = ["Recipe", "TrainResult", "build_torch_model", "train"]
 class Recipe:
     """Everything that decides the trained weights (besides the data and the torch build).
 
+    The defaults are the recipe of the shipped ``32-64-10`` model
+    (:data:`snnfast.ann.SHIPPED_MODEL`): ``train("32-64-10")`` reproduces it.
+
     Attributes:
         arch: architecture spec, e.g. ``"32-64-10"``.
         epochs: passes over the training split.
@@ -48,16 +51,16 @@ class Recipe:
     """
 
     arch: str = "32-64-10"
-    epochs: int = 20
+    epochs: int = 30
     seed: int = 0
     batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
+    lr: float = 3e-3
+    weight_decay: float = 0.05
     dropout: float = 0.25
     warmup_epochs: float = 1.0
     val_fraction: float = 1 / 12
     split_seed: int = 0
-    threads: int = 2
+    threads: int = 1
     limit: int | None = None
 
     def __post_init__(self) -> None:
