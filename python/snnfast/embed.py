@@ -1,19 +1,27 @@
 """Image embeddings from a converted model: the SNN's activity, or the ANN's, before the output.
 
-Readouts (the paper's is ``"membrane"``):
+Readouts (the paper's is ``"membrane"``), all of the layer before the output:
 
-- ``"membrane"``: membrane potentials of the layer before the output after the last time step;
-- ``"spike_count"``: spikes that layer emitted over the run;
+- ``"membrane"``: membrane potentials after the last time step;
+- ``"spike_count"``: spikes emitted over the run;
+- ``"integrated"``: the total input the neurons integrated over the run,
+  ``spike_count * threshold + membrane - v0`` with ``v0 = floor(v_init * threshold)`` the
+  initial potential (:meth:`snnfast.RunResult.integrated_input`). It is
+  finer than the spike count (which has ``T + 1`` values) and, unlike the membrane alone, does
+  not forget the part of the input that became spikes;
 - ``"ann"``: the ANN's float activation of the same layer (the baseline).
 
 Vectors are float32 ``[N, D]``, the layer flattened in C, H, W order (``D = 1024`` for
 ``32-64-10``). Predictions: for the SNN readouts, the output neuron with the most spikes; ties go
 to the higher final membrane potential, then to the lowest class index. For ``"ann"``, the
 argmax of the logits.
+
+:func:`embed_readouts` gives several readouts of one simulation; :func:`embed` one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +32,9 @@ from .convert import ConvertedModel
 from .errors import ConfigError
 from .retrieval import IndexMeta
 
-__all__ = ["READOUTS", "Embeddings", "embed", "predict_from_output"]
+__all__ = ["READOUTS", "Embeddings", "embed", "embed_readouts", "predict_from_output"]
 
-READOUTS = ("membrane", "spike_count", "ann")
+READOUTS = ("membrane", "spike_count", "integrated", "ann")
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,15 @@ class Embeddings:
             give it to :meth:`snnfast.retrieval.RetrievalIndex.build` / ``search``.
         synops: int64 ``[N, L + 1]`` synaptic events delivered into each SNN layer, or ``None``
             for the ``"ann"`` readout.
+        steps: int32 ``[N]`` time steps each image ran (fewer than ``timesteps`` where it
+            exited early), or ``None`` for the ``"ann"`` readout.
     """
 
     vectors: np.ndarray
     predictions: np.ndarray
     meta: IndexMeta
     synops: np.ndarray | None = None
+    steps: np.ndarray | None = None
 
 
 def predict_from_output(spike_counts: np.ndarray, membrane: np.ndarray) -> np.ndarray:
@@ -66,19 +77,50 @@ def embed(
     progress: bool = True,
     delay: int = 0,
     v_init: float = 0.0,
+    early_exit: int | None = None,
 ) -> Embeddings:
     """Embed ``images`` (uint8 ``[N, 1, 28, 28]`` or ``[N, 28, 28]``) with ``converted``.
 
     The SNN runs ``batch_size`` images at a time, recording only the embedding and output
-    layers, so memory stays bounded. ``timesteps``, ``delay``, ``v_init`` and ``threads`` go to
-    :meth:`snnfast.Network.run` (ignored by the ``"ann"`` readout, whose ``meta.timesteps`` is 0).
+    layers, so memory stays bounded. ``timesteps``, ``delay``, ``v_init``, ``early_exit`` and
+    ``threads`` go to :meth:`snnfast.Network.run` (ignored by the ``"ann"`` readout, whose
+    ``meta.timesteps`` is 0). With ``early_exit`` each image's readout is taken at the step it
+    stopped.
 
     Raises:
         ShapeError: images of the wrong dtype or shape (the message gives what was passed).
         ConfigError: unknown readout, or a bad batch size / run setting.
     """
-    if readout not in READOUTS:
-        raise ConfigError(f"readout must be one of {READOUTS}, got {readout!r}")
+    return embed_readouts(converted, images, (readout,), timesteps, batch_size, threads,
+                          progress, delay, v_init, early_exit)[readout]
+
+
+def embed_readouts(
+    converted: ConvertedModel,
+    images: np.ndarray,
+    readouts: Sequence[str] = ("membrane", "spike_count", "integrated"),
+    timesteps: int = 16,
+    batch_size: int = 1000,
+    threads: int | None = None,
+    progress: bool = True,
+    delay: int = 0,
+    v_init: float = 0.0,
+    early_exit: int | None = None,
+) -> dict[str, Embeddings]:
+    """Several readouts of ``images`` from one simulation: ``{readout: Embeddings}``.
+
+    The arguments are those of :func:`embed`; ``readouts`` names any of :data:`READOUTS`
+    (``"ann"`` runs the ANN instead of the SNN).
+
+    Raises:
+        ShapeError: images of the wrong dtype or shape.
+        ConfigError: an unknown or repeated readout, none at all, or a bad batch size / run
+            setting.
+    """
+    names = [readouts] if isinstance(readouts, str) else list(readouts)
+    unknown = [r for r in names if r not in READOUTS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ConfigError(f"readouts must name distinct entries of {READOUTS}, got {readouts!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
         batch_size < 1
     ):
@@ -88,27 +130,43 @@ def embed(
     n = imgs.shape[0]
     emb, out = converted.embedding_layer, converted.output_layer
     dim = net.sizes[emb]
-    vectors = np.empty((n, dim), dtype=np.float32)
-    predictions = np.empty(n, dtype=np.int64)
+    snn = [r for r in names if r != "ann"]
+    vectors = {r: np.empty((n, dim), dtype=np.float32) for r in names}
+    predictions = {kind: np.empty(n, dtype=np.int64) for kind in ("snn", "ann")}
     synops = np.zeros((n, net.n_layers + 1), dtype=np.int64)
-    label = "ANN" if readout == "ann" else f"SNN T={timesteps}"
+    steps = np.zeros(n, dtype=np.int32)
+    theta = net.thresholds[emb]
+    label = " + ".join(([f"SNN T={timesteps}"] if snn else []) + (["ANN"] if "ann" in names
+                                                                  else []))
     with tqdm(total=n, unit="img", desc=f"embed {label}", disable=not progress) as bar:
         for start in range(0, n, int(batch_size)):
             batch = imgs[start : start + int(batch_size)]
             stop = start + batch.shape[0]
-            if readout == "ann":
+            if "ann" in names:
                 acts = ann.forward(converted.arch, converted.ann_state, batch)
-                vectors[start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
-                predictions[start:stop] = acts[-1].argmax(axis=1)
-            else:
+                vectors["ann"][start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
+                predictions["ann"][start:stop] = acts[-1].argmax(axis=1)
+            if snn:
                 res = net.run(batch, timesteps=timesteps, delay=delay, v_init=v_init,
-                              threads=threads, record=[emb, out])
-                source = res.membrane[emb] if readout == "membrane" else res.spike_counts[emb]
-                vectors[start:stop] = source.reshape(batch.shape[0], -1)
-                predictions[start:stop] = predict_from_output(res.spike_counts[out],
-                                                              res.membrane[out])
+                              threads=threads, record=[emb, out], early_exit=early_exit)
+                sources = {"membrane": res.membrane[emb], "spike_count": res.spike_counts[emb]}
+                if "integrated" in snn:
+                    sources["integrated"] = res.integrated_input(emb, theta)
+                for r in snn:
+                    vectors[r][start:stop] = np.reshape(sources[r], (batch.shape[0], -1))
+                out_counts, out_membrane = res.spike_counts[out], res.membrane[out]
+                assert out_counts is not None and out_membrane is not None
+                predictions["snn"][start:stop] = predict_from_output(out_counts, out_membrane)
                 synops[start:stop] = res.synops
+                steps[start:stop] = res.steps
             bar.update(batch.shape[0])
-    steps = 0 if readout == "ann" else int(timesteps)
-    meta = IndexMeta(converted.model_id(), readout, steps, dim)
-    return Embeddings(vectors, predictions, meta, None if readout == "ann" else synops)
+    model_id = converted.model_id()
+    result: dict[str, Embeddings] = {}
+    for r in names:
+        if r == "ann":
+            result[r] = Embeddings(vectors[r], predictions["ann"], IndexMeta(model_id, r, 0, dim))
+        else:
+            result[r] = Embeddings(vectors[r], predictions["snn"].copy(),
+                                   IndexMeta(model_id, r, int(timesteps), dim), synops.copy(),
+                                   steps.copy())
+    return result

@@ -375,16 +375,20 @@ def time_engine(
     repeats: int = 20,
     warmup: int = 2,
     rapl_root: str | os.PathLike[str] | None = RAPL_ROOT,
+    v_init: float = 0.0,
+    early_exit: int | None = None,
 ) -> Measurement:
     """Simulation time of :meth:`snnfast.Network.run` for ``batch_size`` images per call.
 
-    ``record`` defaults to the output layer only (what classification needs).
+    ``record`` defaults to the output layer only (what classification needs); ``v_init`` and
+    ``early_exit`` go to the run.
     """
     batch_size = _positive(batch_size, "batch_size")
     rec = [network.n_layers] if record is None else list(record)
     nxt = _cycle(images, batch_size)
     return measure(
-        lambda: network.run(nxt(), timesteps, threads=threads, record=rec),
+        lambda: network.run(nxt(), timesteps, threads=threads, record=rec, v_init=v_init,
+                            early_exit=early_exit),
         items=batch_size,
         repeats=repeats,
         warmup=warmup,
