@@ -302,3 +302,15 @@ def test_early_exit_matches_reference_and_saves_steps():
     assert (got.steps < 40).any()
     full = net.run(images, 40)
     assert (got.synops.sum(axis=1) <= full.synops.sum(axis=1)).all()
+
+
+def test_public_names_resolve_without_torch():
+    code = (
+        "import sys, snnfast\n"
+        "missing = [n for n in snnfast.__all__ if getattr(snnfast, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", code], check=True)

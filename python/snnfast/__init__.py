@@ -1,10 +1,17 @@
 """snnfast: fast, exact, event-driven integer spiking networks for neuromorphic image retrieval.
 
 The engine contract (``Network``, ``Conv2d``, ``AvgPool2d``, ``Dense``, ``RunResult``) needs only
-NumPy; training needs the ``train`` extra (PyTorch).
+NumPy. The pipeline's stages are modules of their own: :mod:`snnfast.data`, :mod:`snnfast.ann`,
+:mod:`snnfast.train` (PyTorch, the ``train`` extra), :mod:`snnfast.convert` (Algorithm 1),
+:mod:`snnfast.embed`, :mod:`snnfast.retrieval`, :mod:`snnfast.metrics`, :mod:`snnfast.chip`
+(the Loihi 1 mapper), :mod:`snnfast.energy`, :mod:`snnfast.pipeline`, :mod:`snnfast.reproduce`.
+Their main names are available here too; importing ``snnfast`` never imports torch.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from ._core import __version__
 from .errors import (
@@ -17,6 +24,33 @@ from .errors import (
     SnnfastError,
 )
 from .network import AvgPool2d, Conv2d, Dense, Layer, Network, RunResult
+
+# Names re-exported from the pipeline modules, loaded on first use.
+_LAZY = {
+    "load_fashion_mnist": "data",
+    "CLASS_NAMES": "data",
+    "Architecture": "ann",
+    "load_model": "ann",
+    "save_model": "ann",
+    "SHIPPED_MODEL": "ann",
+    "convert": "convert",
+    "ConversionConfig": "convert",
+    "ConvertedModel": "convert",
+    "embed": "embed",
+    "Embeddings": "embed",
+    "RetrievalIndex": "retrieval",
+    "IndexMeta": "retrieval",
+    "SearchResult": "retrieval",
+    "evaluate_retrieval": "metrics",
+    "Loihi1": "chip",
+    "map_network": "chip",
+    "check_deployable": "chip",
+    "EnergyModel": "energy",
+    "EnergyReport": "energy",
+    "estimate_energy": "energy",
+    "estimate_network": "energy",
+    "run_pipeline": "pipeline",
+}
 
 __all__ = [
     "__version__",
@@ -33,4 +67,18 @@ __all__ = [
     "DataError",
     "ModelFormatError",
     "IndexMismatchError",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snnfast' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
