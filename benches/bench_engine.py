@@ -8,23 +8,19 @@ batch size; halving the input spikes (darker images) cuts the engine's time by a
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
 
+from snnfast.latency import measure
 from torch_baseline import DenseTorchSNN
 
 T = 16
 
 
 def _best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Fastest of ``repeat`` calls, in seconds (no warm-up: callers warm up themselves)."""
+    return measure(fn, repeats=repeat, warmup=0).min_s
 
 
 def test_batch1_one_thread(benchmark, converted, test_images):
@@ -58,6 +54,7 @@ def test_throughput_vs_dense_torch(benchmark, converted, test_images):
 
     torch_ips = {}
     for bs in (50, 200, 1000):
+
         def run_all(bs=bs):
             for i in range(0, len(test_images), bs):
                 dense.run(test_images[i : i + bs], T)
@@ -92,8 +89,10 @@ def test_halving_input_spikes(benchmark, converted, test_images):
     t_dark = benchmark.stats.stats.min
     cut = 1.0 - t_dark / t_full
     benchmark.extra_info.update(
-        input_spike_ratio=float(dark_spikes / full_spikes), time_cut=cut,
-        full_s=t_full, dark_s=t_dark,
+        input_spike_ratio=float(dark_spikes / full_spikes),
+        time_cut=cut,
+        full_s=t_full,
+        dark_s=t_dark,
     )
     assert 0.45 <= dark_spikes / full_spikes <= 0.55
     assert cut >= 0.35, f"halving input spikes cut time by {cut:.0%}, goal 35 %"
@@ -105,8 +104,16 @@ def test_engine_latency_by_timesteps(benchmark, converted, test_images, timestep
     net = converted.network
     rec = [converted.output_layer]
     benchmark.pedantic(lambda: net.run(test_images, timesteps, record=rec), rounds=3)
-    b1 = _best_of(lambda: [net.run(test_images[i : i + 1], timesteps, threads=1, record=rec)
-                           for i in range(100)], repeat=3) / 100
+    b1 = (
+        _best_of(
+            lambda: [
+                net.run(test_images[i : i + 1], timesteps, threads=1, record=rec)
+                for i in range(100)
+            ],
+            repeat=3,
+        )
+        / 100
+    )
     benchmark.extra_info.update(
         batch1_ms=b1 * 1e3,
         batch1000_ms_per_image=benchmark.stats.stats.min / len(test_images) * 1e3,

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
+
+from snnfast.latency import measure
 
 N_CORPUS = 10_000
 PAPER_XEON_BATCH1_MS = 0.216
@@ -22,12 +23,8 @@ PAPER_XEON_LARGE_MS = 0.0073
 
 
 def _best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Fastest of ``repeat`` calls, in seconds (no warm-up: callers warm up themselves)."""
+    return measure(fn, repeats=repeat, warmup=0).min_s
 
 
 @pytest.fixture(scope="module")

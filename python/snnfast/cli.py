@@ -12,6 +12,7 @@ import io
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -428,7 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``snnfast`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            # The chip model's warnings are printed in its mapping report: not twice.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"snnfast\.")
+            return int(args.func(args))
     except SnnfastError as exc:
         print(f"snnfast: error: {exc}", file=sys.stderr)
         return 2
