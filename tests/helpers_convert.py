@@ -13,8 +13,10 @@ from snnfast.data import load_fashion_mnist
 def random_state(arch: Architecture, seed: int = 0, scale: float = 0.2) -> dict[str, np.ndarray]:
     """Random float32 parameters for ``arch`` (normal, std ``scale``)."""
     rng = np.random.default_rng(seed)
-    return {k: (rng.standard_normal(s) * scale).astype(np.float32)
-            for k, s in arch.state_shapes().items()}
+    return {
+        k: (rng.standard_normal(s) * scale).astype(np.float32)
+        for k, s in arch.state_shapes().items()
+    }
 
 
 @functools.cache

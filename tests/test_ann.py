@@ -34,16 +34,18 @@ TABLE1 = {
 
 def random_state(arch: Architecture, seed: int = 0, scale: float = 0.2) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {k: rng.normal(0, scale, size=s).astype(np.float32)
-            for k, s in arch.state_shapes().items()}
+    return {
+        k: rng.normal(0, scale, size=s).astype(np.float32) for k, s in arch.state_shapes().items()
+    }
 
 
 def random_images(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(n, 1, 28, 28), dtype=np.uint8)
 
 
-def naive_forward(arch: Architecture, state: dict[str, np.ndarray],
-                  x: np.ndarray) -> list[np.ndarray]:
+def naive_forward(
+    arch: Architecture, state: dict[str, np.ndarray], x: np.ndarray
+) -> list[np.ndarray]:
     """Direct float64 loops over output positions: an independent reference."""
     h = x.astype(np.float64) / 255.0
     outs = []
@@ -80,9 +82,7 @@ def test_table1_shapes(spec: str) -> None:
     layers = arch.layers
     kinds = [d.kind for d in layers]
     assert kinds == ["conv", "pool", "conv", "pool"] + ["conv"] * (len(nums) - 3) + ["dense"]
-    assert [d.name for d in layers if d.kind == "conv"] == [
-        f"conv{k}" for k in range(1, len(nums))
-    ]
+    assert [d.name for d in layers if d.kind == "conv"] == [f"conv{k}" for k in range(1, len(nums))]
     assert layers[0].in_shape == (1, 28, 28)
     assert layers[0].out_shape == (nums[0], 24, 24)
     assert layers[1].out_shape == (nums[0], 12, 12)
@@ -104,12 +104,18 @@ def test_one_conv_spec() -> None:
     arch = Architecture.parse("32-10")
     assert [d.out_shape for d in arch.layers] == [(32, 24, 24), (32, 12, 12), (10,)]
     assert arch.embedding_dim == 12 * 12 * 32
-    assert arch.state_shapes() == {"conv1.weight": (32, 1, 5, 5), "conv1.bias": (32,),
-                                   "fc.weight": (10, 4608), "fc.bias": (10,)}
+    assert arch.state_shapes() == {
+        "conv1.weight": (32, 1, 5, 5),
+        "conv1.bias": (32,),
+        "fc.weight": (10, 4608),
+        "fc.bias": (10,),
+    }
 
 
-@pytest.mark.parametrize("bad", ["10", "", "32--10", "a-10", "0-10", "32-64-0", "-32-10",
-                                 "32-64-10-", "3.5-10", "32_64_10"])
+@pytest.mark.parametrize(
+    "bad",
+    ["10", "", "32--10", "a-10", "0-10", "32-64-0", "-32-10", "32-64-10-", "3.5-10", "32_64_10"],
+)
 def test_parse_rejects(bad: str) -> None:
     with pytest.raises(ConfigError, match="architecture spec"):
         Architecture.parse(bad)
@@ -146,8 +152,12 @@ def test_forward_upto_batching_and_input_forms() -> None:
     assert len(part) == 3
     for a, b in zip(full[:3], part, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer_output(arch, state, x, arch.embedding_layer, batch_size=5),
-                               full[arch.embedding_layer], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        layer_output(arch, state, x, arch.embedding_layer, batch_size=5),
+        full[arch.embedding_layer],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     np.testing.assert_allclose(forward(arch, state, x[:, 0])[-1], full[-1], rtol=1e-6)
     xf = x.astype(np.float64) / 255.0
     np.testing.assert_allclose(forward(arch, state, xf)[-1], full[-1], rtol=1e-5, atol=1e-5)
@@ -185,8 +195,7 @@ def test_check_state_errors() -> None:
     with pytest.raises(ModelFormatError, match="extra.weight"):
         check_state(arch, {**state, "extra.weight": np.zeros(3, np.float32)})
     wrong = {**state, "conv2.weight": np.zeros((16, 4, 5, 5), np.float32)}
-    with pytest.raises(ModelFormatError,
-                       match=r"conv2.weight.*\(16, 8, 5, 5\).*\(16, 4, 5, 5\)"):
+    with pytest.raises(ModelFormatError, match=r"conv2.weight.*\(16, 8, 5, 5\).*\(16, 4, 5, 5\)"):
         check_state(arch, wrong)
     nan = {**state, "fc.bias": np.full(10, np.nan, np.float32)}
     with pytest.raises(ModelFormatError, match="fc.bias.*NaN"):
@@ -251,8 +260,11 @@ def test_load_rejects_damaged_files(tmp_path: Path) -> None:
 
     def rewrite(name: str, header: dict | None, arrays: dict[str, np.ndarray]) -> Path:
         p = tmp_path / name
-        extra = {} if header is None else {
-            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+        extra = (
+            {}
+            if header is None
+            else {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+        )
         np.savez(p, **extra, **arrays)
         return p
 
@@ -262,15 +274,18 @@ def test_load_rejects_damaged_files(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="not an snnfast ANN model"):
         load_model(rewrite("net.npz", {"format": "snnfast.network", "version": 1}, state))
     with pytest.raises(ModelFormatError, match="version 99"):
-        load_model(rewrite("v99.npz", {"format": "snnfast.ann", "version": 99,
-                                       "arch": "4-8-10"}, state))
+        load_model(
+            rewrite("v99.npz", {"format": "snnfast.ann", "version": 99, "arch": "4-8-10"}, state)
+        )
     with pytest.raises(ModelFormatError, match="architecture"):
-        load_model(rewrite("arch.npz", {"format": "snnfast.ann", "version": 1,
-                                        "arch": "10"}, state))
+        load_model(
+            rewrite("arch.npz", {"format": "snnfast.ann", "version": 1, "arch": "10"}, state)
+        )
     # Header says one architecture, arrays belong to another.
     with pytest.raises(ModelFormatError, match=r"mixed.npz.*conv1.weight"):
-        load_model(rewrite("mixed.npz", {"format": "snnfast.ann", "version": 1,
-                                         "arch": "8-16-10"}, state))
+        load_model(
+            rewrite("mixed.npz", {"format": "snnfast.ann", "version": 1, "arch": "8-16-10"}, state)
+        )
     # A pickled object array is refused, not unpickled.
     p = tmp_path / "pickle.npz"
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(p, "w") as zout:

@@ -118,7 +118,11 @@ def test_weights_wider_than_nine_bits_warn_and_are_stored_at_nine():
 
 def test_max_chips_is_enforced_and_cores_are_placed_chip_after_chip():
     tiny = Loihi1(
-        cores_per_chip=2, grid_rows=1, grid_cols=2, tile_rows=1, tile_cols=1,
+        cores_per_chip=2,
+        grid_rows=1,
+        grid_cols=2,
+        tile_rows=1,
+        tile_cols=1,
         soft_reset_compartments=1,
     )
     net = dense_net(1, 2048)
@@ -131,8 +135,13 @@ def test_max_chips_is_enforced_and_cores_are_placed_chip_after_chip():
     assert [m.placement(c) for c in range(3)] == [(0, 0, 0), (0, 0, 1), (1, 0, 0)]
     assert m.placements.tolist() == [[0, 0, 0], [0, 0, 1], [1, 0, 0]]
     unlimited = Loihi1(
-        cores_per_chip=2, grid_rows=1, grid_cols=2, tile_rows=1, tile_cols=1,
-        soft_reset_compartments=1, max_chips=None,
+        cores_per_chip=2,
+        grid_rows=1,
+        grid_cols=2,
+        tile_rows=1,
+        tile_cols=1,
+        soft_reset_compartments=1,
+        max_chips=None,
     )
     assert map_network(net, unlimited).n_chips == 2
     with pytest.raises(ConfigError, match="max_chips"):
@@ -205,8 +214,13 @@ def _small_nets(rng):
         (1, 12, 12),
     )
     yield Network(
-        [rand_conv(rng, 3, 2, 3), AvgPool2d(3, 4, 2), rand_conv(rng, 5, 3, 3, padding=2),
-         rand_dense(rng, 6, 5 * 5 * 5), rand_dense(rng, 3, 6)],
+        [
+            rand_conv(rng, 3, 2, 3),
+            AvgPool2d(3, 4, 2),
+            rand_conv(rng, 5, 3, 3, padding=2),
+            rand_dense(rng, 6, 5 * 5 * 5),
+            rand_dense(rng, 3, 6),
+        ],
         (2, 11, 13),
     )
 
@@ -223,13 +237,13 @@ def test_per_core_usage_matches_brute_force(reset, max_cx):
             for key, arr in want.items():
                 np.testing.assert_array_equal(lm.usage[key], arr, err_msg=f"{lm.index} {key}")
         # Synapses stored (without reset synapses) are the engine's synapse counts.
-        stored = [int(lm.usage["synapses"].sum() - (reset - 1) * lm.usage["neurons"].sum())
-                  for lm in m.layers]
+        stored = [
+            int(lm.usage["synapses"].sum() - (reset - 1) * lm.usage["neurons"].sum())
+            for lm in m.layers
+        ]
         assert stored == net.synapse_counts()
         assert sum(m.cores_per_layer) == m.n_cores
-        assert m.core_layer.tolist() == sum(
-            ([lm.index] * lm.n_cores for lm in m.layers), []
-        )
+        assert m.core_layer.tolist() == sum(([lm.index] * lm.n_cores for lm in m.layers), [])
 
 
 def test_partition_uses_the_fewest_cores_that_fit():

@@ -66,8 +66,9 @@ def test_toy_case_by_hand() -> None:
 
 def test_toy_case_rounding_option() -> None:
     white = np.full((3, 1, 28, 28), 255, dtype=np.uint8)
-    m = convert(toy_state(), "1-2", calibration_images=white,
-                config=ConversionConfig(rounding="round"))
+    m = convert(
+        toy_state(), "1-2", calibration_images=white, config=ConversionConfig(rounding="round")
+    )
     # 63.75 rounds to 64: dvdt = 64 * 25 + 255 = 1855
     assert np.all(m.network.layers[0].weight == 64)
     assert m.network.layers[0].threshold == 1855
@@ -78,8 +79,9 @@ def test_input_threshold_maps_algorithm_theta() -> None:
     m9 = convert(toy_state(), "1-2", calibration_images=dim)
     # W_MAX = 255: theta_0 = int(200 / 255 * 255) = 200, input_threshold = 200 exactly
     assert m9.calibration["input_theta"] == 200 and m9.network.input_threshold == 200
-    m8 = convert(toy_state(), "1-2", calibration_images=dim,
-                 config=ConversionConfig(num_weight_bits=8))
+    m8 = convert(
+        toy_state(), "1-2", calibration_images=dim, config=ConversionConfig(num_weight_bits=8)
+    )
     # W_MAX = 127: theta_0 = int(200 / 255 * 127) = 99; 99 * 255 / 127 = 198.78 -> 199
     assert m8.calibration["input_theta"] == 99 and m8.network.input_threshold == 199
     assert m8.slopes[0] == pytest.approx(127 / 99)
@@ -129,10 +131,17 @@ def test_clip_option_saturates_to_w_max(tiny) -> None:
     state, x, _ = tiny
     cfg = ConversionConfig(param_percentile=90.0, clip=True)
     m = convert(state, TINY, calibration_images=x, config=cfg)
-    unclipped = convert(state, TINY, calibration_images=x,
-                        config=ConversionConfig(param_percentile=90.0))
-    assert max(np.abs(l.weight).max() for l in unclipped.network.layers
-               if not isinstance(l, snnfast.AvgPool2d)) > 255
+    unclipped = convert(
+        state, TINY, calibration_images=x, config=ConversionConfig(param_percentile=90.0)
+    )
+    assert (
+        max(
+            np.abs(l.weight).max()
+            for l in unclipped.network.layers
+            if not isinstance(l, snnfast.AvgPool2d)
+        )
+        > 255
+    )
     for layer in m.network.layers:
         if not isinstance(layer, snnfast.AvgPool2d):
             assert np.abs(layer.weight).max() == 255
@@ -218,8 +227,10 @@ def test_torch_module_is_duck_typed(tiny) -> None:
 
 
 def test_torch_is_not_imported_by_inference_modules() -> None:
-    code = ("import sys, snnfast.convert, snnfast.embed, snnfast.retrieval, snnfast.metrics, "
-            "snnfast.pipeline, snnfast.plots; assert 'torch' not in sys.modules")
+    code = (
+        "import sys, snnfast.convert, snnfast.embed, snnfast.retrieval, snnfast.metrics, "
+        "snnfast.pipeline, snnfast.plots; assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -264,23 +275,33 @@ def test_model_id_depends_on_parameters(tiny) -> None:
     assert convert(state, TINY, calibration_images=x).model_id() == m.model_id()
 
 
-@pytest.mark.parametrize("bad", [
-    np.zeros((3, 1, 28, 28), dtype=np.float32),
-    np.zeros((3, 1, 27, 28), dtype=np.uint8),
-    np.zeros((0, 1, 28, 28), dtype=np.uint8),
-    [[0]],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((3, 1, 28, 28), dtype=np.float32),
+        np.zeros((3, 1, 27, 28), dtype=np.uint8),
+        np.zeros((0, 1, 28, 28), dtype=np.uint8),
+        [[0]],
+    ],
+)
 def test_bad_calibration_images(tiny, bad) -> None:
     state, _, _ = tiny
     with pytest.raises(ShapeError, match="calibration_images"):
         convert(state, TINY, calibration_images=bad)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"num_weight_bits": 1}, {"num_weight_bits": 17}, {"num_bias_bits": 25},
-    {"param_percentile": 0.0}, {"activation_percentile": 101.0}, {"rounding": "floor"},
-    {"clip": "yes"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_weight_bits": 1},
+        {"num_weight_bits": 17},
+        {"num_bias_bits": 25},
+        {"param_percentile": 0.0},
+        {"activation_percentile": 101.0},
+        {"rounding": "floor"},
+        {"clip": "yes"},
+    ],
+)
 def test_bad_config(kwargs) -> None:
     with pytest.raises(ConfigError):
         ConversionConfig(**kwargs)

@@ -149,8 +149,10 @@ def test_bad_arguments(tmp_path: Path) -> None:
             load_fashion_mnist("test", root=tmp_path, limit=bad)
 
 
-@pytest.mark.skipif(not (data_root() / FILES["test"][0]).is_file(),
-                    reason="Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not (data_root() / FILES["test"][0]).is_file(),
+    reason="Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)",
+)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_real_package(split: str) -> None:
     x, y = load_fashion_mnist(split, limit=200)

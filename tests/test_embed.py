@@ -52,8 +52,9 @@ def test_batch_size_does_not_change_results(model, images) -> None:
 def test_ann_readout(model, images) -> None:
     e = embed(model, images, readout="ann", batch_size=16, progress=False)
     acts = ann.forward(TINY, model.ann_state, images)
-    np.testing.assert_allclose(e.vectors, acts[TINY.embedding_layer].reshape(50, -1),
-                               rtol=1e-5, atol=1e-6)  # BLAS sums differ by batch
+    np.testing.assert_allclose(
+        e.vectors, acts[TINY.embedding_layer].reshape(50, -1), rtol=1e-5, atol=1e-6
+    )  # BLAS sums differ by batch
     np.testing.assert_array_equal(e.predictions, ann.predict(TINY, model.ann_state, images))
     assert e.meta.timesteps == 0 and e.meta.readout == "ann" and e.synops is None
 
@@ -61,8 +62,10 @@ def test_ann_readout(model, images) -> None:
 def test_longer_runs_agree_more_with_the_ann(model) -> None:
     x, _ = fashion("test", 200)
     ann_pred = embed(model, x, readout="ann", progress=False).predictions
-    agree = [np.mean(embed(model, x, timesteps=t, progress=False).predictions == ann_pred)
-             for t in (4, 128)]
+    agree = [
+        np.mean(embed(model, x, timesteps=t, progress=False).predictions == ann_pred)
+        for t in (4, 128)
+    ]
     assert agree[1] > agree[0] and agree[1] > 0.8
 
 
@@ -79,12 +82,15 @@ def test_accepts_nhw_images(model, images) -> None:
     np.testing.assert_array_equal(a.vectors, b.vectors)
 
 
-@pytest.mark.parametrize("bad, what", [
-    (np.zeros((2, 1, 28, 28), dtype=np.float32), "float32"),
-    (np.zeros((2, 3, 28, 28), dtype=np.uint8), r"\(2, 3, 28, 28\)"),
-    (np.zeros((2, 28), dtype=np.uint8), r"\(2, 28\)"),
-    (np.zeros((0, 1, 28, 28), dtype=np.uint8), "empty"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        (np.zeros((2, 1, 28, 28), dtype=np.float32), "float32"),
+        (np.zeros((2, 3, 28, 28), dtype=np.uint8), r"\(2, 3, 28, 28\)"),
+        (np.zeros((2, 28), dtype=np.uint8), r"\(2, 28\)"),
+        (np.zeros((0, 1, 28, 28), dtype=np.uint8), "empty"),
+    ],
+)
 @pytest.mark.parametrize("readout", ["membrane", "ann"])
 def test_bad_images(model, bad, what, readout) -> None:
     with pytest.raises(ShapeError, match=what):

@@ -137,8 +137,15 @@ def test_overriding_a_constant_changes_only_its_part():
     assert slow.latency_s > base.latency_s
 
 
-@pytest.mark.parametrize("kwargs", [{"e_synop_pj": -1.0}, {"t_synop_ns": float("nan")},
-                                    {"static_power_w": "1"}, {"barrier_max_tiles": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"e_synop_pj": -1.0},
+        {"t_synop_ns": float("nan")},
+        {"static_power_w": "1"},
+        {"barrier_max_tiles": 0},
+    ],
+)
 def test_bad_energy_model_raises(kwargs):
     with pytest.raises(ConfigError):
         EnergyModel(**kwargs)
@@ -179,9 +186,7 @@ def test_end_to_end_counts_are_exact_per_core():
                 a = adjacency(net, lm.index)
                 want[:, k] += spikes[lm.index - 1] @ a[:, core == k].sum(axis=1)
     np.testing.assert_allclose(rep.core_synops, want.mean(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(
-        rep.layer_spikes, [s.sum(axis=1).mean() for s in spikes], rtol=1e-12
-    )
+    np.testing.assert_allclose(rep.layer_spikes, [s.sum(axis=1).mean() for s in spikes], rtol=1e-12)
     assert rep.layer_synops.sum() == pytest.approx(
         res.synops.sum(axis=1).mean() + sum(s.sum(axis=1).mean() for s in spikes)
     )
@@ -234,8 +239,16 @@ def test_mismatched_runs_are_rejected():
     with pytest.raises(ShapeError):
         estimate_energy(other, net.run(_images(1), 4))
     good = synthetic(net, random_spikes(net, 1, 3), 4)
-    bad = RunResult(good.spike_counts, good.membrane, good.synops + 1, good.neuron_updates,
-                    good.steps, 4, 0, 0.0)
+    bad = RunResult(
+        good.spike_counts,
+        good.membrane,
+        good.synops + 1,
+        good.neuron_updates,
+        good.steps,
+        4,
+        0,
+        0.0,
+    )
     with pytest.raises(ConfigError, match="not from the mapped network"):
         estimate_energy(m, bad)
     with pytest.raises(ConfigError):

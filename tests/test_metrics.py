@@ -18,12 +18,14 @@ from snnfast.metrics import (
 from snnfast.plots import query_grid
 
 QUERY = np.array([0, 1, 2, 3])
-RETRIEVED = np.array([
-    [0, 5, 0, 0],  # hit at 1
-    [5, 1, 5, 1],  # first hit at 2
-    [5, 5, 5, 2],  # first hit at 4
-    [5, 5, 5, 5],  # no hit
-])
+RETRIEVED = np.array(
+    [
+        [0, 5, 0, 0],  # hit at 1
+        [5, 1, 5, 1],  # first hit at 2
+        [5, 5, 5, 2],  # first hit at 4
+        [5, 5, 5, 5],  # no hit
+    ]
+)
 
 
 def test_classification_accuracy() -> None:
@@ -72,14 +74,21 @@ def test_shape_checks() -> None:
 def test_evaluate_retrieval() -> None:
     wide = np.concatenate([RETRIEVED, RETRIEVED, RETRIEVED[:, :2]], axis=1)  # 10 columns
     ids = np.arange(40).reshape(4, 10)
-    m = evaluate_retrieval(QUERY, wide, predictions=np.array([0, 1, 0, 0]), approx_ids=ids,
-                           exact_ids=ids[:, ::-1])
+    m = evaluate_retrieval(
+        QUERY, wide, predictions=np.array([0, 1, 0, 0]), approx_ids=ids, exact_ids=ids[:, ::-1]
+    )
     assert m.classification == pytest.approx(0.5)
     assert m.top1 == pytest.approx(0.25) and m.top3 == pytest.approx(0.5)
     assert m.map_at_10 == pytest.approx(mean_average_precision(QUERY, wide, 10))
     assert m.recall_at_10 == pytest.approx(1.0) and m.n_queries == 4
-    assert set(m.as_dict()) == {"classification", "top1", "top3", "map_at_10", "recall_at_10",
-                                "n_queries"}
+    assert set(m.as_dict()) == {
+        "classification",
+        "top1",
+        "top3",
+        "map_at_10",
+        "recall_at_10",
+        "n_queries",
+    }
     bare = evaluate_retrieval(QUERY, wide)
     assert bare.classification is None and bare.recall_at_10 is None
     with pytest.raises(ConfigError, match="both"):
@@ -91,8 +100,17 @@ def test_query_grid_writes_png(tmp_path) -> None:
     q = x[:4]
     ids = np.arange(12).reshape(4, 3)
     path = tmp_path / "grid.png"
-    query_grid(path, q, x, ids, ids + 12, ids + 24, [f"c{i}" for i in range(10)],
-               query_labels=y[:4], snn_title="SNN (16)")
+    query_grid(
+        path,
+        q,
+        x,
+        ids,
+        ids + 12,
+        ids + 24,
+        [f"c{i}" for i in range(10)],
+        query_labels=y[:4],
+        snn_title="SNN (16)",
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     img = imread(path)
     assert img.shape[0] > 100 and img.shape[1] > img.shape[0]  # 4 rows x 10 columns

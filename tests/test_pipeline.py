@@ -27,8 +27,16 @@ def test_run_pipeline_small(tmp_path) -> None:
     model_path = tmp_path / "m.npz"
     ann.save_model(model_path, arch, random_state(arch, seed=6))
     grid = tmp_path / "grid.png"
-    out = run_pipeline(model_path, timesteps=(8, 32), n_train=300, n_test=100, progress=False,
-                       calibration_size=100, recall_queries=40, grid_path=grid)
+    out = run_pipeline(
+        model_path,
+        timesteps=(8, 32),
+        n_train=300,
+        n_test=100,
+        progress=False,
+        calibration_size=100,
+        recall_queries=40,
+        grid_path=grid,
+    )
     json.dumps(out)  # JSON-serialisable
     assert out["n_train"] == 300 and out["n_test"] == 100 and out["arch"] == "4-8-10"
     assert out["calibration"]["size"] == 100

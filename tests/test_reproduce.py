@@ -330,11 +330,44 @@ def test_configs() -> None:
         {"threads": 0},
         {"sweep_arch": "x"},
         {"archs": "4-8-10"},
+        {"lowlatency_timesteps": ()},
+        {"lowlatency_models": "model.npz"},
+        {"lowlatency": 1},
     ],
 )
 def test_bad_configs_are_refused(change) -> None:
     with pytest.raises(ConfigError):
         replace(rp.tiny_config(), **change)
+
+
+def test_lowlatency_section(tiny_run) -> None:
+    out, results, _ = tiny_run
+    low = results["lowlatency"]
+    names = ["faithful", "+v_init 0.5", "+round", "+threshold balancing"]
+    assert [(r["variant"], r["timesteps"]) for r in low["rows"]] == [
+        (n, T) for n in names for T in (4, 8)
+    ]
+    assert low["settings"]["n_train"] == 300 and low["settings"]["n_test"] == 100
+    # the base model is Table 2's, here this run's own network
+    assert {r["model"] for r in low["rows"]} == {results["table2_model"]["path"]}
+    report = (out / "report.md").read_text()
+    assert "## Low-latency variants (beyond the paper)" in report
+    rows = [r for r in _rows(report, "### Variants") if not set(r[0]) <= set("-:")]
+    assert [(r[0], r[1]) for r in rows] == [(n, str(T)) for n in names for T in (4, 8)]
+    first = low["rows"][0]
+    assert rows[0][5] == f"{100 * first['classification']:.2f}"
+    assert (out / "lowlatency" / "lowlatency.md").is_file()
+
+
+def test_refuses_a_missing_qcfs_model(tmp_path) -> None:
+    from snnfast.errors import ModelFormatError
+
+    cfg = replace(rp.tiny_config(), lowlatency_models=(str(tmp_path / "q.npz"),))
+    with pytest.raises(ModelFormatError, match="q.npz"):
+        rp.reproduce(tmp_path / "out", config=cfg, progress=False)
+    cfg = replace(cfg, lowlatency_models=(str(rp.ann.SHIPPED_MODEL),))  # a ReLU model
+    with pytest.raises(ModelFormatError, match="not a QCFS"):
+        rp.reproduce(tmp_path / "out", config=cfg, progress=False)
 
 
 def test_refuses_a_missing_table2_model(tmp_path) -> None:

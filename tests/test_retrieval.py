@@ -31,8 +31,12 @@ def snn_embeddings():
     xtr, ytr = fashion("train", 400)
     xte, yte = fashion("test", 100)
     m = convert(random_state(arch, seed=5), arch, calibration_images=xtr)
-    return (embed(m, xtr, timesteps=16, progress=False), ytr,
-            embed(m, xte, timesteps=16, progress=False), yte)
+    return (
+        embed(m, xtr, timesteps=16, progress=False),
+        ytr,
+        embed(m, xte, timesteps=16, progress=False),
+        yte,
+    )
 
 
 def test_search_matches_exact_on_snn_embeddings(snn_embeddings) -> None:
@@ -65,8 +69,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     before = index.search(q, 5, META)
     path = tmp_path / "sub" / "corpus.hnsw"
     index.save(path)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["corpus.hnsw",
-                                                             "corpus.hnsw.meta.npz"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["corpus.hnsw", "corpus.hnsw.meta.npz"]
     loaded = RetrievalIndex.load(path)
     assert loaded.meta == META and len(loaded) == 300 and loaded.params == index.params
     after = loaded.search(q, 5, META)
@@ -91,9 +94,15 @@ def test_load_refuses_mismatched_or_missing_files(tmp_path) -> None:
         RetrievalIndex.load(tmp_path / "c.hnsw")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("model_id", "other"), ("readout", "spike_count"), ("timesteps", 128), ("dim", 7),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model_id", "other"),
+        ("readout", "spike_count"),
+        ("timesteps", 128),
+        ("dim", 7),
+    ],
+)
 def test_meta_mismatch_names_the_field(field, value) -> None:
     x, y = clustered(50, 6, 0)
     index = RetrievalIndex.build(x, y, META)

@@ -54,9 +54,17 @@ def test_dropout_only_in_training_mode() -> None:
 
 
 def test_recipe_validation() -> None:
-    for bad in ({"epochs": 0}, {"batch_size": -1}, {"lr": 0.0}, {"dropout": 1.0},
-                {"weight_decay": -1.0}, {"arch": "10"}, {"limit": 1}, {"warmup_epochs": 50},
-                {"threads": 0}):
+    for bad in (
+        {"epochs": 0},
+        {"batch_size": -1},
+        {"lr": 0.0},
+        {"dropout": 1.0},
+        {"weight_decay": -1.0},
+        {"arch": "10"},
+        {"limit": 1},
+        {"warmup_epochs": 50},
+        {"threads": 0},
+    ):
         with pytest.raises(ConfigError):
             Recipe(**bad)
     with pytest.raises(ConfigError, match="unknown recipe field"):
@@ -69,8 +77,15 @@ def test_recipe_validation() -> None:
 def tiny_runs() -> tuple[TrainResult, TrainResult, TrainResult]:
     if not HAVE_DATA:
         pytest.skip("Fashion-MNIST not installed")
-    kw = {"epochs": 2, "limit": 300, "batch_size": 32, "threads": 1, "warmup_epochs": 0.5,
-          "lr": 0.01, "weight_decay": 0.0}
+    kw = {
+        "epochs": 2,
+        "limit": 300,
+        "batch_size": 32,
+        "threads": 1,
+        "warmup_epochs": 0.5,
+        "lr": 0.01,
+        "weight_decay": 0.0,
+    }
     a = train("4-8-10", seed=1, progress=False, **kw)
     b = train(Recipe(arch="4-8-10", seed=1, **kw), progress=False)
     c = train("4-8-10", seed=2, progress=False, **kw)
@@ -102,8 +117,9 @@ def test_training_is_seeded(tiny_runs: tuple[TrainResult, TrainResult, TrainResu
 
 
 @needs_data
-def test_save_and_reload(tmp_path: Path,
-                         tiny_runs: tuple[TrainResult, TrainResult, TrainResult]) -> None:
+def test_save_and_reload(
+    tmp_path: Path, tiny_runs: tuple[TrainResult, TrainResult, TrainResult]
+) -> None:
     r = tiny_runs[0]
     path = tmp_path / "tiny.npz"
     r.save(path)
@@ -116,6 +132,8 @@ def test_save_and_reload(tmp_path: Path,
 
 
 def test_inference_modules_do_not_import_torch() -> None:
-    code = ("import sys, snnfast.ann, snnfast.data, snnfast.train; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, snnfast.ann, snnfast.data, snnfast.train; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

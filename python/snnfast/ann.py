@@ -142,9 +142,7 @@ class Architecture:
         numbers = []
         for p in parts:
             if not p.isdigit() or int(p) < 1:
-                raise ConfigError(
-                    f"architecture spec {spec!r}: {p!r} is not a positive integer"
-                )
+                raise ConfigError(f"architecture spec {spec!r}: {p!r} is not a positive integer")
             numbers.append(int(p))
         return cls("-".join(map(str, numbers)), tuple(numbers[:-1]), numbers[-1])
 
@@ -254,8 +252,7 @@ def _check_input(images: Any) -> np.ndarray:
         raise ShapeError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
     if not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
         raise ConfigError(
-            f"float images must lie in [0, 1], got range [{np.nanmin(images)}, "
-            f"{np.nanmax(images)}]"
+            f"float images must lie in [0, 1], got range [{np.nanmin(images)}, {np.nanmax(images)}]"
         )
     return images
 
@@ -299,8 +296,7 @@ def _nchw(x: np.ndarray) -> np.ndarray:
 def _apply(desc: LayerDesc, state: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """One layer on an NHWC batch (the dense layer flattens in C, H, W order)."""
     if desc.kind == "conv":
-        return _conv_relu(x, state[f"{desc.name}.weight"], state[f"{desc.name}.bias"],
-                          desc.padding)
+        return _conv_relu(x, state[f"{desc.name}.weight"], state[f"{desc.name}.bias"], desc.padding)
     if desc.kind == "pool":
         return _avgpool(x, desc.kernel)
     return _nchw(x).reshape(x.shape[0], -1) @ state["fc.weight"].T + state["fc.bias"]
@@ -407,8 +403,12 @@ def save_model(
         ConfigError: ``metadata`` is not JSON-serialisable.
     """
     params = check_state(arch, state)
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "arch": arch.spec,
-              "metadata": dict(metadata or {})}
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "arch": arch.spec,
+        "metadata": dict(metadata or {}),
+    }
     try:
         text = json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -73,9 +73,18 @@ _LABELS = {
 }
 
 TABLE1_SPECS: tuple[str, ...] = (
-    "4-8-10", "8-16-10", "16-32-10", "32-64-10",
-    "4-8-16-10", "8-16-32-10", "16-32-64-10", "32-64-128-10",
-    "4-8-16-32-10", "8-16-32-64-10", "16-32-64-128-10", "32-64-128-256-10",
+    "4-8-10",
+    "8-16-10",
+    "16-32-10",
+    "32-64-10",
+    "4-8-16-10",
+    "8-16-32-10",
+    "16-32-64-10",
+    "32-64-128-10",
+    "4-8-16-32-10",
+    "8-16-32-64-10",
+    "16-32-64-128-10",
+    "32-64-128-256-10",
 )
 """The twelve architectures of the paper's Table 1."""
 
@@ -494,18 +503,14 @@ class Mapping:
     def usage(self, name: str) -> np.ndarray:
         """Per-core ``name`` (a resource, ``"neurons"`` or ``"synapses"``): int64 ``[n_cores]``."""
         if name not in self.layers[0].usage:
-            raise ConfigError(
-                f"unknown usage {name!r}; choose from {sorted(self.layers[0].usage)}"
-            )
+            raise ConfigError(f"unknown usage {name!r}; choose from {sorted(self.layers[0].usage)}")
         return np.concatenate([lm.usage[name] for lm in self.layers])
 
     def utilization(self) -> list[dict[str, tuple[int, int]]]:
         """For every core, each resource of :data:`RESOURCES` as a ``(used, max)`` pair."""
         limits = self.chip.limits
         used = {r: self.usage(r) for r in RESOURCES}
-        return [
-            {r: (int(used[r][k]), limits[r]) for r in RESOURCES} for k in range(self.n_cores)
-        ]
+        return [{r: (int(used[r][k]), limits[r]) for r in RESOURCES} for k in range(self.n_cores)]
 
     def report(self) -> str:
         """A readable table: per layer its cores and the fullest core's use of each resource."""
@@ -515,18 +520,34 @@ class Mapping:
             f"{self.chip.cores_per_chip} cores "
             f"({self.chip.soft_reset_compartments} compartment(s) per neuron)"
         )
-        cols = ("layer", "kind", "shape", "neurons", "block", "cores", "compart.",
-                "in-axons", "out-axons", "syn-mem", "w/idx bits")
+        cols = (
+            "layer",
+            "kind",
+            "shape",
+            "neurons",
+            "block",
+            "cores",
+            "compart.",
+            "in-axons",
+            "out-axons",
+            "syn-mem",
+            "w/idx bits",
+        )
         rows = []
         for lm in self.layers:
-            fullest = [
-                f"{100.0 * lm.usage[r].max() / limits[r]:.0f}%" for r in RESOURCES
-            ]
-            rows.append((
-                str(lm.index), lm.kind, "x".join(map(str, lm.shape)),
-                str(int(lm.usage["neurons"].sum())), "x".join(map(str, lm.block)),
-                str(lm.n_cores), *fullest, f"{lm.weight_bits}/{lm.index_bits}",
-            ))
+            fullest = [f"{100.0 * lm.usage[r].max() / limits[r]:.0f}%" for r in RESOURCES]
+            rows.append(
+                (
+                    str(lm.index),
+                    lm.kind,
+                    "x".join(map(str, lm.shape)),
+                    str(int(lm.usage["neurons"].sum())),
+                    "x".join(map(str, lm.block)),
+                    str(lm.n_cores),
+                    *fullest,
+                    f"{lm.weight_bits}/{lm.index_bits}",
+                )
+            )
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
         line = "  ".join(c.rjust(wd) for c, wd in zip(cols, widths))
         body = ["  ".join(v.rjust(wd) for v, wd in zip(r, widths)) for r in rows]
@@ -552,8 +573,17 @@ def _map(net: Network, chip: Loihi1) -> Mapping:
     first = 0
     for g, part in zip(geoms, parts):
         lm = LayerMap(
-            g.index, g.kind, tuple(g.shape), part["block"], part["grid"], first,
-            g.weight_bits, part["index_bits"], part["usage"], part["factors"], part["members"],
+            g.index,
+            g.kind,
+            tuple(g.shape),
+            part["block"],
+            part["grid"],
+            first,
+            g.weight_bits,
+            part["index_bits"],
+            part["usage"],
+            part["factors"],
+            part["members"],
         )
         layers.append(lm)
         first += lm.n_cores

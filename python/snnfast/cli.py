@@ -76,9 +76,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             "dropout",
             "threads",
             "limit",
+            "qcfs_levels",
         )
         if getattr(args, k) is not None
     }
+    if args.qcfs_input:
+        fields["qcfs_input"] = True
     result = train(args.arch, progress=not args.quiet, **fields)
     result.save(args.out)
     meta = result.metadata()
@@ -90,16 +93,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace):
-    from . import ann
+    from . import qcfs
     from .convert import ConversionConfig, convert
     from .data import load_fashion_mnist
     from .pipeline import calibration_indices
 
-    arch, state, _ = ann.load_model(args.model)
+    arch, state, spec, _ = qcfs.load(args.model)  # a QCFS model converts with its thresholds
     train_x, _ = load_fashion_mnist("train")
     calib = train_x[calibration_indices(len(train_x), args.calibration_size, args.seed)]
-    config = ConversionConfig(rounding=args.rounding)
-    return convert(state, arch, calibration_images=calib, config=config)
+    config = ConversionConfig(
+        rounding=args.rounding,
+        v_init=args.v_init,
+        threshold_balancing=args.threshold_balancing,
+        balance_timesteps=args.balance_timesteps,
+    )
+    return convert(
+        state,
+        arch,
+        calibration_images=calib,
+        config=config,
+        activation_scales=None if spec is None else spec.scales,
+    )
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -227,7 +241,12 @@ def cmd_chip(args: argparse.Namespace) -> int:
     mapping = None
     for T in args.timesteps:
         mapping, report = estimate_network(
-            model.network, images, timesteps=T, threads=args.threads, chip=chip
+            model.network,
+            images,
+            timesteps=T,
+            threads=args.threads,
+            chip=chip,
+            **model.run_settings,
         )
         reports.append(report)
     assert mapping is not None
@@ -309,6 +328,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lowlatency(args: argparse.Namespace) -> int:
+    from .lowlatency import lowlatency_report
+    from .qcfs import SHIPPED_MODELS
+
+    if args.qcfs_model is None:
+        models = [str(p) for p in SHIPPED_MODELS.values() if p.is_file()]
+    else:
+        models = args.qcfs_model
+    parts = [
+        "snnfast",
+        "lowlatency",
+        args.outdir,
+        "--qcfs-model",
+        *models,
+        "--timesteps",
+        *map(str, args.timesteps),
+        "--energy-images",
+        str(args.energy_images),
+    ]
+    for flag, value in (
+        ("--base-model", args.base_model),
+        ("--n-train", args.n_train),
+        ("--n-test", args.n_test),
+        ("--threads", args.threads),
+    ):
+        if value is not None:
+            parts += [flag, str(value)]
+    command = " ".join(parts)
+    lowlatency_report(
+        args.outdir,
+        timesteps=args.timesteps,
+        qcfs_models=models,
+        base_model=args.base_model,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        energy_images=args.energy_images,
+        threads=args.threads,
+        progress=not args.quiet,
+        command=command,
+    )
+    print(f"report -> {Path(args.outdir) / 'lowlatency.md'}")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -337,12 +400,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dropout", type=float, default=None)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--limit", type=int, default=None, help="first N images only (quick runs)")
+    s.add_argument(
+        "--qcfs-levels",
+        type=int,
+        default=None,
+        help="train with the QCFS activation of L levels instead of ReLU",
+    )
+    s.add_argument(
+        "--qcfs-input",
+        action="store_true",
+        help="with --qcfs-levels, quantise the input to L levels too",
+    )
     s.set_defaults(func=cmd_train)
 
     def conversion_args(s: argparse.ArgumentParser) -> None:
         s.add_argument("--calibration-size", type=int, default=1000)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--rounding", choices=["truncate", "round"], default="truncate")
+        s.add_argument(
+            "--v-init",
+            type=float,
+            default=0.0,
+            help="initial potential / threshold the model is meant to run with",
+        )
+        s.add_argument(
+            "--threshold-balancing",
+            choices=["none", "spike-norm", "mse"],
+            default="none",
+            help="set thresholds on the SNN itself",
+        )
+        s.add_argument(
+            "--balance-timesteps",
+            type=int,
+            default=8,
+            help="time steps of the threshold-balancing runs",
+        )
 
     s = sub.add_parser("convert", help="convert an ANN model file with Algorithm 1")
     s.add_argument("model", help="ANN model file (snnfast train)")
@@ -405,6 +497,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
+
+    s = sub.add_parser("lowlatency", help="low-latency variants at few time steps, compared")
+    s.add_argument("outdir", help="report folder (lowlatency.md, lowlatency.json)")
+    s.add_argument(
+        "--qcfs-model",
+        nargs="*",
+        default=None,
+        help="QCFS-trained model files (default: the shipped ones)",
+    )
+    s.add_argument(
+        "--base-model",
+        default=None,
+        help="ReLU ANN of the conversion variants (default: the shipped one)",
+    )
+    s.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
+    s.add_argument("--n-train", type=int, default=None)
+    s.add_argument("--n-test", type=int, default=None)
+    s.add_argument("--energy-images", type=int, default=2000)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_lowlatency)
 
     s = sub.add_parser("reproduce", help="the paper's tables and figures beside ours")
     s.add_argument("outdir", help="report folder (report.md, PNGs; cache/ makes reruns resume)")

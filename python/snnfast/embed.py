@@ -76,7 +76,7 @@ def embed(
     threads: int | None = None,
     progress: bool = True,
     delay: int = 0,
-    v_init: float = 0.0,
+    v_init: float | None = None,
     early_exit: int | None = None,
 ) -> Embeddings:
     """Embed ``images`` (uint8 ``[N, 1, 28, 28]`` or ``[N, 28, 28]``) with ``converted``.
@@ -84,15 +84,26 @@ def embed(
     The SNN runs ``batch_size`` images at a time, recording only the embedding and output
     layers, so memory stays bounded. ``timesteps``, ``delay``, ``v_init``, ``early_exit`` and
     ``threads`` go to :meth:`snnfast.Network.run` (ignored by the ``"ann"`` readout, whose
-    ``meta.timesteps`` is 0). With ``early_exit`` each image's readout is taken at the step it
-    stopped.
+    ``meta.timesteps`` is 0); ``v_init=None`` takes the model's own setting
+    (:attr:`snnfast.convert.ConvertedModel.run_settings`, 0 unless it was converted for
+    another). With ``early_exit`` each image's readout is taken at the step it stopped.
 
     Raises:
         ShapeError: images of the wrong dtype or shape (the message gives what was passed).
         ConfigError: unknown readout, or a bad batch size / run setting.
     """
-    return embed_readouts(converted, images, (readout,), timesteps, batch_size, threads,
-                          progress, delay, v_init, early_exit)[readout]
+    return embed_readouts(
+        converted,
+        images,
+        (readout,),
+        timesteps,
+        batch_size,
+        threads,
+        progress,
+        delay,
+        v_init,
+        early_exit,
+    )[readout]
 
 
 def embed_readouts(
@@ -104,7 +115,7 @@ def embed_readouts(
     threads: int | None = None,
     progress: bool = True,
     delay: int = 0,
-    v_init: float = 0.0,
+    v_init: float | None = None,
     early_exit: int | None = None,
 ) -> dict[str, Embeddings]:
     """Several readouts of ``images`` from one simulation: ``{readout: Embeddings}``.
@@ -121,12 +132,16 @@ def embed_readouts(
     unknown = [r for r in names if r not in READOUTS]
     if unknown or not names or len(set(names)) != len(names):
         raise ConfigError(f"readouts must name distinct entries of {READOUTS}, got {readouts!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size < 1
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or (batch_size < 1)
     ):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     net = converted.network
     imgs = net._check_images(images)  # the engine's own check: uint8 [N, C, H, W], N > 0
+    if v_init is None:
+        v_init = float(converted.run_settings["v_init"])
     n = imgs.shape[0]
     emb, out = converted.embedding_layer, converted.output_layer
     dim = net.sizes[emb]
@@ -136,8 +151,9 @@ def embed_readouts(
     synops = np.zeros((n, net.n_layers + 1), dtype=np.int64)
     steps = np.zeros(n, dtype=np.int32)
     theta = net.thresholds[emb]
-    label = " + ".join(([f"SNN T={timesteps}"] if snn else []) + (["ANN"] if "ann" in names
-                                                                  else []))
+    label = " + ".join(
+        ([f"SNN T={timesteps}"] if snn else []) + (["ANN"] if "ann" in names else [])
+    )
     with tqdm(total=n, unit="img", desc=f"embed {label}", disable=not progress) as bar:
         for start in range(0, n, int(batch_size)):
             batch = imgs[start : start + int(batch_size)]
@@ -147,8 +163,15 @@ def embed_readouts(
                 vectors["ann"][start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
                 predictions["ann"][start:stop] = acts[-1].argmax(axis=1)
             if snn:
-                res = net.run(batch, timesteps=timesteps, delay=delay, v_init=v_init,
-                              threads=threads, record=[emb, out], early_exit=early_exit)
+                res = net.run(
+                    batch,
+                    timesteps=timesteps,
+                    delay=delay,
+                    v_init=v_init,
+                    threads=threads,
+                    record=[emb, out],
+                    early_exit=early_exit,
+                )
                 sources = {"membrane": res.membrane[emb], "spike_count": res.spike_counts[emb]}
                 if "integrated" in snn:
                     sources["integrated"] = res.integrated_input(emb, theta)
@@ -166,7 +189,11 @@ def embed_readouts(
         if r == "ann":
             result[r] = Embeddings(vectors[r], predictions["ann"], IndexMeta(model_id, r, 0, dim))
         else:
-            result[r] = Embeddings(vectors[r], predictions["snn"].copy(),
-                                   IndexMeta(model_id, r, int(timesteps), dim), synops.copy(),
-                                   steps.copy())
+            result[r] = Embeddings(
+                vectors[r],
+                predictions["snn"].copy(),
+                IndexMeta(model_id, r, int(timesteps), dim),
+                synops.copy(),
+                steps.copy(),
+            )
     return result

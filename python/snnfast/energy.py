@@ -367,9 +367,7 @@ def estimate_energy(
     core_pj = syn_pj + upd_pj + core_route_pj
     layer_of = mapping.core_layer
     per_layer = np.stack([core_pj[:, layer_of == l].sum(axis=1) for l in range(n_layers)], 1)
-    layer_synops = np.stack(
-        [core_synops[:, layer_of == l].sum(axis=1) for l in range(n_layers)], 1
-    )
+    layer_synops = np.stack([core_synops[:, layer_of == l].sum(axis=1) for l in range(n_layers)], 1)
     return EnergyReport(
         timesteps=t,
         steps_per_image=steps,
@@ -408,8 +406,9 @@ def estimate_network(
     The run's arguments are those of :meth:`snnfast.Network.run`.
     """
     mapping = map_network(net, chip)
-    result = net.run(images, timesteps, delay=delay, v_init=v_init, threads=threads,
-                     early_exit=early_exit)
+    result = net.run(
+        images, timesteps, delay=delay, v_init=v_init, threads=threads, early_exit=early_exit
+    )
     return mapping, estimate_energy(mapping, result, model)
 
 

@@ -387,8 +387,9 @@ def time_engine(
     rec = [network.n_layers] if record is None else list(record)
     nxt = _cycle(images, batch_size)
     return measure(
-        lambda: network.run(nxt(), timesteps, threads=threads, record=rec, v_init=v_init,
-                            early_exit=early_exit),
+        lambda: network.run(
+            nxt(), timesteps, threads=threads, record=rec, v_init=v_init, early_exit=early_exit
+        ),
         items=batch_size,
         repeats=repeats,
         warmup=warmup,

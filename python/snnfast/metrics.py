@@ -38,8 +38,9 @@ __all__ = [
 def _labels_1d(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ShapeError(f"{name} must be a 1-D integer array, got shape {arr.shape} "
-                         f"dtype {arr.dtype}")
+        raise ShapeError(
+            f"{name} must be a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}"
+        )
     if arr.shape[0] == 0:
         raise ShapeError(f"{name} is empty")
     return arr
@@ -51,11 +52,14 @@ def _ranked(query_labels: Any, retrieved_labels: Any, k: int) -> tuple[np.ndarra
     q = _labels_1d(query_labels, "query_labels")
     r = np.asarray(retrieved_labels)
     if r.ndim != 2 or not np.issubdtype(r.dtype, np.integer):
-        raise ShapeError(f"retrieved_labels must be a 2-D integer array [Q, k], got shape "
-                         f"{r.shape} dtype {r.dtype}")
+        raise ShapeError(
+            f"retrieved_labels must be a 2-D integer array [Q, k], got shape "
+            f"{r.shape} dtype {r.dtype}"
+        )
     if r.shape[0] != q.shape[0]:
-        raise ShapeError(f"retrieved_labels has {r.shape[0]} rows but there are "
-                         f"{q.shape[0]} query labels")
+        raise ShapeError(
+            f"retrieved_labels has {r.shape[0]} rows but there are {q.shape[0]} query labels"
+        )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     if k > r.shape[1]:
@@ -91,8 +95,7 @@ def mean_average_precision(query_labels: Any, retrieved_labels: Any, k: int = 10
     hits = np.cumsum(relf, axis=1)
     precision = hits / np.arange(1, k + 1)
     n_rel = hits[:, -1]
-    ap = np.divide((precision * relf).sum(axis=1), n_rel, out=np.zeros_like(n_rel),
-                   where=n_rel > 0)
+    ap = np.divide((precision * relf).sum(axis=1), n_rel, out=np.zeros_like(n_rel), where=n_rel > 0)
     return float(np.mean(ap))
 
 
@@ -101,8 +104,9 @@ def recall_at_k(approx_ids: Any, exact_ids: Any, k: int = 10) -> float:
     a = np.asarray(approx_ids)
     e = np.asarray(exact_ids)
     if a.ndim != 2 or e.ndim != 2 or a.shape[0] != e.shape[0]:
-        raise ShapeError(f"approx_ids and exact_ids must be [Q, k] with the same Q, got "
-                         f"{a.shape} and {e.shape}")
+        raise ShapeError(
+            f"approx_ids and exact_ids must be [Q, k] with the same Q, got {a.shape} and {e.shape}"
+        )
     if a.shape[0] == 0:
         raise ShapeError("approx_ids is empty")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

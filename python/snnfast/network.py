@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -209,6 +210,22 @@ class RunResult:
     def n_images(self) -> int:
         """Number of images in the batch."""
         return int(self.synops.shape[0])
+
+    def integrated_input(self, layer: int, threshold: int) -> np.ndarray:
+        """Total input layer ``layer`` (of threshold ``threshold``) integrated over the run:
+        ``spike_counts * threshold + membrane - floor(v_init * threshold)``, int64.
+
+        Soft reset removes exactly ``threshold`` per spike, so for a layer without leak this
+        is ``sum_t z(t)`` of the neuron equation, unless the 24-bit membrane saturated.
+
+        Raises:
+            ConfigError: the layer was not recorded.
+        """
+        counts, membrane = self.spike_counts[layer], self.membrane[layer]
+        if counts is None or membrane is None:
+            raise ConfigError(f"integrated_input: layer {layer} was not recorded")
+        v0 = math.floor(self.v_init * int(threshold))
+        return counts.astype(np.int64) * int(threshold) + membrane.astype(np.int64) - v0
 
     def spikes_per_layer(self) -> np.ndarray:
         """Total spikes emitted by each layer, summed over recorded neurons: int64 ``[N, L+1]``.

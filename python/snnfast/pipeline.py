@@ -26,6 +26,7 @@ from .data import CLASS_NAMES, load_fashion_mnist
 from .embed import READOUTS, Embeddings, embed
 from .errors import ConfigError
 from .metrics import evaluate_retrieval
+from .qcfs import QCFSSpec
 from .retrieval import RetrievalIndex, SearchResult, exact_search
 
 __all__ = ["run_pipeline", "calibration_indices"]
@@ -42,15 +43,20 @@ def calibration_indices(n: int, size: int = 1000, seed: int = 0) -> np.ndarray:
 
 
 def _score(
-    corpus: Embeddings, queries: Embeddings, corpus_labels: np.ndarray,
-    query_labels: np.ndarray, recall_ids: np.ndarray, index_params: dict[str, int],
+    corpus: Embeddings,
+    queries: Embeddings,
+    corpus_labels: np.ndarray,
+    query_labels: np.ndarray,
+    recall_ids: np.ndarray,
+    index_params: dict[str, int],
     threads: int | None,
 ) -> tuple[dict[str, Any], SearchResult]:
     """Build the index over ``corpus``, search ``queries``, compute every figure."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    index = RetrievalIndex.build(corpus.vectors, corpus_labels, corpus.meta, threads=threads,
-                                 **index_params)
+    index = RetrievalIndex.build(
+        corpus.vectors, corpus_labels, corpus.meta, threads=threads, **index_params
+    )
     timings["index_build_s"] = time.perf_counter() - t
     t = time.perf_counter()
     found = index.search(queries.vectors, SEARCH_K, queries.meta, threads=threads)
@@ -58,8 +64,9 @@ def _score(
     t = time.perf_counter()
     exact_ids, _ = exact_search(corpus.vectors, queries.vectors[recall_ids], SEARCH_K)
     timings["exact_search_s"] = time.perf_counter() - t
-    figures = evaluate_retrieval(query_labels, found.labels, queries.predictions,
-                                 found.ids[recall_ids], exact_ids)
+    figures = evaluate_retrieval(
+        query_labels, found.labels, queries.predictions, found.ids[recall_ids], exact_ids
+    )
     return {**figures.as_dict(), "recall_queries": int(recall_ids.size), "timings": timings}, found
 
 
@@ -76,7 +83,7 @@ def run_pipeline(
     seed: int = 0,
     config: ConversionConfig | None = None,
     delay: int = 0,
-    v_init: float = 0.0,
+    v_init: float | None = None,
     recall_queries: int = 1000,
     index_params: dict[str, int] | None = None,
     data_root: str | os.PathLike[str] | None = None,
@@ -87,13 +94,15 @@ def run_pipeline(
     Args:
         model_path: ANN model file (:func:`snnfast.ann.save_model`); default the shipped one.
         timesteps: SNN simulation lengths to evaluate, e.g. ``(16, 128)``.
-        readout: SNN embedding readout, ``"membrane"`` (the paper's) or ``"spike_count"``.
+        readout: SNN embedding readout, ``"membrane"`` (the paper's), ``"spike_count"`` or
+            ``"integrated"`` (see :mod:`snnfast.embed`).
         n_train, n_test: use only the first ``n`` training / test images (default all).
         threads: engine and index threads (default all cores).
         progress: show progress bars.
         calibration_size, seed: the calibration sample (see the module docstring).
         config: Algorithm 1 options (default the paper's).
-        delay, v_init: SNN run settings (see :meth:`snnfast.Network.run`).
+        delay, v_init: SNN run settings (see :meth:`snnfast.Network.run`); ``v_init=None``
+            takes the converted model's (``config.v_init``, 0 by default).
         recall_queries: recall@10 against exact search is measured on this many test queries
             (a seeded sample; all when there are fewer).
         index_params: ``M``, ``ef_construction``, ``ef``, ``seed`` for
@@ -112,7 +121,9 @@ def run_pipeline(
     """
     t_start = time.perf_counter()
     if readout not in READOUTS or readout == "ann":
-        raise ConfigError(f"readout must be 'membrane' or 'spike_count', got {readout!r}")
+        raise ConfigError(
+            f"readout must be one of {[r for r in READOUTS if r != 'ann']}, got {readout!r}"
+        )
     steps = [timesteps] if isinstance(timesteps, (int, np.integer)) else list(timesteps)
     if not steps:
         raise ConfigError("timesteps must name at least one simulation length")
@@ -120,7 +131,13 @@ def run_pipeline(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    arch, state, _ = ann.load_model(model_path)
+    arch, state, metadata = ann.load_model(model_path)
+    if QCFSSpec.from_metadata(metadata) is not None:
+        raise ConfigError(
+            f"{model_path} is QCFS-trained: its ANN and conversion need its "
+            "thresholds; evaluate it with snnfast.lowlatency.lowlatency_report "
+            "(snnfast lowlatency --qcfs-model FILE)"
+        )
     x_train, y_train = load_fashion_mnist("train", root=data_root, limit=n_train)
     x_test, y_test = load_fashion_mnist("test", root=data_root, limit=n_test)
     timings["load_s"] = time.perf_counter() - t
@@ -131,15 +148,22 @@ def run_pipeline(
     timings["convert_s"] = time.perf_counter() - t
 
     n_recall = min(int(recall_queries), x_test.shape[0])
-    recall_ids = np.sort(np.random.default_rng(seed).choice(x_test.shape[0], n_recall,
-                                                            replace=False))
+    recall_ids = np.sort(
+        np.random.default_rng(seed).choice(x_test.shape[0], n_recall, replace=False)
+    )
     results: list[dict[str, Any]] = []
     found: dict[str, SearchResult] = {}
     runs: list[tuple[str, str, int]] = [("ANN", "ann", 0)]
     runs += [(f"SNN({int(T)})", readout, int(T)) for T in steps]
     for name, ro, T in runs:
-        opts = {"readout": ro, "timesteps": max(T, 1), "threads": threads,
-                "progress": progress, "delay": delay, "v_init": v_init}
+        opts = {
+            "readout": ro,
+            "timesteps": max(T, 1),
+            "threads": threads,
+            "progress": progress,
+            "delay": delay,
+            "v_init": v_init,
+        }
         t = time.perf_counter()
         corpus = embed(model, x_train, **opts)
         t_corpus = time.perf_counter() - t
@@ -147,8 +171,11 @@ def run_pipeline(
         queries = embed(model, x_test, **opts)
         t_queries = time.perf_counter() - t
         row, found[name] = _score(corpus, queries, y_train, y_test, recall_ids, params, threads)
-        row["timings"] = {"embed_corpus_s": t_corpus, "embed_queries_s": t_queries,
-                          **row["timings"]}
+        row["timings"] = {
+            "embed_corpus_s": t_corpus,
+            "embed_queries_s": t_queries,
+            **row["timings"],
+        }
         entry: dict[str, Any] = {"name": name, "readout": ro, "timesteps": T, **row}
         if queries.synops is not None:
             entry["synops_per_image"] = queries.synops.mean(axis=0).tolist()
@@ -158,14 +185,28 @@ def run_pipeline(
         from .plots import query_grid
 
         t = time.perf_counter()
-        q_ids = np.array([np.flatnonzero(y_test == c)[0] for c in range(len(CLASS_NAMES))
-                          if (y_test == c).any() and (y_train == c).any()], dtype=np.int64)
+        q_ids = np.array(
+            [
+                np.flatnonzero(y_test == c)[0]
+                for c in range(len(CLASS_NAMES))
+                if (y_test == c).any() and (y_train == c).any()
+            ],
+            dtype=np.int64,
+        )
         rng = np.random.default_rng(seed)
         same = [np.flatnonzero(y_train == y_test[q]) for q in q_ids]
         random_ids = np.stack([rng.choice(s, 3, replace=s.size < 3) for s in same])
-        query_grid(grid_path, x_test[q_ids], x_train, found["ANN"].ids[q_ids, :3],
-                   found[runs[1][0]].ids[q_ids, :3], random_ids, CLASS_NAMES,
-                   query_labels=y_test[q_ids], snn_title=runs[1][0])
+        query_grid(
+            grid_path,
+            x_test[q_ids],
+            x_train,
+            found["ANN"].ids[q_ids, :3],
+            found[runs[1][0]].ids[q_ids, :3],
+            random_ids,
+            CLASS_NAMES,
+            query_labels=y_test[q_ids],
+            snn_title=runs[1][0],
+        )
         timings["grid_s"] = time.perf_counter() - t
 
     timings["total_s"] = time.perf_counter() - t_start
@@ -180,7 +221,7 @@ def run_pipeline(
         "thresholds": model.thresholds,
         "readout": readout,
         "delay": delay,
-        "v_init": v_init,
+        "v_init": model.run_settings["v_init"] if v_init is None else v_init,
         "index_params": params,
         "results": results,
         "timings": timings,

@@ -56,12 +56,15 @@ def core_map(mapping: Mapping, path: str | os.PathLike[str], title: str | None =
         ax.add_patch(_cell(col, row, cmap[l]))
         ax.text(col + 0.5, row + 0.5, str(l), ha="center", va="center", fontsize=6)
     handles = [
-        Patch(color=cmap[lm.index],
-              label=f"L{lm.index} {lm.kind} {'x'.join(map(str, lm.shape))}: {lm.n_cores} cores")
+        Patch(
+            color=cmap[lm.index],
+            label=f"L{lm.index} {lm.kind} {'x'.join(map(str, lm.shape))}: {lm.n_cores} cores",
+        )
         for lm in mapping.layers
     ]
-    axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5),
-                    fontsize=7, frameon=False)
+    axes[-1].legend(
+        handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False
+    )
     if title and n_chips > 1:
         fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
@@ -88,8 +91,10 @@ def _gray_images(images: object, name: str) -> object:
     if arr.ndim == 4 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 3 or arr.dtype != np.uint8:
-        raise ShapeError(f"{name} must be uint8 [N, 1, H, W] or [N, H, W], got shape "
-                         f"{np.shape(images)} dtype {arr.dtype}")
+        raise ShapeError(
+            f"{name} must be uint8 [N, 1, H, W] or [N, H, W], got shape "
+            f"{np.shape(images)} dtype {arr.dtype}"
+        )
     return arr
 
 
@@ -131,21 +136,23 @@ def query_grid(
     for name, ids in (("random_ids", random_ids), ("ann_ids", ann_ids), ("snn_ids", snn_ids)):
         a = np.asarray(ids)
         if a.shape != (q.shape[0], 3) or not np.issubdtype(a.dtype, np.integer):
-            raise ShapeError(f"{name} must be an integer array [{q.shape[0]}, 3], got shape "
-                             f"{a.shape} dtype {a.dtype}")
+            raise ShapeError(
+                f"{name} must be an integer array [{q.shape[0]}, 3], got shape "
+                f"{a.shape} dtype {a.dtype}"
+            )
         if a.size and (a.min() < 0 or a.max() >= corpus.shape[0]):
             raise ShapeError(f"{name} has ids outside the corpus [0, {corpus.shape[0]})")
         groups.append(a)
     if query_labels is None:
         if q.shape[0] > len(class_names):
-            raise ShapeError(f"{q.shape[0]} queries but {len(class_names)} class names; "
-                             "pass query_labels")
+            raise ShapeError(
+                f"{q.shape[0]} queries but {len(class_names)} class names; pass query_labels"
+            )
         labels = np.arange(q.shape[0])
     else:
         labels = np.asarray(query_labels).reshape(-1)
         if labels.shape[0] != q.shape[0]:
-            raise ShapeError(f"query_labels has {labels.shape[0]} entries for {q.shape[0]} "
-                             "queries")
+            raise ShapeError(f"query_labels has {labels.shape[0]} entries for {q.shape[0]} queries")
     n_rows = q.shape[0]
     fig = Figure(figsize=(9.5, max(n_rows, 1) * 0.95 + 0.4))
     axes = fig.subplots(n_rows, 10, squeeze=False)
@@ -158,8 +165,9 @@ def query_grid(
             ax.set_yticks([])
             if r == 0 and headings[c]:
                 ax.set_title(headings[c], fontsize=9, loc="left")
-        axes[r][0].set_ylabel(str(class_names[int(labels[r])]), fontsize=8, rotation=0,
-                              ha="right", va="center")
+        axes[r][0].set_ylabel(
+            str(class_names[int(labels[r])]), fontsize=8, rotation=0, ha="right", va="center"
+        )
     fig.subplots_adjust(left=0.12, right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.05)
     save_figure(fig, path)
 
@@ -183,11 +191,15 @@ def _int_steps(values: object, name: str) -> list[int]:
     from .errors import ShapeError
 
     arr = np.asarray(values)
-    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer) or (
-        arr.min() < 1
+    if (
+        arr.ndim != 1
+        or arr.size == 0
+        or not np.issubdtype(arr.dtype, np.integer)
+        or (arr.min() < 1)
     ):
-        raise ShapeError(f"{name} must be a non-empty 1-D array of positive integers, got "
-                         f"{values!r}")
+        raise ShapeError(
+            f"{name} must be a non-empty 1-D array of positive integers, got {values!r}"
+        )
     return [int(v) for v in arr]
 
 
@@ -224,13 +236,14 @@ def metrics_vs_timesteps(
         m = np.asarray(mean, dtype=np.float64)
         s = np.asarray(std, dtype=np.float64)
         if m.shape != (len(steps),) or s.shape != (len(steps),):
-            raise ShapeError(f"series {name!r}: means and stds need {len(steps)} values each, "
-                             f"got shapes {m.shape} and {s.shape}")
+            raise ShapeError(
+                f"series {name!r}: means and stds need {len(steps)} values each, "
+                f"got shapes {m.shape} and {s.shape}"
+            )
         color = f"C{i % 10}"
         ax.errorbar(steps, m, yerr=s, color=color, marker="o", ms=4, capsize=3, label=name)
         if reference and name in reference:
-            ax.axhline(float(reference[name]), color=color, ls="--", lw=1,
-                       label=f"{name}, ANN")
+            ax.axhline(float(reference[name]), color=color, ls="--", lw=1, label=f"{name}, ANN")
     _steps_axis(ax, steps)
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
@@ -276,8 +289,9 @@ def runtime_vs_timesteps(
             v = np.asarray(values, dtype=np.float64)
             if v.shape != (len(steps),) or not (np.isfinite(v).all() and (v > 0).all()):
                 raise ShapeError(f"{name!r}: need {len(steps)} positive finite values, got {v}")
-            style = {"ls": "none", "marker": "*", "ms": 12} if as_points else {"marker": "o",
-                                                                               "ms": 4}
+            style = (
+                {"ls": "none", "marker": "*", "ms": 12} if as_points else {"marker": "o", "ms": 4}
+            )
             ax.plot(steps, v, color=f"C{k % 10}", label=name, **style)
             all_steps.update(steps)
             k += 1

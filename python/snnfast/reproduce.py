@@ -19,6 +19,10 @@ difference), ``OUTDIR/results.json`` (the same, machine-readable) and four PNGs:
   sample standard deviation over independently trained networks; **Fig 5** runtime against time
   steps (the engine measured here, the chip model, the paper's two measurements); **Fig 6** one
   query per class with three random same-class corpus images, the ANN's and the SNN's top 3.
+- **Beyond the paper**: the low-latency variants of :mod:`snnfast.lowlatency` (half-threshold
+  start, rounding, threshold balancing, QCFS-trained networks, early exit) at
+  ``lowlatency_timesteps`` on Table 2's images, with the Table-2 model as the ReLU ANN and the
+  QCFS models of ``lowlatency_models``: their table, and Fig 4 for the variants.
 
 **Resuming.** Trained models, evaluations and measurements are cached under ``OUTDIR/cache``.
 Each entry is named by a hash of everything that decides it (recipe, model file, conversion,
@@ -48,7 +52,7 @@ from typing import IO, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import ann, latency
+from . import ann, latency, qcfs
 from ._core import __version__
 from ._io import atomic_write
 from .chip import TABLE1_SPECS, map_network, table1_deployability
@@ -57,6 +61,7 @@ from .data import load_fashion_mnist
 from .embed import embed
 from .energy import PAPER_LOIHI, compare_with_paper, estimate_network
 from .errors import ConfigError, ModelFormatError
+from .lowlatency import lowlatency_report, plot_variants, render_lowlatency
 from .metrics import evaluate_retrieval
 from .pipeline import calibration_indices, run_pipeline
 from .retrieval import RetrievalIndex
@@ -156,6 +161,7 @@ FIGURES: dict[str, str] = {
     "fig4": "fig4_accuracy_vs_timesteps.png",
     "fig5": "fig5_runtime_vs_timesteps.png",
     "fig6": "fig6_retrieval_examples.png",
+    "fig4_lowlatency": "fig4_lowlatency_variants.png",
 }
 """The PNG files :func:`reproduce` writes into ``OUTDIR``."""
 
@@ -211,6 +217,10 @@ class ReproduceConfig:
         energy_images: test images the chip model's estimates average over.
         threads: engine, index and torch threads (None: all cores).
         data_root: Fashion-MNIST directory (None: see :mod:`snnfast.data`).
+        lowlatency: run the low-latency variants (:func:`snnfast.lowlatency.lowlatency_report`).
+        lowlatency_models: their QCFS-trained model files; None: the shipped ones
+            (:data:`snnfast.qcfs.SHIPPED_MODELS`); empty: the conversion variants only.
+        lowlatency_timesteps: time steps of the low-latency variants.
     """
 
     name: str = "full"
@@ -239,9 +249,12 @@ class ReproduceConfig:
     energy_images: int = 200
     threads: int | None = None
     data_root: str | None = None
+    lowlatency: bool = True
+    lowlatency_models: tuple[str, ...] | None = None
+    lowlatency_timesteps: tuple[int, ...] = (4, 8, 16)
 
     def __post_init__(self) -> None:
-        for name in ("archs", "seeds", "timesteps", "table2_timesteps"):
+        for name in ("archs", "seeds", "timesteps", "table2_timesteps", "lowlatency_timesteps"):
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
                 raise ConfigError(
@@ -257,8 +270,29 @@ class ReproduceConfig:
                 raise ConfigError(f"ReproduceConfig: seeds must be integers >= 0, got {s!r}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"ReproduceConfig.seeds repeats a seed: {self.seeds}")
-        for t in (*self.timesteps, *self.table2_timesteps, self.table1_timesteps):
+        for t in (
+            *self.timesteps,
+            *self.table2_timesteps,
+            self.table1_timesteps,
+            *self.lowlatency_timesteps,
+        ):
             _pos_int(t, "timesteps")
+        if not isinstance(self.lowlatency, bool):
+            raise ConfigError(
+                f"ReproduceConfig.lowlatency must be True or False, got {self.lowlatency!r}"
+            )
+        models = self.lowlatency_models
+        if models is not None:
+            if (
+                isinstance(models, (str, bytes))
+                or not isinstance(models, Sequence)
+                or any(not isinstance(m, str) or not m for m in models)
+            ):
+                raise ConfigError(
+                    f"ReproduceConfig.lowlatency_models must be None or a "
+                    f"sequence of model file names, got {models!r}"
+                )
+            object.__setattr__(self, "lowlatency_models", tuple(models))
         for name in (
             "epochs",
             "calibration_size",
@@ -319,6 +353,7 @@ class ReproduceConfig:
 
 _NONE_MEANS = {
     "table2_model": "the shipped model",
+    "lowlatency_models": "the shipped QCFS models",
     "threads": "all cores",
     "data_root": "the default",
 }
@@ -392,6 +427,8 @@ def tiny_config() -> ReproduceConfig:
         batch1_images=5,
         large_repeats=1,
         energy_images=5,
+        lowlatency_models=(),
+        lowlatency_timesteps=(4, 8),
     )
 
 
@@ -891,6 +928,66 @@ def _fig4(sweep: dict[str, Any], path: Path) -> None:
     )
 
 
+def _lowlatency_models(cfg: ReproduceConfig) -> list[str]:
+    """The QCFS model files of the low-latency section, each checked to be one."""
+    if not cfg.lowlatency:
+        return []
+    models = [
+        str(p)
+        for p in (
+            qcfs.SHIPPED_MODELS.values() if cfg.lowlatency_models is None else cfg.lowlatency_models
+        )
+    ]
+    for m in models:
+        if qcfs.load(m)[2] is None:  # ModelFormatError with the path if missing or damaged
+            raise ModelFormatError(
+                f"{m} is not a QCFS-trained model (ReproduceConfig.lowlatency_models)"
+            )
+    return models
+
+
+def _lowlatency(
+    run: _Run, ref: _ModelRef, models: list[str], outdir: Path
+) -> dict[str, Any] | None:
+    """The low-latency variants (:mod:`snnfast.lowlatency`) on Table 2's images."""
+    cfg = run.cfg
+    if not cfg.lowlatency:
+        return None
+    key = {
+        "base": ref.key,
+        "qcfs": [_file_key(Path(m)) for m in models],
+        "timesteps": list(cfg.lowlatency_timesteps),
+        "n_train": cfg.table2_n_train,
+        "n_test": cfg.table2_n_test,
+        "calibration": [cfg.calibration_size, cfg.calibration_seed],
+        "energy_images": cfg.energy_images,
+        "latency_repeats": cfg.batch1_images,
+        "recall_queries": cfg.recall_queries,
+    }
+
+    def compute() -> dict[str, Any]:
+        run.say("low-latency variants")
+        return lowlatency_report(
+            outdir / "lowlatency",
+            timesteps=cfg.lowlatency_timesteps,
+            qcfs_models=models,
+            base_model=ref.path,
+            n_train=cfg.table2_n_train,
+            n_test=cfg.table2_n_test,
+            calibration_size=cfg.calibration_size,
+            seed=cfg.calibration_seed,
+            energy_images=cfg.energy_images,
+            latency_repeats=cfg.batch1_images,
+            recall_queries=cfg.recall_queries,
+            threads=cfg.threads,
+            progress=run.progress,
+            data_root=cfg.data_root,
+            command=f"snnfast reproduce (configuration {cfg.name})",
+        )
+
+    return run.cached("lowlatency", key, compute)
+
+
 def _fig5(hw: dict[str, Any], steps: list[int], path: Path, arch: str) -> None:
     from .plots import runtime_vs_timesteps
 
@@ -1314,6 +1411,16 @@ def _render_figures(results: dict[str, Any]) -> list[str]:
         ]
     )
     lines += _table(head, rows)
+    if results.get("lowlatency"):
+        lines += [
+            "",
+            "### Fig 4 for the low-latency variants",
+            "",
+            f"![Fig 4, low-latency variants]({FIGURES['fig4_lowlatency']})",
+            "",
+            "Classification accuracy against T of each variant of the section *Low-latency "
+            "variants* below (one network each; dashed: its ANN).",
+        ]
     steps = sorted(int(T) for T in hw["engine"])
     lines += [
         "",
@@ -1391,6 +1498,10 @@ def render_report(results: dict[str, Any]) -> str:
     lines += _render_table2(results["table2"])
     lines += _render_hardware(results["hardware"], cfg)
     lines += _render_figures(results)
+    if results.get("lowlatency"):
+        lines += ["## Low-latency variants (beyond the paper)", ""]
+        body = render_lowlatency(results["lowlatency"]).splitlines()[1:]  # without its title
+        lines += [("#" + line) if line.startswith("## ") else line for line in body]
     return "\n".join(lines) + "\n"
 
 
@@ -1429,11 +1540,15 @@ def reproduce(
     with tqdm(total=total, desc="reproduce", unit="step", disable=not progress) as bar:
         run.bar = bar
         ref2 = _table2_model(run)
+        qcfs_models = _lowlatency_models(cfg)
         sweep = _sweep(run)  # first: Table 1 reuses its SNN classification where it can
         table1 = _table1(run)
         _fig4(sweep, out / FIGURES["fig4"])
         table2 = _table2(run, ref2, out)
         hardware = _hardware(run, ref2, out)
+        low = _lowlatency(run, ref2, qcfs_models, out)
+        if low is not None:
+            plot_variants(low, out / FIGURES["fig4_lowlatency"])
     results = {
         "version": __version__,
         "config": cfg.as_dict(),
@@ -1443,6 +1558,7 @@ def reproduce(
         "sweep": sweep,
         "table2": table2,
         "hardware": hardware,
+        "lowlatency": low,
         "paper": {
             "table1": PAPER_TABLE1,
             "table1_timesteps": PAPER_TABLE1_TIMESTEPS,

@@ -115,8 +115,9 @@ class RetrievalIndex:
     Build with :meth:`build` or :meth:`load`, not the constructor.
     """
 
-    def __init__(self, index: hnswlib.Index, labels: np.ndarray, meta: IndexMeta,
-                 params: dict[str, int]) -> None:
+    def __init__(
+        self, index: hnswlib.Index, labels: np.ndarray, meta: IndexMeta, params: dict[str, int]
+    ) -> None:
         self._index = index
         self.labels = labels
         self.meta = meta
@@ -153,26 +154,40 @@ class RetrievalIndex:
         vec = _vectors(vectors, "vectors", meta.dim)
         lab = np.asarray(labels)
         if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
-            raise ShapeError(f"labels must be a 1-D integer array, got shape {lab.shape} "
-                             f"dtype {lab.dtype}")
+            raise ShapeError(
+                f"labels must be a 1-D integer array, got shape {lab.shape} dtype {lab.dtype}"
+            )
         if lab.shape[0] != vec.shape[0]:
-            raise ShapeError(f"labels has {lab.shape[0]} entries but there are "
-                             f"{vec.shape[0]} vectors")
-        for name, value, lo in (("M", M, 2), ("ef_construction", ef_construction, 1),
-                                ("ef", ef, 1)):
+            raise ShapeError(
+                f"labels has {lab.shape[0]} entries but there are {vec.shape[0]} vectors"
+            )
+        for name, value, lo in (
+            ("M", M, 2),
+            ("ef_construction", ef_construction, 1),
+            ("ef", ef, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
                 raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
         index = hnswlib.Index(space="cosine", dim=meta.dim)
-        index.init_index(max_elements=vec.shape[0], M=int(M),
-                         ef_construction=int(ef_construction), random_seed=int(seed))
+        index.init_index(
+            max_elements=vec.shape[0],
+            M=int(M),
+            ef_construction=int(ef_construction),
+            random_seed=int(seed),
+        )
         index.add_items(vec, np.arange(vec.shape[0]), num_threads=_threads(threads))
         index.set_ef(int(ef))
-        params = {"M": int(M), "ef_construction": int(ef_construction), "ef": int(ef),
-                  "seed": int(seed)}
+        params = {
+            "M": int(M),
+            "ef_construction": int(ef_construction),
+            "ef": int(ef),
+            "seed": int(seed),
+        }
         return cls(index, lab.astype(np.int64), meta, params)
 
-    def search(self, queries: Any, k: int, meta: IndexMeta, threads: int | None = None
-               ) -> SearchResult:
+    def search(
+        self, queries: Any, k: int, meta: IndexMeta, threads: int | None = None
+    ) -> SearchResult:
         """The ``k`` nearest corpus items of each query vector ``[Q, D]``, nearest first.
 
         Raises:
@@ -198,12 +213,20 @@ class RetrievalIndex:
             graph_bytes = graph.stat().st_size
             with open(graph, "rb") as src, atomic_write(target) as dst:
                 shutil.copyfileobj(src, dst, 1 << 22)
-        header = {"format": "snnfast.index", "version": FORMAT_VERSION,
-                  "meta": asdict(self.meta), "params": self.params,
-                  "count": len(self), "graph_bytes": graph_bytes}
+        header = {
+            "format": "snnfast.index",
+            "version": FORMAT_VERSION,
+            "meta": asdict(self.meta),
+            "params": self.params,
+            "count": len(self),
+            "graph_bytes": graph_bytes,
+        }
         with atomic_write(_sidecar(target)) as fh:
-            np.savez(fh, labels=self.labels,
-                     header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+            np.savez(
+                fh,
+                labels=self.labels,
+                header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RetrievalIndex:
@@ -227,19 +250,22 @@ class RetrievalIndex:
         except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
             raise ModelFormatError(f"{side} is not a readable index sidecar: {exc}") from exc
         if header.get("format") != "snnfast.index" or header.get("version") != FORMAT_VERSION:
-            raise ModelFormatError(f"{side} is not an snnfast index sidecar of version "
-                                   f"{FORMAT_VERSION}")
+            raise ModelFormatError(
+                f"{side} is not an snnfast index sidecar of version {FORMAT_VERSION}"
+            )
         if target.stat().st_size != graph_bytes or labels.shape != (count,):
-            raise ModelFormatError(f"{target} and {side} do not belong together (graph size or "
-                                   "element count differ)")
+            raise ModelFormatError(
+                f"{target} and {side} do not belong together (graph size or element count differ)"
+            )
         index = hnswlib.Index(space="cosine", dim=meta.dim)
         try:
             index.load_index(str(target), max_elements=count)
         except RuntimeError as exc:
             raise ModelFormatError(f"{target} is not a readable hnswlib index: {exc}") from exc
         if index.get_current_count() != count:
-            raise ModelFormatError(f"{target} holds {index.get_current_count()} items, "
-                                   f"the sidecar says {count}")
+            raise ModelFormatError(
+                f"{target} holds {index.get_current_count()} items, the sidecar says {count}"
+            )
         index.set_ef(params["ef"])
         return cls(index, labels, meta, params)
 
@@ -262,7 +288,7 @@ def exact_search(corpus: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndar
     ids = np.empty((q.shape[0], k), dtype=np.int64)
     dist = np.empty((q.shape[0], k), dtype=np.float32)
     for start in range(0, q.shape[0], _EXACT_CHUNK):
-        d = 1.0 - qn[start:start + _EXACT_CHUNK] @ cn.T
+        d = 1.0 - qn[start : start + _EXACT_CHUNK] @ cn.T
         if k < d.shape[1]:
             part = np.argpartition(d, k - 1, axis=1)[:, :k]
             # the k-th distance; take every item at or below it so ties resolve by id

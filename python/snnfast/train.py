@@ -10,6 +10,14 @@ Training is seeded and repeatable on one machine with the same thread count: the
 fixes the initial weights and dropout masks, a NumPy generator seeded alike fixes the order of
 the mini-batches, and the validation split is :func:`snnfast.data.train_val_split`. The weights
 kept are those of the epoch with the best validation accuracy. No data augmentation.
+
+Low-latency option (off by default): ``qcfs_levels=L`` trains with the QCFS activation of
+:mod:`snnfast.qcfs` (Bu et al., ICLR 2022) after every convolution and pooling layer instead of
+ReLU, with one trainable threshold ``lam`` per layer (initialised from the first 1,000 training
+images, :func:`snnfast.qcfs.init_scales`; no weight decay on it), and ``qcfs_input=True``
+quantises the input too. The weights go into the usual state dict; the thresholds into
+:attr:`TrainResult.qcfs`, which :meth:`TrainResult.save` writes into the model's metadata, and
+the accuracies are those of the quantised network (:func:`snnfast.qcfs.predict`).
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from . import ann, data
+from . import ann, data, qcfs
 from .errors import ConfigError
 
 __all__ = ["Recipe", "TrainResult", "build_torch_model", "train"]
+
+_QCFS_INIT_IMAGES = 1000  # training images whose activations initialise the QCFS thresholds
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,10 @@ class Recipe:
         split_seed: seed of the train/validation split.
         threads: torch intra-op threads (results can differ with the thread count).
         limit: use only the first ``limit`` training and test images (tests); None for all.
+        qcfs_levels: ``L`` of the QCFS activation in place of ReLU (:mod:`snnfast.qcfs`);
+            None (default) trains the paper's ReLU network.
+        qcfs_input: with ``qcfs_levels``, also quantise the input to ``L`` levels (what the
+            SNN's input neurons, started at half their threshold, emit in ``T = L`` steps).
     """
 
     arch: str = "32-64-10"
@@ -62,6 +76,8 @@ class Recipe:
     split_seed: int = 0
     threads: int = 1
     limit: int | None = None
+    qcfs_levels: int | None = None
+    qcfs_input: bool = False
 
     def __post_init__(self) -> None:
         ann.Architecture.parse(self.arch)
@@ -84,6 +100,18 @@ class Recipe:
                 f"recipe: warmup_epochs must be in [0, epochs={self.epochs}], "
                 f"got {self.warmup_epochs!r}"
             )
+        levels = self.qcfs_levels
+        if levels is not None and (
+            isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 1024
+        ):
+            raise ConfigError(
+                f"recipe: qcfs_levels must be an integer in [1, 1024] or None, got {levels!r}"
+            )
+        if not isinstance(self.qcfs_input, bool) or (self.qcfs_input and levels is None):
+            raise ConfigError(
+                f"recipe: qcfs_input must be True or False and needs "
+                f"qcfs_levels, got {self.qcfs_input!r}"
+            )
 
 
 @dataclass
@@ -95,11 +123,13 @@ class TrainResult:
         state: the best-validation weights, float32 NumPy arrays keyed like :mod:`snnfast.ann`.
         recipe: the :class:`Recipe` used.
         train_accuracy, val_accuracy, test_accuracy: accuracies in [0, 1] of ``state``,
-            measured with the NumPy forward pass of :mod:`snnfast.ann`.
+            measured with the NumPy forward pass of :mod:`snnfast.ann` (of
+            :mod:`snnfast.qcfs` for a QCFS-trained network).
         best_epoch: 1-based epoch whose weights were kept.
         history: per epoch: ``epoch``, ``loss`` (mean training loss), ``val_accuracy``,
             ``seconds``.
         torch_version: the torch that trained it.
+        qcfs: the QCFS thresholds and levels, or ``None`` for a ReLU network.
     """
 
     arch: ann.Architecture
@@ -111,6 +141,7 @@ class TrainResult:
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     torch_version: str = ""
+    qcfs: qcfs.QCFSSpec | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The JSON metadata stored with the model: recipe, accuracies, history, versions."""
@@ -125,6 +156,7 @@ class TrainResult:
             "history": self.history,
             "torch_version": self.torch_version,
             "trainer": "snnfast.train.train",
+            **({} if self.qcfs is None else {qcfs.METADATA_KEY: self.qcfs.metadata()}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -132,9 +164,19 @@ class TrainResult:
         ann.save_model(path, self.arch, self.state, self.metadata())
 
 
-def build_torch_model(arch: ann.Architecture | str, dropout: float = 0.0) -> Any:
+def build_torch_model(
+    arch: ann.Architecture | str,
+    dropout: float = 0.0,
+    qcfs_levels: int | None = None,
+    qcfs_input: bool = False,
+) -> Any:
     """A ``torch.nn.Module`` of ``arch`` whose ``state_dict()`` keys are those of
-    :meth:`snnfast.ann.Architecture.state_shapes`. Input: float ``[N, 1, 28, 28]`` in [0, 1]."""
+    :meth:`snnfast.ann.Architecture.state_shapes`. Input: float ``[N, 1, 28, 28]`` in [0, 1].
+
+    With ``qcfs_levels`` every conv and pool output goes through a QCFS activation
+    (:func:`snnfast.qcfs.torch_activation`, in place of ReLU), whose thresholds add the keys
+    ``act.<layer>.lam`` to the state dict; ``qcfs_input`` quantises the input as well (no
+    state)."""
     import torch
     from torch import nn
 
@@ -142,6 +184,8 @@ def build_torch_model(arch: ann.Architecture | str, dropout: float = 0.0) -> Any
         arch = ann.Architecture.parse(arch)
     if not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+    if qcfs_input and qcfs_levels is None:
+        raise ConfigError("qcfs_input needs qcfs_levels")
     descs = arch.layers
 
     class TableOneCNN(nn.Module):
@@ -154,13 +198,25 @@ def build_torch_model(arch: ann.Architecture | str, dropout: float = 0.0) -> Any
             self.fc = nn.Linear(math.prod(descs[-1].in_shape), arch.n_classes)
             self.pool = nn.AvgPool2d(ann.POOL)
             self.drop = nn.Dropout(dropout)
+            self.act: nn.ModuleDict | None = None
+            self.quant_input: nn.Module | None = None
+            if qcfs_levels is not None:
+                self.act = nn.ModuleDict(
+                    {name: qcfs.torch_activation(qcfs_levels) for name in qcfs.scaled_layers(arch)}
+                )
+                if qcfs_input:
+                    self.quant_input = qcfs.torch_activation(qcfs_levels, 1.0, trainable=False)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.quant_input is not None:
+                x = self.quant_input(x)
             for i, d in enumerate(descs):
                 if d.kind == "conv":
-                    x = torch.relu(getattr(self, d.name)(self.drop(x) if i else x))
+                    x = getattr(self, d.name)(self.drop(x) if i else x)
+                    x = torch.relu(x) if self.act is None else self.act[d.name](x)
                 elif d.kind == "pool":
                     x = self.pool(x)
+                    x = x if self.act is None else self.act[d.name](x)
                 else:
                     x = self.fc(self.drop(torch.flatten(x, 1)))
             return x
@@ -168,9 +224,33 @@ def build_torch_model(arch: ann.Architecture | str, dropout: float = 0.0) -> Any
     return TableOneCNN()
 
 
-def _accuracy(arch: ann.Architecture, state: dict[str, np.ndarray], x: np.ndarray,
-              y: np.ndarray) -> float:
-    return float((ann.predict(arch, state, x) == y).mean())
+def _accuracy(
+    arch: ann.Architecture,
+    state: dict[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: qcfs.QCFSSpec | None = None,
+) -> float:
+    pred = ann.predict(arch, state, x) if spec is None else qcfs.predict(arch, state, spec, x)
+    return float((pred == y).mean())
+
+
+def _split_state(
+    arch: ann.Architecture, state: dict[str, np.ndarray], rec: Recipe
+) -> tuple[dict[str, np.ndarray], qcfs.QCFSSpec | None]:
+    """The :mod:`snnfast.ann` parameters and, for a QCFS model, its spec (``act.*.lam``)."""
+    prefix = "act."
+    scales = {
+        k[len(prefix) :].rsplit(".", 1)[0]: float(v)
+        for k, v in state.items()
+        if k.startswith(prefix)
+    }
+    params = ann.check_state(arch, {k: v for k, v in state.items() if not k.startswith(prefix)})
+    if rec.qcfs_levels is None:
+        return params, None
+    spec = qcfs.QCFSSpec(rec.qcfs_levels, scales, rec.qcfs_levels if rec.qcfs_input else None)
+    spec.check(arch)
+    return params, spec
 
 
 def train(
@@ -188,7 +268,8 @@ def train(
         progress: show a tqdm bar per epoch and one line per epoch.
         **recipe_fields: any :class:`Recipe` field (``epochs``, ``seed``, ``batch_size``,
             ``lr``, ``weight_decay``, ``dropout``, ``warmup_epochs``, ``val_fraction``,
-            ``split_seed``, ``threads``, ``limit``); the rest keep :class:`Recipe`'s defaults.
+            ``split_seed``, ``threads``, ``limit``, ``qcfs_levels``, ``qcfs_input``); the rest
+            keep :class:`Recipe`'s defaults.
 
     Raises:
         ConfigError: a recipe field is invalid or unknown.
@@ -216,8 +297,16 @@ def train(
     try:
         torch.manual_seed(rec.seed)
         order_rng = np.random.default_rng(rec.seed)
-        model = build_torch_model(arch, rec.dropout)
-        opt = torch.optim.AdamW(model.parameters(), lr=rec.lr, weight_decay=rec.weight_decay)
+        model = build_torch_model(arch, rec.dropout, rec.qcfs_levels, rec.qcfs_input)
+        xt = torch.from_numpy(x_tr.astype(np.float32) / np.float32(255.0))
+        if rec.qcfs_levels is not None:
+            qcfs.init_scales(model, xt[:_QCFS_INIT_IMAGES])
+        named = list(model.named_parameters())
+        groups = [{"params": [p for k, p in named if not k.startswith("act.")]}]
+        scales = [p for k, p in named if k.startswith("act.")]
+        if scales:  # the QCFS thresholds: no weight decay
+            groups.append({"params": scales, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(groups, lr=rec.lr, weight_decay=rec.weight_decay)
         steps_per_epoch = math.ceil(len(y_tr) / rec.batch_size)
         total = rec.epochs * steps_per_epoch
         warm = rec.warmup_epochs * steps_per_epoch
@@ -228,7 +317,6 @@ def train(
             return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-        xt = torch.from_numpy(x_tr.astype(np.float32) / np.float32(255.0))
         yt = torch.from_numpy(y_tr)
         xv = torch.from_numpy(x_va.astype(np.float32) / np.float32(255.0))
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -240,8 +328,12 @@ def train(
             model.train()
             perm = torch.from_numpy(order_rng.permutation(len(y_tr)))
             total_loss = 0.0
-            bar = tqdm(range(steps_per_epoch), desc=f"{arch.spec} epoch {epoch}/{rec.epochs}",
-                       disable=not progress, leave=False)
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"{arch.spec} epoch {epoch}/{rec.epochs}",
+                disable=not progress,
+                leave=False,
+            )
             for step in bar:
                 idx = perm[step * rec.batch_size : (step + 1) * rec.batch_size]
                 loss = loss_fn(model(xt[idx]), yt[idx])
@@ -255,32 +347,44 @@ def train(
             bar.close()
             model.eval()
             with torch.no_grad():
-                pred = torch.cat([model(xv[i : i + 1000]).argmax(1)
-                                  for i in range(0, len(xv), 1000)])
+                pred = torch.cat(
+                    [model(xv[i : i + 1000]).argmax(1) for i in range(0, len(xv), 1000)]
+                )
             val_acc = float((pred.numpy() == y_va).mean())
-            history.append({"epoch": epoch, "loss": total_loss / len(y_tr),
-                            "val_accuracy": val_acc, "seconds": time.perf_counter() - t0})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": total_loss / len(y_tr),
+                    "val_accuracy": val_acc,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             if progress:
-                tqdm.write(f"{arch.spec} epoch {epoch}: loss {total_loss / len(y_tr):.4f}, "
-                           f"val acc {val_acc:.4f} ({history[-1]['seconds']:.0f} s)")
+                tqdm.write(
+                    f"{arch.spec} epoch {epoch}: loss {total_loss / len(y_tr):.4f}, "
+                    f"val acc {val_acc:.4f} ({history[-1]['seconds']:.0f} s)"
+                )
             if val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
-                best_state = {k: v.detach().numpy().astype(np.float32, copy=True)
-                              for k, v in model.state_dict().items()}
+                best_state = {
+                    k: v.detach().numpy().astype(np.float32, copy=True)
+                    for k, v in model.state_dict().items()
+                }
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
 
     assert best_state is not None  # epochs >= 1
-    state = ann.check_state(arch, best_state)
+    state, spec = _split_state(arch, best_state, rec)
     return TrainResult(
         arch=arch,
         state=state,
         recipe=rec,
-        train_accuracy=_accuracy(arch, state, x_tr, y_tr),
-        val_accuracy=_accuracy(arch, state, x_va, y_va),
-        test_accuracy=_accuracy(arch, state, x_test, y_test),
+        train_accuracy=_accuracy(arch, state, x_tr, y_tr, spec),
+        val_accuracy=_accuracy(arch, state, x_va, y_va, spec),
+        test_accuracy=_accuracy(arch, state, x_test, y_test, spec),
         best_epoch=best_epoch,
         history=history,
         torch_version=str(torch.__version__),
+        qcfs=spec,
     )
