@@ -378,8 +378,9 @@ def full_config() -> ReproduceConfig:
 
 def quick_config() -> ReproduceConfig:
     """About 10 minutes on 2 cores: 2 small Table-1 networks of 2 epochs, a Fig-4 sweep over 2
-    seeds of ``4-8-10`` on 5,000 corpus / 1,000 query images, Table 2 with the shipped model on
-    10,000 / 1,000 images, and short latency measurements."""
+    seeds of ``4-8-10`` on 5,000 corpus / 1,000 query images, Table 2 and the low-latency
+    variants (T = 4 and 8) with the shipped models on 10,000 / 1,000 images, and short latency
+    measurements."""
     return replace(
         full_config(),
         name="quick",
@@ -398,6 +399,7 @@ def quick_config() -> ReproduceConfig:
         batch1_images=100,
         large_repeats=2,
         energy_images=100,
+        lowlatency_timesteps=(4, 8),
     )
 
 
