@@ -9,7 +9,7 @@ from helpers_convert import fashion, random_state
 from snnfast import ann
 from snnfast.ann import Architecture
 from snnfast.convert import ConvertedModel, convert
-from snnfast.embed import embed, predict_from_output
+from snnfast.embed import embed, embed_checkpoints, embed_readouts, predict_from_output
 from snnfast.errors import ConfigError, ShapeError
 
 TINY = Architecture.parse("4-8-10")
@@ -104,3 +104,29 @@ def test_bad_options(model, images) -> None:
         embed(model, images, batch_size=0, progress=False)
     with pytest.raises(ConfigError, match="timesteps"):
         embed(model, images, timesteps=0, progress=False)
+    with pytest.raises(ConfigError, match="distinct"):
+        embed_checkpoints(model, images, [4, 4], progress=False)
+    with pytest.raises(ConfigError, match="sequence"):
+        embed_checkpoints(model, images, 4, progress=False)
+
+
+def test_checkpoints_equal_separate_embeddings(model, images) -> None:
+    readouts = ("membrane", "spike_count", "integrated", "ann")
+    for early_exit in (None, 2):
+        got = embed_checkpoints(
+            model, images, [9, 3], readouts, batch_size=20, progress=False, early_exit=early_exit
+        )
+        assert sorted(got) == [3, 9]
+        for t, per_readout in got.items():
+            want = embed_readouts(
+                model, images, readouts, timesteps=t, progress=False, early_exit=early_exit
+            )
+            for r in readouts:
+                np.testing.assert_array_equal(per_readout[r].vectors, want[r].vectors)
+                np.testing.assert_array_equal(per_readout[r].predictions, want[r].predictions)
+                assert per_readout[r].meta == want[r].meta
+                if r != "ann":
+                    np.testing.assert_array_equal(per_readout[r].synops, want[r].synops)
+                    np.testing.assert_array_equal(per_readout[r].steps, want[r].steps)
+        # Different numbers of steps give different membrane readouts on this network.
+        assert not np.array_equal(got[3]["membrane"].vectors, got[9]["membrane"].vectors)

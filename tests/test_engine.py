@@ -99,6 +99,41 @@ def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, ear
         assert (got.steps == timesteps).all()
 
 
+@given(
+    net=networks(),
+    n=st.integers(1, 3),
+    checkpoints=st.lists(st.integers(1, 12), min_size=1, max_size=4, unique=True),
+    delay=st.sampled_from([0, 1]),
+    v_init=st.sampled_from([0.0, 0.5]),
+    threads=st.integers(1, 3),
+    early_exit=st.one_of(st.none(), st.integers(1, 4)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_checkpoints_equal_separate_runs(
+    net, n, checkpoints, delay, v_init, threads, early_exit, seed
+):
+    images = np.random.default_rng(seed).integers(
+        0, 256, size=(n, *net.input_shape), dtype=np.uint8
+    )
+    opts = {"delay": delay, "v_init": v_init, "threads": threads, "early_exit": early_exit}
+    results = net.run_checkpoints(images, checkpoints, **opts)
+    assert [r.timesteps for r in results] == sorted(checkpoints)
+    for got in results:
+        want = net.run(images, got.timesteps, **opts)
+        for l in range(net.n_layers + 1):
+            np.testing.assert_array_equal(got.spike_counts[l], want.spike_counts[l])
+            np.testing.assert_array_equal(got.membrane[l], want.membrane[l])
+        np.testing.assert_array_equal(got.synops, want.synops)
+        np.testing.assert_array_equal(got.steps, want.steps)
+        np.testing.assert_array_equal(got.neuron_updates, want.neuron_updates)
+        assert (got.timesteps, got.delay, got.v_init, got.early_exit) == (
+            want.timesteps,
+            want.delay,
+            want.v_init,
+            want.early_exit,
+        )
+
+
 def small_cnn(seed: int = 0) -> snnfast.Network:
     rng = np.random.default_rng(seed)
     return snnfast.Network(
@@ -258,6 +293,12 @@ def test_bad_run_arguments():
         (lambda: net.run(img, threads=0), snnfast.ConfigError, "threads"),
         (lambda: net.run(img, record=[7]), snnfast.ConfigError, "record"),
         (lambda: net.run(img, early_exit=0), snnfast.ConfigError, "early_exit"),
+        (lambda: net.run_checkpoints(img, []), snnfast.ConfigError, "not empty"),
+        (lambda: net.run_checkpoints(img, [4, 4]), snnfast.ConfigError, "distinct"),
+        (lambda: net.run_checkpoints(img, [0, 4]), snnfast.ConfigError, "checkpoint"),
+        (lambda: net.run_checkpoints(img, 8), snnfast.ConfigError, "sequence"),
+        (lambda: net.run_checkpoints(img, [2.5]), snnfast.ConfigError, "integer"),
+        (lambda: net.run_checkpoints(img[:0], [2]), snnfast.ShapeError, "empty"),
     ]
     for call, error, words in cases:
         with pytest.raises(error, match=None) as info:

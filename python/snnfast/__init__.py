@@ -37,6 +37,7 @@ _LAZY = {
     "ConversionConfig": "convert",
     "ConvertedModel": "convert",
     "embed": "embed",
+    "embed_checkpoints": "embed",
     "Embeddings": "embed",
     "RetrievalIndex": "retrieval",
     "IndexMeta": "retrieval",

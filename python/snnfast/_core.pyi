@@ -23,6 +23,7 @@ class Engine:
         threads: int,
         record: list[int],
         early_exit: int | None,
+        checkpoints: list[int],
     ) -> tuple[
         list[npt.NDArray[np.int32]],
         list[npt.NDArray[np.int32]],

@@ -16,7 +16,8 @@ Vectors are float32 ``[N, D]``, the layer flattened in C, H, W order (``D = 1024
 to the higher final membrane potential, then to the lowest class index. For ``"ann"``, the
 argmax of the logits.
 
-:func:`embed_readouts` gives several readouts of one simulation; :func:`embed` one.
+:func:`embed_readouts` gives several readouts of one simulation; :func:`embed` one;
+:func:`embed_checkpoints` the readouts at several numbers of time steps, from one simulation.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from .convert import ConvertedModel
 from .errors import ConfigError
 from .retrieval import IndexMeta
 
-__all__ = ["READOUTS", "Embeddings", "embed", "embed_readouts", "predict_from_output"]
+__all__ = [
+    "READOUTS",
+    "Embeddings",
+    "embed",
+    "embed_checkpoints",
+    "embed_readouts",
+    "predict_from_output",
+]
 
 READOUTS = ("membrane", "spike_count", "integrated", "ann")
 
@@ -128,6 +136,68 @@ def embed_readouts(
         ConfigError: an unknown or repeated readout, none at all, or a bad batch size / run
             setting.
     """
+    return _embed(
+        converted,
+        images,
+        readouts,
+        [timesteps],
+        batch_size,
+        threads,
+        progress,
+        delay,
+        v_init,
+        early_exit,
+    )[timesteps]
+
+
+def embed_checkpoints(
+    converted: ConvertedModel,
+    images: np.ndarray,
+    checkpoints: Sequence[int],
+    readouts: Sequence[str] = ("membrane",),
+    batch_size: int = 1000,
+    threads: int | None = None,
+    progress: bool = True,
+    delay: int = 0,
+    v_init: float | None = None,
+    early_exit: int | None = None,
+) -> dict[int, dict[str, Embeddings]]:
+    """Readouts of ``images`` at several numbers of time steps from one simulation of
+    ``max(checkpoints)`` steps (:meth:`snnfast.Network.run_checkpoints`):
+    ``{T: {readout: Embeddings}}``, each equal to ``embed_readouts(..., timesteps=T)``.
+
+    Raises:
+        ShapeError: images of the wrong dtype or shape.
+        ConfigError: bad checkpoints or readouts, or a bad batch size / run setting.
+    """
+    if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence):
+        raise ConfigError(f"checkpoints must be a sequence of step counts, got {checkpoints!r}")
+    return _embed(
+        converted,
+        images,
+        readouts,
+        list(checkpoints),
+        batch_size,
+        threads,
+        progress,
+        delay,
+        v_init,
+        early_exit,
+    )
+
+
+def _embed(
+    converted: ConvertedModel,
+    images: np.ndarray,
+    readouts: Sequence[str],
+    checkpoints: list[int],
+    batch_size: int,
+    threads: int | None,
+    progress: bool,
+    delay: int,
+    v_init: float | None,
+    early_exit: int | None,
+) -> dict[int, dict[str, Embeddings]]:
     names = [readouts] if isinstance(readouts, str) else list(readouts)
     unknown = [r for r in names if r not in READOUTS]
     if unknown or not names or len(set(names)) != len(names):
@@ -138,6 +208,12 @@ def embed_readouts(
         or (batch_size < 1)
     ):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for t in checkpoints:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ConfigError(f"timesteps must be positive integers, got {t!r}")
+    if not checkpoints or len(set(checkpoints)) != len(checkpoints):
+        raise ConfigError(f"checkpoints must be distinct and not empty, got {checkpoints}")
+    steps_list = sorted(int(t) for t in checkpoints)
     net = converted.network
     imgs = net._check_images(images)  # the engine's own check: uint8 [N, C, H, W], N > 0
     if v_init is None:
@@ -146,54 +222,62 @@ def embed_readouts(
     emb, out = converted.embedding_layer, converted.output_layer
     dim = net.sizes[emb]
     snn = [r for r in names if r != "ann"]
-    vectors = {r: np.empty((n, dim), dtype=np.float32) for r in names}
-    predictions = {kind: np.empty(n, dtype=np.int64) for kind in ("snn", "ann")}
-    synops = np.zeros((n, net.n_layers + 1), dtype=np.int64)
-    steps = np.zeros(n, dtype=np.int32)
+    vectors = {(t, r): np.empty((n, dim), dtype=np.float32) for t in steps_list for r in snn}
+    predictions = {t: np.empty(n, dtype=np.int64) for t in steps_list}
+    synops = {t: np.zeros((n, net.n_layers + 1), dtype=np.int64) for t in steps_list}
+    steps = {t: np.zeros(n, dtype=np.int32) for t in steps_list}
+    ann_vectors = np.empty((n if "ann" in names else 0, dim), dtype=np.float32)
+    ann_predictions = np.empty(n, dtype=np.int64)
     theta = net.thresholds[emb]
-    label = " + ".join(
-        ([f"SNN T={timesteps}"] if snn else []) + (["ANN"] if "ann" in names else [])
-    )
+    shown = "/".join(map(str, steps_list))
+    label = " + ".join(([f"SNN T={shown}"] if snn else []) + (["ANN"] if "ann" in names else []))
     with tqdm(total=n, unit="img", desc=f"embed {label}", disable=not progress) as bar:
         for start in range(0, n, int(batch_size)):
             batch = imgs[start : start + int(batch_size)]
             stop = start + batch.shape[0]
             if "ann" in names:
                 acts = ann.forward(converted.arch, converted.ann_state, batch)
-                vectors["ann"][start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
-                predictions["ann"][start:stop] = acts[-1].argmax(axis=1)
+                ann_vectors[start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
+                ann_predictions[start:stop] = acts[-1].argmax(axis=1)
             if snn:
-                res = net.run(
+                results = net.run_checkpoints(
                     batch,
-                    timesteps=timesteps,
+                    steps_list,
                     delay=delay,
                     v_init=v_init,
                     threads=threads,
                     record=[emb, out],
                     early_exit=early_exit,
                 )
-                sources = {"membrane": res.membrane[emb], "spike_count": res.spike_counts[emb]}
-                if "integrated" in snn:
-                    sources["integrated"] = res.integrated_input(emb, theta)
-                for r in snn:
-                    vectors[r][start:stop] = np.reshape(sources[r], (batch.shape[0], -1))
-                out_counts, out_membrane = res.spike_counts[out], res.membrane[out]
-                assert out_counts is not None and out_membrane is not None
-                predictions["snn"][start:stop] = predict_from_output(out_counts, out_membrane)
-                synops[start:stop] = res.synops
-                steps[start:stop] = res.steps
+                for t, res in zip(steps_list, results):
+                    sources = {"membrane": res.membrane[emb], "spike_count": res.spike_counts[emb]}
+                    if "integrated" in snn:
+                        sources["integrated"] = res.integrated_input(emb, theta)
+                    for r in snn:
+                        vectors[t, r][start:stop] = np.reshape(sources[r], (batch.shape[0], -1))
+                    out_counts, out_membrane = res.spike_counts[out], res.membrane[out]
+                    assert out_counts is not None and out_membrane is not None
+                    predictions[t][start:stop] = predict_from_output(out_counts, out_membrane)
+                    synops[t][start:stop] = res.synops
+                    steps[t][start:stop] = res.steps
             bar.update(batch.shape[0])
     model_id = converted.model_id()
-    result: dict[str, Embeddings] = {}
-    for r in names:
-        if r == "ann":
-            result[r] = Embeddings(vectors[r], predictions["ann"], IndexMeta(model_id, r, 0, dim))
-        else:
-            result[r] = Embeddings(
-                vectors[r],
-                predictions["snn"].copy(),
-                IndexMeta(model_id, r, int(timesteps), dim),
-                synops.copy(),
-                steps.copy(),
-            )
+    result: dict[int, dict[str, Embeddings]] = {}
+    for t in steps_list:
+        result[t] = {}
+        for r in names:
+            if r == "ann":
+                result[t][r] = Embeddings(
+                    ann_vectors if len(steps_list) == 1 else ann_vectors.copy(),
+                    ann_predictions.copy(),
+                    IndexMeta(model_id, r, 0, dim),
+                )
+            else:
+                result[t][r] = Embeddings(
+                    vectors[t, r],
+                    predictions[t].copy(),
+                    IndexMeta(model_id, r, t, dim),
+                    synops[t].copy(),
+                    steps[t].copy(),
+                )
     return result

@@ -350,36 +350,97 @@ class Network:
             ShapeError: wrong dtype, rank or shape, or an empty batch.
             ConfigError: ``timesteps``, ``delay``, ``v_init``, ``threads`` or ``record`` invalid.
         """
-        imgs = self._check_images(images)
         timesteps = _int_scalar(timesteps, "timesteps", "run", 1, 1 << 24)
-        delay = _int_scalar(delay, "delay", "run", 0, 1)
+        return self._run(images, [timesteps], delay, v_init, threads, record, early_exit, "run")[0]
+
+    def run_checkpoints(
+        self,
+        images: np.ndarray,
+        checkpoints: Sequence[int],
+        delay: int = 0,
+        v_init: float = 0.0,
+        threads: int | None = None,
+        record: Sequence[int] | None = None,
+        early_exit: int | None = None,
+    ) -> list[RunResult]:
+        """One simulation of ``max(checkpoints)`` steps, read out after each checkpoint.
+
+        Result ``k`` is exactly what ``run(images, timesteps=checkpoints[k], ...)`` returns (the
+        simulation is causal, and an image that exits early at step ``e`` would exit there in
+        every run of at least ``e`` steps), at the cost of the longest run alone: a sweep over
+        ``T = 4, 8, ..., 128`` costs 128 steps instead of 252.
+
+        Args:
+            checkpoints: distinct step counts ``>= 1``, in any order; results follow the
+                increasing order.
+            others: as in :meth:`run`.
+
+        Raises:
+            ShapeError: as in :meth:`run`.
+            ConfigError: an empty, repeated or non-positive checkpoint, or a bad setting.
+        """
+        if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence):
+            raise ConfigError(
+                f"run_checkpoints: checkpoints must be a sequence of step counts, "
+                f"got {checkpoints!r}"
+            )
+        steps = [_int_scalar(c, "checkpoint", "run_checkpoints", 1, 1 << 24) for c in checkpoints]
+        if not steps or len(set(steps)) != len(steps):
+            raise ConfigError(
+                f"run_checkpoints: checkpoints must be distinct and not empty, got {steps}"
+            )
+        return self._run(
+            images, sorted(steps), delay, v_init, threads, record, early_exit, "run_checkpoints"
+        )
+
+    def _run(
+        self,
+        images: np.ndarray,
+        checkpoints: list[int],
+        delay: int,
+        v_init: float,
+        threads: int | None,
+        record: Sequence[int] | None,
+        early_exit: int | None,
+        where: str,
+    ) -> list[RunResult]:
+        imgs = self._check_images(images)
+        delay = _int_scalar(delay, "delay", where, 0, 1)
         if isinstance(v_init, (bool, np.bool_)) or not isinstance(v_init, (int, float, np.number)):
-            raise ConfigError(f"run: v_init must be a number in [0, 1), got {v_init!r}")
+            raise ConfigError(f"{where}: v_init must be a number in [0, 1), got {v_init!r}")
         v_init = float(v_init)
         if not 0.0 <= v_init < 1.0:
-            raise ConfigError(f"run: v_init must be in [0, 1), got {v_init}")
+            raise ConfigError(f"{where}: v_init must be in [0, 1), got {v_init}")
         if threads is None:
             threads = os.cpu_count() or 1
-        threads = _int_scalar(threads, "threads", "run", 1, 4096)
+        threads = _int_scalar(threads, "threads", where, 1, 4096)
         n_total = self.n_layers + 1
         if record is None:
             rec = list(range(n_total))
         else:
-            rec = sorted({_int_scalar(l, "record entry", "run", 0, n_total - 1) for l in record})
+            rec = sorted({_int_scalar(l, "record entry", where, 0, n_total - 1) for l in record})
         if early_exit is not None:
-            early_exit = _int_scalar(early_exit, "early_exit", "run", 1, 1 << 24)
+            early_exit = _int_scalar(early_exit, "early_exit", where, 1, 1 << 24)
         counts, membrane, synops, steps = self._engine.run(
-            imgs, timesteps, delay, v_init, threads, rec, early_exit
+            imgs, checkpoints[-1], delay, v_init, threads, rec, early_exit, checkpoints
         )
-        n = imgs.shape[0]
-        synops = synops.reshape(n, n_total)
-        sc: list[np.ndarray | None] = [None] * n_total
-        mem: list[np.ndarray | None] = [None] * n_total
-        for l, c, m in zip(rec, counts, membrane):
-            sc[l] = c.reshape((n, *self._shapes[l]))
-            mem[l] = m.reshape((n, *self._shapes[l]))
-        updates = steps.astype(np.int64)[:, None] * np.array(self.sizes, dtype=np.int64)
-        return RunResult(sc, mem, synops, updates, steps, timesteps, delay, v_init, early_exit)
+        n, s = imgs.shape[0], len(checkpoints)
+        synops = synops.reshape(s, n, n_total)
+        steps = steps.reshape(s, n)
+        counts = [c.reshape((s, n, *self._shapes[l])) for l, c in zip(rec, counts)]
+        membrane = [m.reshape((s, n, *self._shapes[l])) for l, m in zip(rec, membrane)]
+        sizes = np.array(self.sizes, dtype=np.int64)
+        results = []
+        for k, t in enumerate(checkpoints):
+            sc: list[np.ndarray | None] = [None] * n_total
+            mem: list[np.ndarray | None] = [None] * n_total
+            for l, c, m in zip(rec, counts, membrane):
+                sc[l], mem[l] = c[k], m[k]
+            updates = steps[k].astype(np.int64)[:, None] * sizes
+            results.append(
+                RunResult(sc, mem, synops[k], updates, steps[k], t, delay, v_init, early_exit)
+            )
+        return results
 
     def _check_images(self, images: Any) -> np.ndarray:
         if not isinstance(images, np.ndarray):

@@ -58,7 +58,7 @@ from ._io import atomic_write
 from .chip import TABLE1_SPECS, map_network, table1_deployability
 from .convert import ConversionConfig, ConvertedModel, convert
 from .data import load_fashion_mnist
-from .embed import embed
+from .embed import embed, embed_checkpoints
 from .energy import PAPER_LOIHI, compare_with_paper, estimate_network
 from .errors import ConfigError, ModelFormatError
 from .lowlatency import lowlatency_report, plot_variants, render_lowlatency
@@ -630,57 +630,73 @@ def _classify(run: _Run, ref: _ModelRef, timesteps: int, n_test: int | None) -> 
 
 
 def _evaluate(
-    run: _Run, ref: _ModelRef, timesteps: int, n_train: int | None, n_test: int | None
-) -> dict[str, Any]:
-    """Retrieval figures of the ANN (``timesteps`` 0) or the SNN's membrane embedding."""
+    run: _Run, ref: _ModelRef, timesteps: Sequence[int], n_train: int | None, n_test: int | None
+) -> list[dict[str, Any]]:
+    """Retrieval figures of the ANN (``T = 0``) or the SNN's membrane embedding, for each ``T``
+    of ``timesteps``. The SNN's missing ``T`` come from one simulation of the longest
+    (:func:`snnfast.embed.embed_checkpoints`), which gives what separate runs would."""
     xs, ys = run.first("train", n_train)
     xq, yq = run.first("test", n_test)
-    readout = "ann" if timesteps == 0 else "membrane"
-    key = {
-        "model": ref.key,
-        **run.conversion_key,
-        "timesteps": timesteps,
-        "readout": readout,
-        "n_train": int(xs.shape[0]),
-        "n_test": int(xq.shape[0]),
-        "k": _SEARCH_K,
-    }
 
-    def compute() -> dict[str, Any]:
-        name = "ANN" if timesteps == 0 else f"SNN({timesteps})"
-        run.say(f"retrieval with {ref.label}, {name}")
-        t0 = time.perf_counter()
-        opts = {
-            "readout": readout,
-            "timesteps": max(timesteps, 1),
-            "threads": run.cfg.threads,
-            "progress": run.progress,
+    def key(timesteps: int) -> dict[str, Any]:
+        return {
+            "model": ref.key,
+            **run.conversion_key,
+            "timesteps": timesteps,
+            "readout": "ann" if timesteps == 0 else "membrane",
+            "n_train": int(xs.shape[0]),
+            "n_test": int(xq.shape[0]),
+            "k": _SEARCH_K,
         }
-        model = run.converted(ref)
-        corpus = embed(model, xs, **opts)
-        queries = embed(model, xq, **opts)
-        index = RetrievalIndex.build(corpus.vectors, ys, corpus.meta, threads=run.cfg.threads)
-        found = index.search(queries.vectors, _SEARCH_K, queries.meta, threads=run.cfg.threads)
-        figures = evaluate_retrieval(yq, found.labels, queries.predictions).as_dict()
-        if timesteps:
+
+    found = {T: run.cache.get("eval", key(T)) for T in timesteps}
+    missing = [T for T in found if found[T] is None]
+    run.stats["reused"] += len(found) - len(missing)
+    if not missing:
+        return [found[T] for T in timesteps]
+    t0 = time.perf_counter()
+    model = run.converted(ref)
+    opts = {"threads": run.cfg.threads, "progress": run.progress}
+    embedded = {}
+    if 0 in missing:
+        run.say(f"retrieval with {ref.label}, ANN")
+        embedded[0] = (embed(model, xs, "ann", **opts), embed(model, xq, "ann", **opts))
+    snn = [T for T in missing if T]
+    if snn:
+        run.say(f"retrieval with {ref.label}, SNN(T) for T = {', '.join(map(str, snn))}")
+        corpus = embed_checkpoints(model, xs, snn, ("membrane",), **opts)
+        queries = embed_checkpoints(model, xq, snn, ("membrane",), **opts)
+        for T in snn:
+            embedded[T] = (corpus[T]["membrane"], queries[T]["membrane"])
+        del corpus, queries
+    for T in missing:
+        c, q = embedded.pop(T)
+        index = RetrievalIndex.build(c.vectors, ys, c.meta, threads=run.cfg.threads)
+        hits = index.search(q.vectors, _SEARCH_K, q.meta, threads=run.cfg.threads)
+        figures = evaluate_retrieval(yq, hits.labels, q.predictions).as_dict()
+        if T:
             run.cache.put(
                 "classify",
                 {
                     "model": ref.key,
                     **run.conversion_key,
-                    "timesteps": timesteps,
+                    "timesteps": T,
                     "n_test": int(xq.shape[0]),
                 },
                 {"classification": figures["classification"], "n_test": int(xq.shape[0])},
             )
-        return {
-            **figures,
-            "timesteps": timesteps,
-            "n_train": int(xs.shape[0]),
-            "seconds": time.perf_counter() - t0,
-        }
-
-    return run.cached("eval", key, compute)
+        value = _canonical(
+            {
+                **figures,
+                "timesteps": T,
+                "n_train": int(xs.shape[0]),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        run.cache.put("eval", key(T), value)
+        run.stats["computed"] += 1
+        found[T] = value
+    return [found[T] for T in timesteps]
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -734,10 +750,8 @@ def _sweep(run: _Run) -> dict[str, Any]:
     per_seed = []
     for seed in cfg.seeds:
         ref = _trained(run, cfg.sweep_arch, seed)
-        entry = {"seed": seed, "ann": _evaluate(run, ref, 0, cfg.sweep_n_train, cfg.sweep_n_test)}
-        entry["snn"] = [
-            _evaluate(run, ref, T, cfg.sweep_n_train, cfg.sweep_n_test) for T in cfg.timesteps
-        ]
+        figures = _evaluate(run, ref, (0, *cfg.timesteps), cfg.sweep_n_train, cfg.sweep_n_test)
+        entry = {"seed": seed, "ann": figures[0], "snn": figures[1:]}
         per_seed.append(entry)
         run.bar.update(1)
     ddof = 1 if len(per_seed) > 1 else 0

@@ -31,16 +31,22 @@ pub struct RunOptions {
     /// Early exit: stop an image once its output decision has been the same for this many
     /// consecutive steps (see [`decision`]). `None` runs every image for `timesteps` steps.
     pub early_exit: Option<usize>,
+    /// Steps after which the state is also reported: increasing, each in `1..=timesteps`, the
+    /// last one `timesteps`. Empty means `[timesteps]`. What is reported for checkpoint `c` is
+    /// exactly what a run of `c` steps returns, so one run of `T` steps serves every shorter
+    /// run too.
+    pub checkpoints: Vec<usize>,
 }
 
-/// What a run returns; per recorded layer, `[N, size]` in C, H, W order.
+/// What a run returns, for each of the `S` checkpoints (`S = 1` without checkpoints): per
+/// recorded layer, `[S, N, size]` in C, H, W order.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub spike_counts: Vec<Vec<i32>>,
     pub membrane: Vec<Vec<i32>>,
-    /// `[N, n_layers + 1]`: synaptic events delivered into each layer.
+    /// `[S, N, n_layers + 1]`: synaptic events delivered into each layer.
     pub synops: Vec<i64>,
-    /// `[N]`: time steps simulated for each image (`timesteps` unless it exited early).
+    /// `[S, N]`: time steps simulated for each image (the checkpoint unless it exited early).
     pub steps: Vec<i32>,
 }
 
@@ -172,15 +178,17 @@ pub fn run_with(
             n_layers - 1
         )));
     }
+    let checkpoints = checkpoints(opts)?;
+    let n_out = checkpoints.len() * n_img;
     let shapes = net.shapes();
     let mut spike_counts: Vec<Vec<i32>> = opts
         .record
         .iter()
-        .map(|&l| vec![0; n_img * shapes[l].size()])
+        .map(|&l| vec![0; n_out * shapes[l].size()])
         .collect();
     let mut membrane = spike_counts.clone();
-    let mut synops = vec![0i64; n_img * n_layers];
-    let mut steps = vec![0i32; n_img];
+    let mut synops = vec![0i64; n_out * n_layers];
+    let mut steps = vec![0i32; n_out];
 
     let counts_out: Vec<Out<i32>> = spike_counts
         .iter_mut()
@@ -206,18 +214,31 @@ pub fn run_with(
                 input,
                 &mut pixels,
             );
-            let used = simulate(net, &pixels, opts, &mut state, &mut row, avx2);
-            // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the rows
-            // written here are disjoint from every other worker's; the buffers outlive the scope.
-            unsafe {
-                syn_out.row(i, n_layers).copy_from_slice(&row);
-                steps_out.row(i, 1)[0] = used as i32;
-                for (r, &l) in opts.record.iter().enumerate() {
-                    let size = shapes[l].size();
-                    to_chw(&state[l].counts, shapes[l], counts_out[r].row(i, size));
-                    to_chw(&state[l].v, shapes[l], mem_out[r].row(i, size));
+            let emit = |k: usize, state: &[LayerState], synops: &[i64], used: usize| {
+                let at = k * n_img + i;
+                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
+                // rows written here are disjoint from every other worker's; the buffers outlive
+                // the scope.
+                unsafe {
+                    syn_out.row(at, n_layers).copy_from_slice(synops);
+                    steps_out.row(at, 1)[0] = used as i32;
+                    for (r, &l) in opts.record.iter().enumerate() {
+                        let size = shapes[l].size();
+                        to_chw(&state[l].counts, shapes[l], counts_out[r].row(at, size));
+                        to_chw(&state[l].v, shapes[l], mem_out[r].row(at, size));
+                    }
                 }
-            }
+            };
+            simulate(
+                net,
+                &pixels,
+                opts,
+                &checkpoints,
+                &mut state,
+                &mut row,
+                avx2,
+                emit,
+            );
         }
         workspaces.give(state);
     };
@@ -237,6 +258,21 @@ pub fn run_with(
         synops,
         steps,
     })
+}
+
+/// The checkpoints of a run, checked; `[timesteps]` when none are given.
+fn checkpoints(opts: &RunOptions) -> Result<Vec<usize>> {
+    if opts.checkpoints.is_empty() {
+        return Ok(vec![opts.timesteps]);
+    }
+    let c = &opts.checkpoints;
+    if c[0] == 0 || c.windows(2).any(|w| w[0] >= w[1]) || *c.last().unwrap() != opts.timesteps {
+        return Err(Error::config(format!(
+            "checkpoints must increase, start at >= 1 and end at timesteps = {}, got {c:?}",
+            opts.timesteps
+        )));
+    }
+    Ok(c.clone())
 }
 
 /// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
@@ -406,16 +442,20 @@ pub fn decision(counts: &[i32], v: &[i32]) -> Option<usize> {
     best
 }
 
-/// Simulate one image: every step, the input layer, then each layer in order. Returns the
-/// number of steps simulated.
+/// Simulate one image: every step, the input layer, then each layer in order. After the step
+/// that reaches checkpoint `k` (and, when the image exits early, for every checkpoint left),
+/// calls `emit(k, state, synops, steps simulated)`.
+#[allow(clippy::too_many_arguments)]
 fn simulate(
     net: &Network,
     pixels: &[i32],
     opts: &RunOptions,
+    checkpoints: &[usize],
     state: &mut [LayerState],
     synops: &mut [i64],
     avx2: bool,
-) -> usize {
+    mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
+) {
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
         .chain(net.layers.iter().map(|l| l.threshold))
         .collect();
@@ -432,6 +472,7 @@ fn simulate(
     }
     synops.fill(0);
     let (mut last, mut stable) = (None, 0usize);
+    let mut next = 0;
     for t in 0..opts.timesteps {
         for st in state.iter_mut() {
             std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
@@ -467,11 +508,18 @@ fn simulate(
             };
             last = now;
             if stable >= k {
-                return t + 1;
+                // A run of any later checkpoint's length would stop here too.
+                for k in next..checkpoints.len() {
+                    emit(k, state, synops, t + 1);
+                }
+                return;
             }
         }
+        if checkpoints[next] == t + 1 {
+            emit(next, state, synops, t + 1);
+            next += 1;
+        }
     }
-    opts.timesteps
 }
 
 /// Collect this step's spikes from the mask and count them.
@@ -564,6 +612,7 @@ mod tests {
             threads,
             record,
             early_exit: None,
+            checkpoints: vec![],
         }
     }
 
@@ -659,6 +708,39 @@ mod tests {
         // A dark image never makes the output spike: it runs to the end.
         let out = run(&net, &[0, 0], &o).unwrap();
         assert_eq!(out.steps, vec![50]);
+    }
+
+    #[test]
+    fn checkpoints_equal_shorter_runs() {
+        let input = Shape { c: 1, h: 2, w: 2 };
+        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let images: Vec<u8> = (0..4 * 5).map(|i| (i * 53 % 256) as u8).collect();
+        for early_exit in [None, Some(2)] {
+            let mut o = opts(12, 1, 2, vec![0, 2]);
+            o.early_exit = early_exit;
+            o.checkpoints = vec![1, 5, 12];
+            let all = run(&net, &images, &o).unwrap();
+            let n = 5;
+            for (k, &t) in o.checkpoints.iter().enumerate() {
+                let mut one = o.clone();
+                one.timesteps = t;
+                one.checkpoints = vec![];
+                let alone = run(&net, &images, &one).unwrap();
+                assert_eq!(alone.steps, all.steps[k * n..(k + 1) * n]);
+                assert_eq!(alone.synops, all.synops[k * n * 3..(k + 1) * n * 3]);
+                for r in 0..2 {
+                    let size = alone.spike_counts[r].len();
+                    let part = k * size..(k + 1) * size;
+                    assert_eq!(alone.spike_counts[r], all.spike_counts[r][part.clone()]);
+                    assert_eq!(alone.membrane[r], all.membrane[r][part]);
+                }
+            }
+        }
+        let mut bad = opts(4, 0, 1, vec![]);
+        for c in [vec![0, 4], vec![2, 2, 4], vec![1, 3], vec![3, 5]] {
+            bad.checkpoints = c;
+            assert!(run(&net, &images, &bad).is_err());
+        }
     }
 
     #[test]

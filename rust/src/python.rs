@@ -191,8 +191,8 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the Python signature
-    /// Run a uint8 batch; returns flat arrays per recorded layer, the flat synops `[N, L+1]` and
-    /// the steps simulated per image.
+    /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
+    /// synops `[S, N, L+1]` and the steps simulated `[S, N]`, for `S` checkpoints (1 if none).
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -203,6 +203,7 @@ impl Engine {
         threads: usize,
         record: Vec<usize>,
         early_exit: Option<usize>,
+        checkpoints: Vec<usize>,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -219,6 +220,7 @@ impl Engine {
             threads,
             record,
             early_exit,
+            checkpoints,
         };
         let (net, ws) = (&self.net, &self.workspaces);
         let result = py.detach(|| {
