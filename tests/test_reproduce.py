@@ -229,6 +229,7 @@ def test_rerun_resumes_from_the_cache(tiny_run, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(snnfast.train, "train", refuse)
     monkeypatch.setattr(rp, "embed", refuse)
+    monkeypatch.setattr(rp, "embed_checkpoints", refuse)
     monkeypatch.setattr(rp, "run_pipeline", refuse)
     monkeypatch.setattr(rp.latency, "time_engine", refuse)
     t0 = time.perf_counter()
@@ -241,6 +242,32 @@ def test_rerun_resumes_from_the_cache(tiny_run, tmp_path, monkeypatch) -> None:
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing rewritten
     assert (out / "report.md").is_file()
     assert time.perf_counter() - t0 < first["wall_s"]
+
+
+def test_parallel_training_gives_the_same_networks(tiny_run, tmp_path) -> None:
+    src, _, _ = tiny_run
+    cfg = rp.tiny_config()
+    run = rp._Run(cfg, rp._Cache(tmp_path / "cache"), progress=False)
+    rp._train_parallel(run, jobs=2)
+    assert run.stats["trained"] == 2 and run.fresh == {("4-8-10", 0), ("4-8-10", 1)}
+    made = sorted((tmp_path / "cache" / "models").glob("*.npz"))
+    assert [p.name for p in made] == sorted(p.name for p in (src / "cache" / "models").iterdir())
+    for path in made:
+        _, state, meta = rp.ann.load_model(path)
+        _, want, want_meta = rp.ann.load_model(src / "cache" / "models" / path.name)
+        assert meta["reproduce_key"] == want_meta["reproduce_key"]
+        for name, value in want.items():
+            np.testing.assert_array_equal(state[name], value, err_msg=f"{path.name}: {name}")
+    # Everything is cached now: a second call trains nothing.
+    again = rp._Run(cfg, rp._Cache(tmp_path / "cache"), progress=False)
+    rp._train_parallel(again, jobs=2)
+    assert again.stats["trained"] == 0
+
+
+def test_jobs_must_be_positive(tmp_path) -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="jobs"):
+            rp.reproduce(tmp_path, config=rp.tiny_config(), progress=False, jobs=bad)
 
 
 def test_interrupted_cache_write_is_not_trusted(tiny_run, tmp_path, monkeypatch) -> None:

@@ -375,7 +375,7 @@ def cmd_lowlatency(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    path = reproduce(args.outdir, quick=args.quick, progress=not args.quiet)
+    path = reproduce(args.outdir, quick=args.quick, progress=not args.quiet, jobs=args.jobs)
     print(f"report -> {path}")
     return 0
 
@@ -524,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="a cut-down run (under 10 minutes on 2 cores); the report says what was cut",
+    )
+    s.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train the missing networks in N processes at once, one thread each "
+        "(same weights as 1; default 1)",
     )
     s.set_defaults(func=cmd_reproduce)
 

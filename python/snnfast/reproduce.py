@@ -41,9 +41,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import multiprocessing
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -518,6 +521,8 @@ class _Run:
     _data: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _converted: dict[str, ConvertedModel] = field(default_factory=dict)
     bar: Any = None
+    #: (architecture, seed) trained by this call (not counted as reused when loaded again).
+    fresh: set[tuple[str, int]] = field(default_factory=set)
 
     def say(self, text: str) -> None:
         if self.progress:
@@ -568,28 +573,103 @@ class _Run:
 # -- models -----------------------------------------------------------------------------------
 
 
+def _model_file(run: _Run, arch: str, seed: int) -> tuple[Recipe, dict[str, Any], Path]:
+    """The recipe of ``arch`` trained with ``seed``, its cache key and its model file."""
+    cfg = run.cfg
+    recipe = Recipe(arch=arch, epochs=cfg.epochs, seed=int(seed), limit=cfg.train_limit)
+    key = _canonical({"v": CACHE_VERSION, "recipe": asdict(recipe)})
+    return recipe, key, run.cache.root / "models" / f"{arch}-seed{seed}-{_digest(key)}.npz"
+
+
+def _cached_model(run: _Run, arch: str, seed: int) -> _ModelRef | None:
+    """The cached network of ``arch`` and ``seed``, if there is a valid one."""
+    _, key, path = _model_file(run, arch, seed)
+    if not path.is_file():
+        return None
+    try:
+        _, _, meta = ann.load_model(path)
+    except ModelFormatError:
+        return None
+    if meta.get("reproduce_key") != key:
+        return None
+    return _ModelRef(_digest(key), f"{arch} seed {seed}", path, meta)
+
+
 def _trained(run: _Run, arch: str, seed: int) -> _ModelRef:
     """The network of ``arch`` trained with ``seed``: from the cache, else trained now."""
     from .train import train
 
-    cfg = run.cfg
-    recipe = Recipe(arch=arch, epochs=cfg.epochs, seed=int(seed), limit=cfg.train_limit)
-    key = _canonical({"v": CACHE_VERSION, "recipe": asdict(recipe)})
-    path = run.cache.root / "models" / f"{arch}-seed{seed}-{_digest(key)}.npz"
-    if path.is_file():
-        try:
-            _, _, meta = ann.load_model(path)
-        except ModelFormatError:
-            meta = {}
-        if meta.get("reproduce_key") == key:
+    ref = _cached_model(run, arch, seed)
+    if ref is not None:
+        if (arch, seed) not in run.fresh:
             run.stats["reused"] += 1
-            return _ModelRef(_digest(key), f"{arch} seed {seed}", path, meta)
-    run.say(f"training {arch}, seed {seed}, {cfg.epochs} epoch(s)")
-    result = train(recipe, root=cfg.data_root, progress=run.progress)
+        return ref
+    recipe, key, path = _model_file(run, arch, seed)
+    run.say(f"training {arch}, seed {seed}, {run.cfg.epochs} epoch(s)")
+    result = train(recipe, root=run.cfg.data_root, progress=run.progress)
     meta = {**result.metadata(), "reproduce_key": key}
     ann.save_model(path, result.arch, result.state, meta)
     run.stats["trained"] += 1
+    run.fresh.add((arch, seed))
     return _ModelRef(_digest(key), f"{arch} seed {seed}", path, _canonical(meta))
+
+
+def _needed_models(cfg: ReproduceConfig) -> list[tuple[str, int]]:
+    """Every (architecture, seed) the run trains, without repeats."""
+    pairs = [(cfg.sweep_arch, int(s)) for s in cfg.seeds]
+    pairs += [(a, int(cfg.table1_seed)) for a in cfg.archs]
+    if cfg.table2_model == TRAINED:
+        pairs.append((cfg.sweep_arch, int(cfg.table1_seed)))
+    return list(dict.fromkeys(pairs))
+
+
+def _training_cost(arch: str) -> int:
+    """Multiply-accumulates of one forward pass: orders the parallel training, longest first."""
+    cost = 0
+    for d in ann.Architecture.parse(arch).layers:
+        if d.kind == "conv":
+            cost += d.size * d.in_shape[0] * d.kernel**2
+        elif d.kind == "dense":
+            cost += d.size * math.prod(d.in_shape)
+    return cost
+
+
+def _train_job(cfg: ReproduceConfig, cache_root: str, arch: str, seed: int) -> None:
+    """Train one network into the cache (in a worker process of :func:`_train_parallel`)."""
+    _trained(_Run(cfg, _Cache(Path(cache_root)), progress=False), arch, seed)
+
+
+def _train_parallel(run: _Run, jobs: int) -> None:
+    """Train the networks missing from the cache in ``jobs`` processes at once.
+
+    Each training uses one thread (:attr:`snnfast.train.Recipe.threads`), so this gives the same
+    weights as training them one after the other, in about ``1 / jobs`` of the time."""
+    todo = [p for p in _needed_models(run.cfg) if _cached_model(run, *p) is None]
+    if jobs < 2 or len(todo) < 2:
+        return
+    todo.sort(key=lambda p: -_training_cost(p[0]))
+    workers = min(jobs, len(todo))
+    run.say(f"training {len(todo)} networks in {workers} processes")
+    ctx = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool,
+        tqdm(total=len(todo), desc="training", unit="net", disable=not run.progress) as bar,
+    ):
+        futures = {
+            pool.submit(_train_job, run.cfg, str(run.cache.root), arch, seed): (arch, seed)
+            for arch, seed in todo
+        }
+        try:
+            for done in as_completed(futures):
+                done.result()
+                arch, seed = futures[done]
+                run.fresh.add((arch, seed))
+                run.stats["trained"] += 1
+                run.say(f"trained {arch}, seed {seed}")
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _table2_model(run: _Run) -> _ModelRef:
@@ -1529,6 +1609,7 @@ def reproduce(
     quick: bool = False,
     progress: bool = True,
     config: ReproduceConfig | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Reproduce the paper's tables and figures into ``outdir``; return the report's path.
 
@@ -1538,6 +1619,9 @@ def reproduce(
             :func:`full_config` (hours); ignored when ``config`` is given.
         progress: progress bars and one line per step.
         config: what to run (overrides ``quick``).
+        jobs: train the networks missing from the cache in this many processes at once (each
+            on one thread, so the weights are those of ``jobs=1``); then evaluate with all
+            cores.
 
     Raises:
         ConfigError: an invalid configuration.
@@ -1548,6 +1632,8 @@ def reproduce(
     cfg = config if config is not None else (quick_config() if quick else full_config())
     if not isinstance(cfg, ReproduceConfig):
         raise ConfigError(f"config must be a ReproduceConfig, got {type(cfg).__name__}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a positive integer, got {jobs!r}")
     latency.ensure_passive_omp()
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1555,6 +1641,7 @@ def reproduce(
     total = len(TABLE1_SPECS) + len(cfg.seeds) + 2
     with tqdm(total=total, desc="reproduce", unit="step", disable=not progress) as bar:
         run.bar = bar
+        _train_parallel(run, jobs)
         ref2 = _table2_model(run)
         qcfs_models = _lowlatency_models(cfg)
         sweep = _sweep(run)  # first: Table 1 reuses its SNN classification where it can
