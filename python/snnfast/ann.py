@@ -45,6 +45,7 @@ __all__ = [
     "Architecture",
     "LayerDesc",
     "check_state",
+    "conv_relu",
     "forward",
     "layer_output",
     "load_model",
@@ -267,8 +268,10 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 # The batch runs channels-last (N, H, W, C) inside; activations are returned as N, C, H, W.
 
 
-def _conv_relu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
-    """ReLU(conv2d(x)), stride 1, NHWC in and out, by im2col and one matrix product."""
+def conv_relu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
+    """``ReLU(conv2d(x) + bias)``, stride 1, zero padding ``pad``; NHWC in and out, ``weight``
+    ``[O, C, K, K]``. By im2col and one matrix product, in the dtype of ``x`` and ``weight``
+    (float32 for :func:`forward`, float64 for the converter's rate pass)."""
     n, _, _, c = x.shape
     o, _, k, _ = weight.shape
     if pad:
@@ -296,7 +299,7 @@ def _nchw(x: np.ndarray) -> np.ndarray:
 def _apply(desc: LayerDesc, state: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """One layer on an NHWC batch (the dense layer flattens in C, H, W order)."""
     if desc.kind == "conv":
-        return _conv_relu(x, state[f"{desc.name}.weight"], state[f"{desc.name}.bias"], desc.padding)
+        return conv_relu(x, state[f"{desc.name}.weight"], state[f"{desc.name}.bias"], desc.padding)
     if desc.kind == "pool":
         return _avgpool(x, desc.kernel)
     return _nchw(x).reshape(x.shape[0], -1) @ state["fc.weight"].T + state["fc.bias"]

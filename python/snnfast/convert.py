@@ -403,22 +403,14 @@ def _dvdt(desc: LayerDesc, weight: np.ndarray, bias: np.ndarray, rate: np.ndarra
     if desc.kind == "dense":
         z = rate.reshape(rate.shape[0], -1) @ weight.T.astype(np.float64) + bias
         return np.maximum(z, 0.0)
+    weight = weight.astype(np.float64)
     parts = [
-        _conv(rate[s : s + _CALIB_BATCH], weight, bias, desc.padding)
+        ann.conv_relu(
+            rate[s : s + _CALIB_BATCH].transpose(0, 2, 3, 1), weight, bias, desc.padding
+        ).transpose(0, 3, 1, 2)
         for s in range(0, rate.shape[0], _CALIB_BATCH)
     ]
-    return np.maximum(np.concatenate(parts, axis=0), 0.0)
-
-
-def _conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
-    """Stride-1 ``conv2d(x) + bias`` in float64, NCHW in and out."""
-    k = weight.shape[2]
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))  # N C Ho Wo K K
-    y = np.tensordot(win, weight.astype(np.float64), axes=([1, 4, 5], [1, 2, 3]))  # N Ho Wo O
-    y += bias
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(np.concatenate(parts, axis=0))
 
 
 def _calibration_input(images: Any) -> np.ndarray:
