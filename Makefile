@@ -20,3 +20,5 @@ lint:
 	PYO3_PYTHON=$(CURDIR)/.venv/bin/python cargo clippy --features python -- -D warnings
 	.venv/bin/ruff check python tests benches
 	.venv/bin/ruff format --check python tests benches
+	.venv/bin/mypy
+	.venv/bin/python -m mypy.stubtest snnfast._core

@@ -1,16 +1,18 @@
 """Type stubs of the compiled engine (private; use snnfast.Network)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["Engine", "__version__"]
 __version__: str
 
+@final
 class Engine:
-    def __init__(
-        self, layers: list[dict[str, Any]], input_shape: list[int], input_threshold: int
-    ) -> None: ...
+    def __new__(
+        cls, layers: list[dict[str, Any]], input_shape: list[int], input_threshold: int
+    ) -> Engine: ...
     def shapes(self) -> list[list[int]]: ...
     def synapse_counts(self) -> list[int]: ...
     def fan_out(self, layer: int) -> npt.NDArray[np.uint64]: ...

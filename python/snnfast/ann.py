@@ -417,7 +417,8 @@ def save_model(
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model metadata must be JSON-serialisable: {exc}") from exc
     buf = io.BytesIO()
-    np.savez_compressed(buf, header=np.frombuffer(text.encode(), dtype=np.uint8), **params)
+    arrays: dict[str, Any] = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **params}
+    np.savez_compressed(buf, **arrays)
     with atomic_write(path) as fh:
         fh.write(buf.getvalue())
 
@@ -455,7 +456,7 @@ def load_model(
             f"this snnfast reads version {FORMAT_VERSION}"
         )
     try:
-        arch = Architecture.parse(header.get("arch"))
+        arch = Architecture.parse(str(header.get("arch")))
     except ConfigError as exc:
         raise ModelFormatError(f"{p}: bad architecture in header: {exc}") from exc
     try:

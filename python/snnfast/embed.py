@@ -250,7 +250,9 @@ def _embed(
                     early_exit=early_exit,
                 )
                 for t, res in zip(steps_list, results):
-                    sources = {"membrane": res.membrane[emb], "spike_count": res.spike_counts[emb]}
+                    membrane, counts = res.membrane[emb], res.spike_counts[emb]
+                    assert membrane is not None and counts is not None  # recorded
+                    sources = {"membrane": membrane, "spike_count": counts}
                     if "integrated" in snn:
                         sources["integrated"] = res.integrated_input(emb, theta)
                     for r in snn:

@@ -197,8 +197,9 @@ def select_early_exit(
 
     def accuracy(k: int | None) -> float:
         res = net.run(images, timesteps, threads=threads, record=[out], early_exit=k, **settings)
-        assert res.spike_counts[out] is not None and res.membrane[out] is not None
-        pred = predict_from_output(res.spike_counts[out], res.membrane[out])
+        counts, membrane = res.spike_counts[out], res.membrane[out]
+        assert counts is not None and membrane is not None  # recorded
+        pred = predict_from_output(counts, membrane)
         return float(np.mean(pred == labels))
 
     full = accuracy(None)
@@ -358,9 +359,11 @@ def lowlatency_report(
                     )
                 )
                 say(f"ANN {key}: {_short(doc['ann'][-1])}")
-            k = variant.early_exit
-            if k == "auto":
-                k = select_early_exit(model, x_train[val], y_train[val], T, threads=threads)
+            k = (
+                select_early_exit(model, x_train[val], y_train[val], T, threads=threads)
+                if isinstance(variant.early_exit, str)  # "auto"
+                else variant.early_exit
+            )
             run = {
                 "timesteps": T,
                 "threads": threads,

@@ -266,7 +266,7 @@ class Network:
         shape = tuple(int(s) for s in np.asarray(self.input_shape).reshape(-1))
         if len(shape) != 3 or min(shape) < 1:
             raise ShapeError(f"input_shape must be (C, H, W) with positive sizes, got {shape}")
-        self.input_shape = shape  # type: ignore[assignment]
+        self.input_shape = shape
         self.input_threshold = _int_scalar(
             self.input_threshold, "input_threshold", "input layer", 1, _I32.max
         )
@@ -477,7 +477,7 @@ class Network:
             "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
             "metadata": dict(metadata or {}),
         }
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {
             "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         }
         for i, layer in enumerate(self.layers):

@@ -156,7 +156,7 @@ def run_pipeline(
     runs: list[tuple[str, str, int]] = [("ANN", "ann", 0)]
     runs += [(f"SNN({int(T)})", readout, int(T)) for T in steps]
     for name, ro, T in runs:
-        opts = {
+        opts: dict[str, Any] = {
             "readout": ro,
             "timesteps": max(T, 1),
             "threads": threads,

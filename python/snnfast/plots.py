@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping as StrMapping
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from numpy.typing import ArrayLike
 
 from ._io import atomic_write
 from .chip import Mapping
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
 
 __all__ = ["core_map", "save_figure"]
 
@@ -70,7 +75,7 @@ def core_map(mapping: Mapping, path: str | os.PathLike[str], title: str | None =
     save_figure(fig, path)
 
 
-def _cell(col: int, row: int, color: object) -> Patch:
+def _cell(col: int, row: int, color: Any) -> Patch:
     from matplotlib.patches import Rectangle
 
     return Rectangle((col + 0.05, row + 0.05), 0.9, 0.9, facecolor=color, edgecolor="white")
@@ -81,11 +86,8 @@ def _cell(col: int, row: int, color: object) -> Patch:
 __all__.append("query_grid")
 
 
-def _gray_images(images: object, name: str) -> object:
+def _gray_images(images: Any, name: str) -> np.ndarray:
     """uint8 ``[N, 1, H, W]`` or ``[N, H, W]`` → ``[N, H, W]``."""
-    import numpy as np
-
-    from .errors import ShapeError
 
     arr = np.asarray(images)
     if arr.ndim == 4 and arr.shape[1] == 1:
@@ -100,13 +102,13 @@ def _gray_images(images: object, name: str) -> object:
 
 def query_grid(
     path: str | os.PathLike[str],
-    queries: object,
-    corpus_images: object,
-    ann_ids: object,
-    snn_ids: object,
-    random_ids: object,
+    queries: np.ndarray,
+    corpus_images: np.ndarray,
+    ann_ids: ArrayLike,
+    snn_ids: ArrayLike,
+    random_ids: ArrayLike,
     class_names: list[str] | tuple[str, ...],
-    query_labels: object | None = None,
+    query_labels: ArrayLike | None = None,
     snn_title: str = "SNN",
 ) -> None:
     """Write the paper's Fig 6 layout as a PNG: one row per query with the query image, three
@@ -126,9 +128,6 @@ def query_grid(
         ShapeError: images of the wrong shape/dtype, id arrays not ``[Q, 3]``, ids outside the
             corpus, or more queries than class names without ``query_labels``.
     """
-    import numpy as np
-
-    from .errors import ShapeError
 
     q = _gray_images(queries, "queries")
     corpus = _gray_images(corpus_images, "corpus_images")
@@ -177,7 +176,7 @@ def query_grid(
 __all__ += ["metrics_vs_timesteps", "runtime_vs_timesteps"]
 
 
-def _steps_axis(ax: object, steps: list[int]) -> None:
+def _steps_axis(ax: Any, steps: list[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(steps)
     ax.set_xticklabels([str(s) for s in steps])
@@ -185,10 +184,7 @@ def _steps_axis(ax: object, steps: list[int]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _int_steps(values: object, name: str) -> list[int]:
-    import numpy as np
-
-    from .errors import ShapeError
+def _int_steps(values: Any, name: str) -> list[int]:
 
     arr = np.asarray(values)
     if (
@@ -205,8 +201,8 @@ def _int_steps(values: object, name: str) -> list[int]:
 
 def metrics_vs_timesteps(
     path: str | os.PathLike[str],
-    timesteps: object,
-    series: dict[str, tuple[object, object]],
+    timesteps: Sequence[int],
+    series: StrMapping[str, tuple[Any, Any]],
     reference: dict[str, float] | None = None,
     title: str | None = None,
 ) -> None:
@@ -223,9 +219,6 @@ def metrics_vs_timesteps(
     Raises:
         ShapeError: ``timesteps`` not positive integers, or a series of another length.
     """
-    import numpy as np
-
-    from .errors import ShapeError
 
     steps = _int_steps(timesteps, "timesteps")
     if not series:
@@ -254,8 +247,8 @@ def metrics_vs_timesteps(
 
 def runtime_vs_timesteps(
     path: str | os.PathLike[str],
-    series: dict[str, tuple[object, object]],
-    points: dict[str, tuple[object, object]] | None = None,
+    series: StrMapping[str, tuple[Any, Any]],
+    points: StrMapping[str, tuple[Any, Any]] | None = None,
     title: str | None = None,
     ylabel: str = "runtime per image (ms)",
 ) -> None:
@@ -272,9 +265,6 @@ def runtime_vs_timesteps(
     Raises:
         ShapeError: steps not positive integers, values not positive, or lengths that differ.
     """
-    import numpy as np
-
-    from .errors import ShapeError
 
     if not series and not points:
         raise ShapeError("runtime_vs_timesteps needs at least one series or point set")
@@ -289,7 +279,7 @@ def runtime_vs_timesteps(
             v = np.asarray(values, dtype=np.float64)
             if v.shape != (len(steps),) or not (np.isfinite(v).all() and (v > 0).all()):
                 raise ShapeError(f"{name!r}: need {len(steps)} positive finite values, got {v}")
-            style = (
+            style: dict[str, Any] = (
                 {"ls": "none", "marker": "*", "ms": 12} if as_points else {"marker": "o", "ms": 4}
             )
             ax.plot(steps, v, color=f"C{k % 10}", label=name, **style)

@@ -729,14 +729,14 @@ def _evaluate(
             "k": _SEARCH_K,
         }
 
-    found = {T: run.cache.get("eval", key(T)) for T in timesteps}
+    found: dict[int, Any] = {T: run.cache.get("eval", key(T)) for T in timesteps}
     missing = [T for T in found if found[T] is None]
     run.stats["reused"] += len(found) - len(missing)
     if not missing:
         return [found[T] for T in timesteps]
     t0 = time.perf_counter()
     model = run.converted(ref)
-    opts = {"threads": run.cfg.threads, "progress": run.progress}
+    opts: dict[str, Any] = {"threads": run.cfg.threads, "progress": run.progress}
     embedded = {}
     if 0 in missing:
         run.say(f"retrieval with {ref.label}, ANN")
@@ -831,7 +831,7 @@ def _sweep(run: _Run) -> dict[str, Any]:
     for seed in cfg.seeds:
         ref = _trained(run, cfg.sweep_arch, seed)
         figures = _evaluate(run, ref, (0, *cfg.timesteps), cfg.sweep_n_train, cfg.sweep_n_test)
-        entry = {"seed": seed, "ann": figures[0], "snn": figures[1:]}
+        entry: dict[str, Any] = {"seed": seed, "ann": figures[0], "snn": figures[1:]}
         per_seed.append(entry)
         run.bar.update(1)
     ddof = 1 if len(per_seed) > 1 else 0

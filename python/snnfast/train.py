@@ -180,13 +180,12 @@ def build_torch_model(
     import torch
     from torch import nn
 
-    if isinstance(arch, str):
-        arch = ann.Architecture.parse(arch)
+    net_arch = ann.Architecture.parse(arch) if isinstance(arch, str) else arch
     if not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
     if qcfs_input and qcfs_levels is None:
         raise ConfigError("qcfs_input needs qcfs_levels")
-    descs = arch.layers
+    descs = net_arch.layers
 
     class TableOneCNN(nn.Module):
         def __init__(self) -> None:
@@ -195,14 +194,15 @@ def build_torch_model(
                 if d.kind == "conv":
                     conv = nn.Conv2d(d.in_shape[0], d.out_shape[0], d.kernel, d.stride, d.padding)
                     self.add_module(d.name, conv)
-            self.fc = nn.Linear(math.prod(descs[-1].in_shape), arch.n_classes)
+            self.fc = nn.Linear(math.prod(descs[-1].in_shape), net_arch.n_classes)
             self.pool = nn.AvgPool2d(ann.POOL)
             self.drop = nn.Dropout(dropout)
             self.act: nn.ModuleDict | None = None
             self.quant_input: nn.Module | None = None
             if qcfs_levels is not None:
+                layers = qcfs.scaled_layers(net_arch)
                 self.act = nn.ModuleDict(
-                    {name: qcfs.torch_activation(qcfs_levels) for name in qcfs.scaled_layers(arch)}
+                    {name: qcfs.torch_activation(qcfs_levels) for name in layers}
                 )
                 if qcfs_input:
                     self.quant_input = qcfs.torch_activation(qcfs_levels, 1.0, trainable=False)
@@ -302,7 +302,9 @@ def train(
         if rec.qcfs_levels is not None:
             qcfs.init_scales(model, xt[:_QCFS_INIT_IMAGES])
         named = list(model.named_parameters())
-        groups = [{"params": [p for k, p in named if not k.startswith("act.")]}]
+        groups: list[dict[str, Any]] = [
+            {"params": [p for k, p in named if not k.startswith("act.")]}
+        ]
         scales = [p for k, p in named if k.startswith("act.")]
         if scales:  # the QCFS thresholds: no weight decay
             groups.append({"params": scales, "weight_decay": 0.0})
