@@ -31,6 +31,11 @@ stored key equals the one asked for. Every file is written atomically (:func:`at
 an interrupted run (Ctrl-C included) leaves either a complete entry or none; a rerun computes only
 what is missing.
 
+**Speed.** ``jobs=N`` (``--jobs N``) trains the missing networks in ``N`` processes at once,
+longest first; each trains on one thread, so the weights are those of a sequential run. Fig 4's
+step counts come from one simulation per network, read out at each of them
+(:meth:`snnfast.Network.run_checkpoints`).
+
 **Calibration.** Every conversion here takes its Algorithm-1 calibration images from the whole
 training set (:func:`snnfast.pipeline.calibration_indices` over 60,000 images), so a model's
 SNN is the same whatever corpus size an experiment uses. :func:`run_pipeline` (Table 2) draws
