@@ -136,11 +136,11 @@ def embed_readouts(
         ConfigError: an unknown or repeated readout, none at all, or a bad batch size / run
             setting.
     """
-    return _embed(
+    return embed_checkpoints(
         converted,
         images,
-        readouts,
         [timesteps],
+        readouts,
         batch_size,
         threads,
         progress,
@@ -172,32 +172,6 @@ def embed_checkpoints(
     """
     if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence):
         raise ConfigError(f"checkpoints must be a sequence of step counts, got {checkpoints!r}")
-    return _embed(
-        converted,
-        images,
-        readouts,
-        list(checkpoints),
-        batch_size,
-        threads,
-        progress,
-        delay,
-        v_init,
-        early_exit,
-    )
-
-
-def _embed(
-    converted: ConvertedModel,
-    images: np.ndarray,
-    readouts: Sequence[str],
-    checkpoints: list[int],
-    batch_size: int,
-    threads: int | None,
-    progress: bool,
-    delay: int,
-    v_init: float | None,
-    early_exit: int | None,
-) -> dict[int, dict[str, Embeddings]]:
     names = [readouts] if isinstance(readouts, str) else list(readouts)
     unknown = [r for r in names if r not in READOUTS]
     if unknown or not names or len(set(names)) != len(names):
