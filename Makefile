@@ -11,6 +11,7 @@ test: setup
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest -q
 
 bench: setup
+	mkdir -p runs
 	OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest benches -q --benchmark-only \
 		--benchmark-json=runs/bench.json
 
