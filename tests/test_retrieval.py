@@ -15,7 +15,7 @@ from snnfast.errors import ConfigError, IndexMismatchError, ModelFormatError, Sh
 from snnfast.metrics import recall_at_k
 from snnfast.retrieval import IndexMeta, RetrievalIndex, exact_search
 
-META = IndexMeta("abc123", "membrane", 16, 6)
+META = IndexMeta("00000000000abc12", "membrane", 16, 6)
 
 
 def clustered(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +97,7 @@ def test_load_refuses_mismatched_or_missing_files(tmp_path) -> None:
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("model_id", "other"),
+        ("model_id", "ffffffffffffffff"),
         ("readout", "spike_count"),
         ("timesteps", 128),
         ("dim", 7),

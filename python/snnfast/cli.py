@@ -8,7 +8,6 @@ the chip model's mapping and energy estimate, and a PNG of queries and their nea
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -30,7 +29,6 @@ PAPER_TABLE2 = {
     "SNN(16)": (85.05, 85.55, 93.56),
     "SNN(128)": (90.01, 86.58, 93.93),
 }
-EMBEDDINGS_FORMAT = "snnfast.embeddings"
 
 
 def _pct(x: float | None) -> str:
@@ -130,6 +128,8 @@ def _load_converted(path: str):
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .data import load_fashion_mnist
     from .embed import embed
 
@@ -143,17 +143,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
     )
-    header = {"format": EMBEDDINGS_FORMAT, "split": args.split, **emb.meta.__dict__}
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        vectors=emb.vectors,
-        predictions=emb.predictions,
-        labels=labels,
-        header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-    )
-    with atomic_write(args.out) as fh:
-        fh.write(buf.getvalue())
+    emb = replace(emb, labels=labels)
+    emb.save(args.out)
     acc = float(np.mean(emb.predictions == labels))
     print(
         f"{len(labels)} {args.split} embeddings {emb.vectors.shape[1]}-d ({args.readout}, "
@@ -163,18 +154,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-    from .retrieval import IndexMeta
+    from .embed import Embeddings
 
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(bytes(z["header"]).decode())
-            vectors, preds, labels = z["vectors"], z["predictions"], z["labels"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelFormatError(f"{path} is not a readable embeddings file: {exc}") from exc
-    if header.get("format") != EMBEDDINGS_FORMAT:
-        raise ModelFormatError(f"{path} is not an snnfast embeddings file")
-    meta = IndexMeta(header["model_id"], header["readout"], header["timesteps"], header["dim"])
-    return vectors, preds, labels, meta
+    emb = Embeddings.load(path)
+    if emb.labels is None:
+        raise ModelFormatError(f"{path} holds embeddings without labels")
+    return emb.vectors, emb.predictions, emb.labels, emb.meta
 
 
 def cmd_index(args: argparse.Namespace) -> int:

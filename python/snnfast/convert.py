@@ -96,6 +96,7 @@ from . import ann
 from .ann import Architecture, LayerDesc
 from .errors import ConfigError, ModelFormatError, ShapeError
 from .network import AvgPool2d, Conv2d, Dense, Layer, Network
+from .settings import RunSettings
 
 __all__ = ["ConversionConfig", "ConvertedModel", "convert"]
 
@@ -223,6 +224,12 @@ class ConvertedModel:
     def thresholds(self) -> list[int]:
         """Threshold of each SNN layer, input first (the input's is ``input_threshold``)."""
         return self.network.thresholds
+
+    @property
+    def settings(self) -> RunSettings:
+        """The :class:`~snnfast.settings.RunSettings` the model was converted for (its
+        ``v_init``; the other fields at their defaults)."""
+        return RunSettings(v_init=float(self.config.v_init))
 
     @property
     def run_settings(self) -> dict[str, Any]:

@@ -22,20 +22,24 @@ argmax of the logits.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import ann
+from . import _checks, _container, ann
+from ._records import Record
 from .convert import ConvertedModel
-from .errors import ConfigError
-from .retrieval import IndexMeta
+from .errors import ConfigError, IndexMismatchError, ModelFormatError, ShapeError
+from .settings import MAX_TIMESTEPS
 
 __all__ = [
     "READOUTS",
     "Embeddings",
+    "IndexMeta",
     "embed",
     "embed_checkpoints",
     "embed_readouts",
@@ -43,6 +47,47 @@ __all__ = [
 ]
 
 READOUTS = ("membrane", "spike_count", "integrated", "ann")
+_MODEL_ID = re.compile(r"[0-9a-f]{16}")
+FORMAT = "embeddings"
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class IndexMeta(Record):
+    """What produced a set of embeddings; queries must match the corpus on every field.
+
+    Attributes:
+        model_id: :meth:`snnfast.convert.ConvertedModel.model_id` of the model.
+        readout: one of :data:`READOUTS`.
+        timesteps: simulation steps (0 for the ``"ann"`` readout).
+        dim: embedding dimension.
+    """
+
+    model_id: str
+    readout: str
+    timesteps: int
+    dim: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model_id, str) or not _MODEL_ID.fullmatch(self.model_id):
+            raise ConfigError(
+                f"IndexMeta: model_id must be 16 hexadecimal digits, got {self.model_id!r}"
+            )
+        if self.readout not in READOUTS:
+            raise ConfigError(f"IndexMeta: readout must be one of {READOUTS}, got {self.readout!r}")
+        lo = 0 if self.readout == "ann" else 1
+        hi = 0 if self.readout == "ann" else MAX_TIMESTEPS
+        _checks.integer(self.timesteps, "timesteps", lo, hi, where="IndexMeta")
+        _checks.positive_int(self.dim, "dim", where="IndexMeta")
+
+    def check_against(self, other: IndexMeta) -> None:
+        """Raise :class:`IndexMismatchError` naming the first field where ``other`` differs."""
+        for name in ("model_id", "readout", "timesteps", "dim"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                raise IndexMismatchError(
+                    f"query {name} is {theirs!r} but the index was built with {name} {mine!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -58,6 +103,9 @@ class Embeddings:
             for the ``"ann"`` readout.
         steps: int32 ``[N]`` time steps each image ran (fewer than ``timesteps`` where it
             exited early), or ``None`` for the ``"ann"`` readout.
+        labels: int64 ``[N]`` the images' labels, or ``None`` when unknown.
+        ids: int64 ``[N]`` catalogue ids of the images, or ``None`` (rows ``0 .. N - 1``).
+        paths: ``[N]`` unicode strings, the file each image came from, or ``None``.
     """
 
     vectors: np.ndarray
@@ -65,6 +113,90 @@ class Embeddings:
     meta: IndexMeta
     synops: np.ndarray | None = None
     steps: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    paths: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        v = self.vectors
+        if not isinstance(v, np.ndarray) or v.ndim != 2 or v.dtype != np.float32:
+            raise ShapeError(f"Embeddings: vectors must be float32 [N, D], got {_describe(v)}")
+        n = v.shape[0]
+        if v.shape[1] != self.meta.dim:
+            raise ShapeError(
+                f"Embeddings: vectors have dimension {v.shape[1]}, meta says {self.meta.dim}"
+            )
+        for name, dtype, ndim in (
+            ("predictions", np.int64, 1),
+            ("synops", np.int64, 2),
+            ("steps", np.int32, 1),
+            ("labels", np.int64, 1),
+            ("ids", np.int64, 1),
+        ):
+            a = getattr(self, name)
+            if a is None and name != "predictions":
+                continue
+            if (
+                not isinstance(a, np.ndarray)
+                or a.dtype != dtype
+                or a.ndim != ndim
+                or a.shape[0] != n
+            ):
+                raise ShapeError(
+                    f"Embeddings: {name} must be {np.dtype(dtype).name} with {ndim} "
+                    f"dimension(s) and {n} rows, got {_describe(a)}"
+                )
+        if self.paths is not None and (
+            not isinstance(self.paths, np.ndarray)
+            or self.paths.dtype.kind != "U"
+            or self.paths.shape != (n,)
+        ):
+            raise ShapeError(f"Embeddings: paths must be {n} strings, got {_describe(self.paths)}")
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def __repr__(self) -> str:
+        m = self.meta
+        t = "" if m.readout == "ann" else f", T={m.timesteps}"
+        return f"Embeddings({len(self)} x {m.dim}, {m.readout}{t}, model {m.model_id})"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the embeddings to one checksummed ``.npz`` file, atomically."""
+        arrays = {
+            name: getattr(self, name)
+            for name in ("vectors", "predictions", "synops", "steps", "labels", "ids", "paths")
+            if getattr(self, name) is not None
+        }
+        _container.write(
+            path, FORMAT, FORMAT_VERSION, {"meta": self.meta.to_json()}, arrays, compress=False
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Embeddings:
+        """Read embeddings written by :meth:`save` (or by ``snnfast embed``).
+
+        Raises:
+            ModelFormatError: the file is missing, damaged, of another kind, or inconsistent.
+        """
+        contents = _container.read(path, FORMAT, [FORMAT_VERSION], what="embeddings")
+        arrays = dict(contents.arrays)
+        known = {"vectors", "predictions", "synops", "steps", "labels", "ids", "paths"}
+        if set(arrays) - known or not {"vectors", "predictions"} <= set(arrays):
+            raise ModelFormatError(
+                f"{path}: embeddings arrays {sorted(arrays)} are not the expected ones"
+            )
+        try:
+            meta = IndexMeta.from_json(contents.body.get("meta"))
+            return cls(meta=meta, **arrays)
+        except (ConfigError, ShapeError) as exc:
+            raise ModelFormatError(f"{path}: {exc}") from exc
+
+
+def _describe(a: object) -> str:
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} shape {a.shape}"
+    return type(a).__name__
 
 
 def predict_from_output(spike_counts: np.ndarray, membrane: np.ndarray) -> np.ndarray:

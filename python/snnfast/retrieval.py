@@ -25,38 +25,13 @@ import hnswlib
 import numpy as np
 
 from ._io import atomic_write
-from .errors import ConfigError, IndexMismatchError, ModelFormatError, ShapeError
+from .embed import IndexMeta
+from .errors import ConfigError, ModelFormatError, ShapeError
 
 __all__ = ["IndexMeta", "SearchResult", "RetrievalIndex", "exact_search"]
 
 FORMAT_VERSION = 1
 _EXACT_CHUNK = 256  # queries per block in exact_search: 256 x 60,000 float32 = 61 MB
-
-
-@dataclass(frozen=True)
-class IndexMeta:
-    """What produced a set of embeddings; queries must match the corpus on every field.
-
-    Attributes:
-        model_id: :meth:`snnfast.convert.ConvertedModel.model_id` of the model.
-        readout: ``"membrane"``, ``"spike_count"`` or ``"ann"``.
-        timesteps: simulation steps (0 for the ``"ann"`` readout).
-        dim: embedding dimension.
-    """
-
-    model_id: str
-    readout: str
-    timesteps: int
-    dim: int
-
-    def check_against(self, other: IndexMeta) -> None:
-        """Raise :class:`IndexMismatchError` naming the first field where ``other`` differs."""
-        for name in ("model_id", "readout", "timesteps", "dim"):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine != theirs:
-                raise IndexMismatchError(
-                    f"query {name} is {theirs!r} but the index was built with {name} {mine!r}"
-                )
 
 
 @dataclass(frozen=True)
