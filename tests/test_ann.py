@@ -222,7 +222,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert state2[k].dtype == np.float32
         np.testing.assert_array_equal(state2[k], state[k])
     with np.load(path, allow_pickle=False) as z:  # plain arrays + JSON header, no pickle
-        assert json.loads(bytes(z["header"]).decode())["arch"] == "4-8-16-10"
+        assert json.loads(bytes(z["header"]).decode())["body"]["arch"] == "4-8-16-10"
 
 
 def test_save_rejects(tmp_path: Path) -> None:

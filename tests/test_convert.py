@@ -78,12 +78,12 @@ def test_input_threshold_maps_algorithm_theta() -> None:
     dim = np.full((2, 1, 28, 28), 200, dtype=np.uint8)
     m9 = convert(toy_state(), "1-2", calibration_images=dim)
     # W_MAX = 255: theta_0 = int(200 / 255 * 255) = 200, input_threshold = 200 exactly
-    assert m9.calibration["input_theta"] == 200 and m9.network.input_threshold == 200
+    assert m9.calibration.input_theta == 200 and m9.network.input_threshold == 200
     m8 = convert(
         toy_state(), "1-2", calibration_images=dim, config=ConversionConfig(num_weight_bits=8)
     )
     # W_MAX = 127: theta_0 = int(200 / 255 * 127) = 99; 99 * 255 / 127 = 198.78 -> 199
-    assert m8.calibration["input_theta"] == 99 and m8.network.input_threshold == 199
+    assert m8.calibration.input_theta == 99 and m8.network.input_threshold == 199
     assert m8.slopes[0] == pytest.approx(127 / 99)
 
 
@@ -244,7 +244,7 @@ def test_save_load_round_trip(tiny, tmp_path) -> None:
     assert m2.arch == m.arch and m2.config == m.config
     assert m2.param_scales == m.param_scales and m2.slopes == m.slopes
     assert m2.thresholds == m.thresholds
-    assert dict(m2.calibration) == dict(m.calibration)
+    assert m2.calibration == m.calibration
     for k in m.ann_state:
         np.testing.assert_array_equal(m2.ann_state[k], m.ann_state[k])
     r1 = m.network.run(x[:10], timesteps=8)

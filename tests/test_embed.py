@@ -11,6 +11,7 @@ from snnfast.ann import Architecture
 from snnfast.convert import ConvertedModel, convert
 from snnfast.embed import embed, embed_checkpoints, embed_readouts, predict_from_output
 from snnfast.errors import ConfigError, ShapeError
+from snnfast.settings import RunSettings
 
 TINY = Architecture.parse("4-8-10")
 
@@ -44,7 +45,7 @@ def test_membrane_and_spike_count_readouts(model, images) -> None:
 
 def test_batch_size_does_not_change_results(model, images) -> None:
     a = embed(model, images, timesteps=8, batch_size=7, progress=False)
-    b = embed(model, images, timesteps=8, batch_size=1000, threads=1, progress=False)
+    b = embed(model, images, settings=RunSettings(timesteps=8, threads=1), batch_size=1000)
     np.testing.assert_array_equal(a.vectors, b.vectors)
     np.testing.assert_array_equal(a.predictions, b.predictions)
 
@@ -114,12 +115,12 @@ def test_checkpoints_equal_separate_embeddings(model, images) -> None:
     readouts = ("membrane", "spike_count", "integrated", "ann")
     for early_exit in (None, 2):
         got = embed_checkpoints(
-            model, images, [9, 3], readouts, batch_size=20, progress=False, early_exit=early_exit
+            model, images, [9, 3], readouts, RunSettings(early_exit=early_exit), batch_size=20
         )
         assert sorted(got) == [3, 9]
         for t, per_readout in got.items():
             want = embed_readouts(
-                model, images, readouts, timesteps=t, progress=False, early_exit=early_exit
+                model, images, readouts, RunSettings(timesteps=t, early_exit=early_exit)
             )
             for r in readouts:
                 np.testing.assert_array_equal(per_readout[r].vectors, want[r].vectors)

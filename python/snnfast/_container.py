@@ -254,7 +254,7 @@ def _read_header(zf: zipfile.ZipFile, p: Path) -> dict[str, Any]:
     names = set(zf.namelist())
     member = HEADER + ".npy"
     if member not in names:
-        raise ModelFormatError(f"{p} is a .npz archive without an snnfast header")
+        raise ModelFormatError(f"{p} is not an snnfast file: a .npz archive with no header")
     info = zf.getinfo(member)
     if info.file_size > MAX_HEADER_BYTES:
         raise ModelFormatError(f"{p}: header of {info.file_size} bytes is larger than allowed")
@@ -279,7 +279,7 @@ def _read(
         raise ModelFormatError(f"{p} is not an snnfast {label} file (format {fmt!r})")
     kind = fmt[len(PREFIX) :]
     if kind not in kinds:
-        raise ModelFormatError(f"{p} is an snnfast {kind} file, not a {label} file")
+        raise ModelFormatError(f"{p} is an snnfast {kind} file, not an snnfast {label}")
     version = header.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version not in versions:
         raise ModelFormatError(

@@ -24,19 +24,22 @@ This module never imports torch.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._io import atomic_write
-from .errors import ConfigError, ModelFormatError, ShapeError
+from . import _checks, _container
+from .errors import ConfigError, ModelFormatError
+from .graph import Conv, Dense, Graph, Input, Pool, Quant, Relu, check_images
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .qcfs import QCFSSpec
 
 __all__ = [
     "INPUT_SHAPE",
@@ -45,7 +48,6 @@ __all__ = [
     "Architecture",
     "LayerDesc",
     "check_state",
-    "conv_relu",
     "forward",
     "layer_output",
     "load_model",
@@ -64,8 +66,8 @@ N_POOLED_CONVS = 2
 SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / "fmnist-32-64-10.npz"
 """The trained ``32-64-10`` model shipped with the package."""
 
-FORMAT = "snnfast.ann"
-FORMAT_VERSION = 1
+FORMAT = "ann"
+FORMAT_VERSION = 2
 _BATCH = 500
 
 
@@ -183,6 +185,60 @@ class Architecture:
         """Number of values of the embedding layer."""
         return self.layers[self.embedding_layer].size
 
+    def node_names(self) -> list[str]:
+        """The :class:`~snnfast.graph.Graph` node whose value is each of :attr:`layers`' outputs
+        (``ReLU(conv)`` for a conv layer, the pooled value, the logits)."""
+        return [f"{d.name}.relu" if d.kind == "conv" else d.name for d in self.layers]
+
+    def graph(self, state: Mapping[str, Any], qcfs: QCFSSpec | None = None) -> Graph:
+        """The network as a :class:`~snnfast.graph.Graph` with the parameters ``state``.
+
+        Nodes: ``conv{k}`` and ``conv{k}.relu``, ``pool{k}``, ``fc``. With a QCFS spec
+        (:mod:`snnfast.qcfs`), each conv and pool output goes through a
+        :class:`~snnfast.graph.Quant` node ``<layer>.qcfs`` (and the input through
+        ``input.qcfs`` when the spec quantises it) in place of ``conv{k}.relu``.
+
+        Raises:
+            ModelFormatError: ``state`` does not fit the architecture.
+            ConfigError: ``qcfs`` does not name this architecture's layers.
+        """
+        params = check_state(self, state)
+        if qcfs is not None:
+            qcfs.check(self)
+        nodes: list[Any] = [Input("input", INPUT_SHAPE)]
+        last = "input"
+        if qcfs is not None and qcfs.input_levels is not None:
+            nodes.append(Quant("input.qcfs", last, qcfs.input_levels, 1.0))
+            last = "input.qcfs"
+        for d in self.layers:
+            if d.kind == "conv":
+                pad = (d.padding,) * 4
+                nodes.append(
+                    Conv(
+                        d.name,
+                        last,
+                        params[f"{d.name}.weight"],
+                        params[f"{d.name}.bias"],
+                        (d.stride, d.stride),
+                        pad,
+                    )
+                )
+                last = d.name
+            elif d.kind == "pool":
+                nodes.append(Pool(d.name, last, (d.kernel, d.kernel), (d.stride, d.stride)))
+                last = d.name
+            else:
+                nodes.append(Dense("fc", last, params["fc.weight"], params["fc.bias"]))
+                last = "fc"
+                continue
+            if qcfs is not None:
+                nodes.append(Quant(f"{d.name}.qcfs", last, qcfs.levels, float(qcfs.scales[d.name])))
+                last = f"{d.name}.qcfs"
+            elif d.kind == "conv":
+                nodes.append(Relu(f"{d.name}.relu", last))
+                last = f"{d.name}.relu"
+        return Graph(tuple(nodes))
+
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every state-dict key with its expected shape."""
         shapes: dict[str, tuple[int, ...]] = {}
@@ -236,110 +292,11 @@ def check_state(arch: Architecture, state: Mapping[str, Any]) -> dict[str, np.nd
     return out
 
 
-def _check_input(images: Any) -> np.ndarray:
-    """Validate images: uint8 or float in [0, 1], ``[N, 1, 28, 28]`` (or ``[N, 28, 28]``)."""
-    if not isinstance(images, np.ndarray):
-        raise ShapeError(f"images must be a NumPy array, got {type(images).__name__}")
-    c, h, w = INPUT_SHAPE
-    if images.ndim == 3:
-        images = images[:, None]
-    if images.ndim != 4 or tuple(images.shape[1:]) != INPUT_SHAPE:
-        raise ShapeError(f"images must be [N, {c}, {h}, {w}], got shape {images.shape}")
-    if images.shape[0] == 0:
-        raise ShapeError("images is an empty batch (N = 0)")
-    if images.dtype == np.uint8:
-        return images
-    if images.dtype.kind != "f":
-        raise ShapeError(f"images must be uint8 (0..255) or float in [0, 1], got {images.dtype}")
-    if not (np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0):
-        raise ConfigError(
-            f"float images must lie in [0, 1], got range [{np.nanmin(images)}, {np.nanmax(images)}]"
-        )
-    return images
-
-
-def _to_float(images: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1]: uint8 pixels are divided by 255."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / np.float32(255.0)
-    return images.astype(np.float32, copy=False)
-
-
-# The batch runs channels-last (N, H, W, C) inside; activations are returned as N, C, H, W.
-
-
-def conv_relu(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
-    """``ReLU(conv2d(x) + bias)``, stride 1, zero padding ``pad``; NHWC in and out, ``weight``
-    ``[O, C, K, K]``. By im2col and one matrix product, in the dtype of ``x`` and ``weight``
-    (float32 for :func:`forward`, float64 for the converter's rate pass)."""
-    n, _, _, c = x.shape
-    o, _, k, _ = weight.shape
-    if pad:
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # N Ho Wo C K K
-    ho, wo = win.shape[1], win.shape[2]
-    y = win.reshape(n * ho * wo, c * k * k) @ weight.reshape(o, c * k * k).T
-    y += bias
-    np.maximum(y, 0.0, out=y)
-    return y.reshape(n, ho, wo, o)
-
-
-def _avgpool(x: np.ndarray, k: int) -> np.ndarray:
-    """k x k average pooling with stride k, NHWC; trailing rows/columns that fit no window drop."""
-    n, h, w, c = x.shape
-    ho, wo = h // k, w // k
-    x = x[:, : ho * k, : wo * k, :].reshape(n, ho, k, wo, k, c)
-    return x.mean(axis=(2, 4), dtype=np.float32)
-
-
-def _nchw(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x.ndim == 4 else x
-
-
-def _apply(desc: LayerDesc, state: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """One layer on an NHWC batch (the dense layer flattens in C, H, W order)."""
-    if desc.kind == "conv":
-        return conv_relu(x, state[f"{desc.name}.weight"], state[f"{desc.name}.bias"], desc.padding)
-    if desc.kind == "pool":
-        return _avgpool(x, desc.kernel)
-    return _nchw(x).reshape(x.shape[0], -1) @ state["fc.weight"].T + state["fc.bias"]
-
-
 def _check_upto(arch: Architecture, upto: int | None) -> int:
     n = len(arch.layers)
     if upto is None:
         return n - 1
-    if isinstance(upto, bool) or not isinstance(upto, (int, np.integer)):
-        raise ConfigError(f"upto must be a layer index, got {upto!r}")
-    if not -n <= upto < n:
-        raise ConfigError(f"upto must be a layer index in [0, {n - 1}] for {arch.spec}, got {upto}")
-    return int(upto) % n
-
-
-def _batches(
-    arch: Architecture,
-    state: Mapping[str, Any],
-    images: np.ndarray,
-    upto: int | None,
-    batch_size: int,
-    keep_all: bool,
-) -> Iterator[list[np.ndarray]]:
-    """Validate the arguments, then yield each batch's activations (NCHW) of layers
-    ``0 .. upto``, or only of layer ``upto`` unless ``keep_all``."""
-    params = check_state(arch, state)
-    last = _check_upto(arch, upto)
-    x = _check_input(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    descs = arch.layers[: last + 1]
-    for start in range(0, x.shape[0], batch_size):
-        h = _to_float(x[start : start + batch_size]).transpose(0, 2, 3, 1)
-        acts = []
-        for i, d in enumerate(descs):
-            h = _apply(d, params, h)
-            if keep_all or i == last:
-                acts.append(_nchw(h))
-        yield acts
+    return _checks.integer(upto, "upto", -n, n - 1, where=f"layers of {arch.spec}") % n
 
 
 def forward(
@@ -352,8 +309,8 @@ def forward(
     """Float32 forward pass; the activation after each of ``arch.layers`` up to index ``upto``.
 
     Conv entries are ``ReLU(conv(x))``, pool entries the average pool of that, the dense entry
-    the logits. Memory grows with every layer kept; for one layer of many images use
-    :func:`layer_output`.
+    the logits (:meth:`Architecture.graph` run by :meth:`snnfast.graph.Graph.forward`).
+    Memory grows with every layer kept; for one layer of many images use :func:`layer_output`.
 
     Args:
         arch: the architecture.
@@ -368,8 +325,22 @@ def forward(
         ConfigError: float images outside [0, 1], ``upto`` or ``batch_size`` out of range.
         ModelFormatError: ``state`` does not fit ``arch``.
     """
-    per_batch = list(_batches(arch, state, images, upto, batch_size, keep_all=True))
-    return [np.concatenate(parts, axis=0) for parts in zip(*per_batch, strict=True)]
+    return _layers(arch, state, images, range(_check_upto(arch, upto) + 1), batch_size)
+
+
+def _layers(
+    arch: Architecture,
+    state: Mapping[str, Any],
+    images: np.ndarray,
+    layers: Sequence[int],
+    batch_size: int,
+) -> list[np.ndarray]:
+    graph = arch.graph(state)
+    check_images(images, INPUT_SHAPE)
+    _checks.positive_int(batch_size, "batch_size", where="forward")
+    names = arch.node_names()
+    values = graph.forward(images, [names[i] for i in layers], batch_size=batch_size)
+    return [values[names[i]] for i in layers]
 
 
 def layer_output(
@@ -383,8 +354,7 @@ def layer_output(
 
     Same as ``forward(arch, state, images, upto=layer)[layer]`` without keeping the others.
     """
-    parts = [acts[-1] for acts in _batches(arch, state, images, layer, batch_size, False)]
-    return np.concatenate(parts, axis=0)
+    return _layers(arch, state, images, [_check_upto(arch, layer)], batch_size)[0]
 
 
 def predict(arch: Architecture, state: Mapping[str, Any], images: np.ndarray) -> np.ndarray:
@@ -399,34 +369,27 @@ def save_model(
     state: Mapping[str, Any],
     metadata: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``arch``, its ``state`` (float32) and JSON ``metadata`` to an ``.npz``, atomically.
+    """Write ``arch``, its ``state`` (float32) and JSON ``metadata`` to a checksummed ``.npz``
+    container (:mod:`snnfast._container`), atomically.
 
     Raises:
-        ModelFormatError: ``state`` does not fit ``arch``.
-        ConfigError: ``metadata`` is not JSON-serialisable.
+        ModelFormatError: ``state`` does not fit ``arch``, or ``metadata`` is not
+            JSON-serialisable.
     """
     params = check_state(arch, state)
-    header = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "arch": arch.spec,
-        "metadata": dict(metadata or {}),
-    }
+    body = {"arch": arch.spec, "metadata": dict(metadata or {})}
     try:
-        text = json.dumps(header, allow_nan=False)
+        json.dumps(body, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model metadata must be JSON-serialisable: {exc}") from exc
-    buf = io.BytesIO()
-    arrays: dict[str, Any] = {"header": np.frombuffer(text.encode(), dtype=np.uint8), **params}
-    np.savez_compressed(buf, **arrays)
-    with atomic_write(path) as fh:
-        fh.write(buf.getvalue())
+    _container.write(path, FORMAT, FORMAT_VERSION, body, params)
 
 
 def load_model(
     path: str | os.PathLike[str] | None = None,
 ) -> tuple[Architecture, dict[str, np.ndarray], dict[str, Any]]:
-    """Read a model written by :func:`save_model` (default: :data:`SHIPPED_MODEL`).
+    """Read a model written by :func:`save_model` (default: :data:`SHIPPED_MODEL`); files of the
+    first format version load too.
 
     Returns:
         ``(arch, state, metadata)``; ``state`` holds float32 arrays.
@@ -436,34 +399,17 @@ def load_model(
             version, damaged, or its arrays do not fit its architecture.
     """
     p = Path(SHIPPED_MODEL if path is None else path)
-    if not p.is_file():
-        raise ModelFormatError(f"no ANN model file at {p}")
+    contents = _container.read(p, FORMAT, (1, FORMAT_VERSION), what="ANN model")
+    body = contents.body
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if "header" not in z.files:
-                raise ModelFormatError(f"{p} is not an snnfast ANN model (no header)")
-            header = json.loads(bytes(z["header"]).decode())
-            arrays = {k: z[k] for k in z.files if k != "header"}
-    except ModelFormatError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, zlib.error, OSError, ValueError, ...
-        raise ModelFormatError(f"{p} is not a readable snnfast ANN model: {exc}") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFormatError(f"{p} is not an snnfast ANN model file")
-    if header.get("version") != FORMAT_VERSION:
-        raise ModelFormatError(
-            f"{p} has ANN model format version {header.get('version')}, "
-            f"this snnfast reads version {FORMAT_VERSION}"
-        )
-    try:
-        arch = Architecture.parse(str(header.get("arch")))
+        arch = Architecture.parse(str(body.get("arch")))
     except ConfigError as exc:
         raise ModelFormatError(f"{p}: bad architecture in header: {exc}") from exc
     try:
-        state = check_state(arch, arrays)
+        state = check_state(arch, contents.arrays)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{p}: {exc}") from exc
-    metadata = header.get("metadata", {})
+    metadata = body.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFormatError(f"{p}: metadata must be a JSON object")
     return arch, state, metadata

@@ -1,6 +1,7 @@
 """Image embeddings from a converted model: the SNN's activity, or the ANN's, before the output.
 
-Readouts (the paper's is ``"membrane"``), all of the layer before the output:
+Readouts (the paper's is ``"membrane"``), all of the layer before the output (of the layers the
+output layer reads, concatenated, for a graph whose output reads several):
 
 - ``"membrane"``: membrane potentials after the last time step;
 - ``"spike_count"``: spikes emitted over the run;
@@ -26,15 +27,16 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _checks, _container, ann
+from . import _checks, _container
 from ._records import Record
 from .convert import ConvertedModel
 from .errors import ConfigError, IndexMismatchError, ModelFormatError, ShapeError
-from .settings import MAX_TIMESTEPS
+from .settings import MAX_TIMESTEPS, RunSettings
 
 __all__ = [
     "READOUTS",
@@ -207,79 +209,69 @@ def predict_from_output(spike_counts: np.ndarray, membrane: np.ndarray) -> np.nd
     return np.argmax((counts << 32) | v, axis=1).astype(np.int64)
 
 
+def _settings(
+    converted: ConvertedModel, settings: RunSettings | None, timesteps: int | None
+) -> RunSettings:
+    if settings is not None and not isinstance(settings, RunSettings):
+        raise ConfigError(f"settings must be a RunSettings, got {type(settings).__name__}")
+    base = converted.settings if settings is None else settings
+    return base if timesteps is None else base.replace(timesteps=timesteps)
+
+
 def embed(
     converted: ConvertedModel,
     images: np.ndarray,
     readout: str = "membrane",
-    timesteps: int = 16,
+    settings: RunSettings | None = None,
+    *,
+    timesteps: int | None = None,
     batch_size: int = 1000,
-    threads: int | None = None,
-    progress: bool = True,
-    delay: int = 0,
-    v_init: float | None = None,
-    early_exit: int | None = None,
+    progress: bool = False,
 ) -> Embeddings:
-    """Embed ``images`` (uint8 ``[N, 1, 28, 28]`` or ``[N, 28, 28]``) with ``converted``.
+    """Embed ``images`` (uint8 ``[N, C, H, W]`` of the model's input shape) with ``converted``.
 
     The SNN runs ``batch_size`` images at a time, recording only the embedding and output
-    layers, so memory stays bounded. ``timesteps``, ``delay``, ``v_init``, ``early_exit`` and
-    ``threads`` go to :meth:`snnfast.Network.run` (ignored by the ``"ann"`` readout, whose
-    ``meta.timesteps`` is 0); ``v_init=None`` takes the model's own setting
-    (:attr:`snnfast.convert.ConvertedModel.run_settings`, 0 unless it was converted for
-    another). With ``early_exit`` each image's readout is taken at the step it stopped.
+    layers, so memory stays bounded. ``settings`` (default: the model's own,
+    :attr:`snnfast.convert.ConvertedModel.settings`) say how the SNN runs; ``timesteps``
+    overrides their number of steps. The ``"ann"`` readout ignores them (its
+    ``meta.timesteps`` is 0). With ``early_exit`` each image's readout is taken at the step it
+    stopped.
 
     Raises:
         ShapeError: images of the wrong dtype or shape (the message gives what was passed).
         ConfigError: unknown readout, or a bad batch size / run setting.
     """
-    return embed_readouts(
+    run = _settings(converted, settings, timesteps)
+    return embed_checkpoints(
         converted,
         images,
+        [run.timesteps],
         (readout,),
-        timesteps,
-        batch_size,
-        threads,
-        progress,
-        delay,
-        v_init,
-        early_exit,
-    )[readout]
+        run,
+        batch_size=batch_size,
+        progress=progress,
+    )[run.timesteps][readout]
 
 
 def embed_readouts(
     converted: ConvertedModel,
     images: np.ndarray,
     readouts: Sequence[str] = ("membrane", "spike_count", "integrated"),
-    timesteps: int = 16,
+    settings: RunSettings | None = None,
+    *,
+    timesteps: int | None = None,
     batch_size: int = 1000,
-    threads: int | None = None,
-    progress: bool = True,
-    delay: int = 0,
-    v_init: float | None = None,
-    early_exit: int | None = None,
+    progress: bool = False,
 ) -> dict[str, Embeddings]:
     """Several readouts of ``images`` from one simulation: ``{readout: Embeddings}``.
 
     The arguments are those of :func:`embed`; ``readouts`` names any of :data:`READOUTS`
     (``"ann"`` runs the ANN instead of the SNN).
-
-    Raises:
-        ShapeError: images of the wrong dtype or shape.
-        ConfigError: an unknown or repeated readout, none at all, or a bad batch size / run
-            setting.
     """
+    run = _settings(converted, settings, timesteps)
     return embed_checkpoints(
-        converted,
-        images,
-        [timesteps],
-        readouts,
-        batch_size,
-        threads,
-        progress,
-        delay,
-        v_init,
-        early_exit,
-    )[timesteps]
+        converted, images, [run.timesteps], readouts, run, batch_size=batch_size, progress=progress
+    )[run.timesteps]
 
 
 def embed_checkpoints(
@@ -287,16 +279,15 @@ def embed_checkpoints(
     images: np.ndarray,
     checkpoints: Sequence[int],
     readouts: Sequence[str] = ("membrane",),
+    settings: RunSettings | None = None,
+    *,
     batch_size: int = 1000,
-    threads: int | None = None,
-    progress: bool = True,
-    delay: int = 0,
-    v_init: float | None = None,
-    early_exit: int | None = None,
+    progress: bool = False,
 ) -> dict[int, dict[str, Embeddings]]:
     """Readouts of ``images`` at several numbers of time steps from one simulation of
     ``max(checkpoints)`` steps (:meth:`snnfast.Network.run_checkpoints`):
     ``{T: {readout: Embeddings}}``, each equal to ``embed_readouts(..., timesteps=T)``.
+    ``settings.timesteps`` is not used (the checkpoints say it).
 
     Raises:
         ShapeError: images of the wrong dtype or shape.
@@ -308,25 +299,18 @@ def embed_checkpoints(
     unknown = [r for r in names if r not in READOUTS]
     if unknown or not names or len(set(names)) != len(names):
         raise ConfigError(f"readouts must name distinct entries of {READOUTS}, got {readouts!r}")
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or (batch_size < 1)
-    ):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    for t in checkpoints:
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-            raise ConfigError(f"timesteps must be positive integers, got {t!r}")
-    if not checkpoints or len(set(checkpoints)) != len(checkpoints):
-        raise ConfigError(f"checkpoints must be distinct and not empty, got {checkpoints}")
-    steps_list = sorted(int(t) for t in checkpoints)
+    _checks.positive_int(batch_size, "batch_size", where="embed")
+    steps_list = sorted(
+        {_checks.positive_int(t, "timesteps", MAX_TIMESTEPS, where="embed") for t in checkpoints}
+    )
+    if not steps_list or len(steps_list) != len(checkpoints):
+        raise ConfigError(f"checkpoints must be distinct and not empty, got {list(checkpoints)}")
+    run = _settings(converted, settings, None)
     net = converted.network
     imgs = net._check_images(images)  # the engine's own check: uint8 [N, C, H, W], N > 0
-    if v_init is None:
-        v_init = float(converted.run_settings["v_init"])
     n = imgs.shape[0]
-    emb, out = converted.embedding_layer, converted.output_layer
-    dim = net.sizes[emb]
+    emb, out = converted.embedding_layers, converted.output_layer
+    dim = converted.embedding_dim
     snn = [r for r in names if r != "ann"]
     vectors = {(t, r): np.empty((n, dim), dtype=np.float32) for t in steps_list for r in snn}
     predictions = {t: np.empty(n, dtype=np.int64) for t in steps_list}
@@ -334,7 +318,8 @@ def embed_checkpoints(
     steps = {t: np.zeros(n, dtype=np.int32) for t in steps_list}
     ann_vectors = np.empty((n if "ann" in names else 0, dim), dtype=np.float32)
     ann_predictions = np.empty(n, dtype=np.int64)
-    theta = net.thresholds[emb]
+    ann_nodes = [converted.layer_nodes[e] for e in emb]
+    graph = converted.graph
     shown = "/".join(map(str, steps_list))
     label = " + ".join(([f"SNN T={shown}"] if snn else []) + (["ANN"] if "ann" in names else []))
     with tqdm(total=n, unit="img", desc=f"embed {label}", disable=not progress) as bar:
@@ -342,27 +327,22 @@ def embed_checkpoints(
             batch = imgs[start : start + int(batch_size)]
             stop = start + batch.shape[0]
             if "ann" in names:
-                acts = ann.forward(converted.arch, converted.ann_state, batch)
-                ann_vectors[start:stop] = acts[emb - 1].reshape(batch.shape[0], -1)
-                ann_predictions[start:stop] = acts[-1].argmax(axis=1)
+                acts = graph.forward(batch, [*ann_nodes, graph.output])
+                ann_vectors[start:stop] = _flat([acts[a] for a in ann_nodes])
+                ann_predictions[start:stop] = acts[graph.output].argmax(axis=1)
             if snn:
                 results = net.run_checkpoints(
                     batch,
                     steps_list,
-                    delay=delay,
-                    v_init=v_init,
-                    threads=threads,
-                    record=[emb, out],
-                    early_exit=early_exit,
+                    delay=run.delay,
+                    v_init=run.v_init,
+                    threads=run.threads,
+                    record=sorted({*emb, out}),
+                    early_exit=run.early_exit,
                 )
                 for t, res in zip(steps_list, results):
-                    membrane, counts = res.membrane[emb], res.spike_counts[emb]
-                    assert membrane is not None and counts is not None  # recorded
-                    sources = {"membrane": membrane, "spike_count": counts}
-                    if "integrated" in snn:
-                        sources["integrated"] = res.integrated_input(emb, theta)
                     for r in snn:
-                        vectors[t, r][start:stop] = np.reshape(sources[r], (batch.shape[0], -1))
+                        vectors[t, r][start:stop] = _flat([_readout(res, e, r, net) for e in emb])
                     out_counts, out_membrane = res.spike_counts[out], res.membrane[out]
                     assert out_counts is not None and out_membrane is not None
                     predictions[t][start:stop] = predict_from_output(out_counts, out_membrane)
@@ -389,3 +369,19 @@ def embed_checkpoints(
                     steps[t].copy(),
                 )
     return result
+
+
+def _flat(parts: list[np.ndarray]) -> np.ndarray:
+    n = parts[0].shape[0]
+    if len(parts) == 1:
+        return np.reshape(parts[0], (n, -1))
+    return np.concatenate([np.reshape(p, (n, -1)) for p in parts], axis=1)
+
+
+def _readout(res: Any, layer: int, readout: str, net: Any) -> np.ndarray:
+    """One SNN readout of one recorded layer."""
+    if readout == "integrated":
+        return res.integrated_input(layer, net.thresholds[layer])
+    value = res.membrane[layer] if readout == "membrane" else res.spike_counts[layer]
+    assert value is not None  # recorded
+    return value

@@ -464,6 +464,54 @@ class Network:
 
     # -- persistence --------------------------------------------------------------------------
 
+    def to_record(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(spec, arrays)``: the network as JSON data and named integer arrays."""
+        spec = {
+            "input_shape": list(self.input_shape),
+            "input_threshold": self.input_threshold,
+            "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
+        }
+        arrays: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (Conv2d, Dense)):
+                arrays[f"layer{i}.weight"] = layer.weight
+                arrays[f"layer{i}.bias"] = layer.bias
+        return spec, arrays
+
+    @classmethod
+    def from_record(cls, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Network:
+        """Rebuild a network from :meth:`to_record`'s output.
+
+        Raises:
+            ModelFormatError: the record is damaged.
+        """
+        return cls.from_legacy_record(spec, arrays)
+
+    @classmethod
+    def from_legacy_record(
+        cls, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> Network:
+        """A chain network from the layer list of the first file format."""
+        layers: list[Layer] = []
+        try:
+            for i, entry in enumerate(spec["layers"]):
+                params = {k: v for k, v in entry.items() if k != "kind"}
+                if entry["kind"] == "conv2d":
+                    layers.append(
+                        Conv2d(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+                    )
+                elif entry["kind"] == "dense":
+                    layers.append(
+                        Dense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+                    )
+                elif entry["kind"] == "avgpool2d":
+                    layers.append(AvgPool2d(**params))
+                else:
+                    raise ModelFormatError(f"layer {i + 1} has unknown kind {entry['kind']!r}")
+            return cls(layers, tuple(spec["input_shape"]), spec["input_threshold"])
+        except (KeyError, TypeError) as exc:
+            raise ModelFormatError(f"layer list is damaged ({exc})") from exc
+
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
         """Write the network (and JSON-serialisable ``metadata``) to an ``.npz`` file, atomically.
 

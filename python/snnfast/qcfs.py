@@ -47,8 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from . import ann
+from . import _checks, ann
 from .errors import ConfigError, ModelFormatError
+from .graph import quantize
 
 __all__ = [
     "METADATA_KEY",
@@ -161,13 +162,6 @@ class QCFSSpec:
             raise ModelFormatError(f"model metadata has a damaged QCFS entry: {exc}") from exc
 
 
-def quantize(x: np.ndarray, scale: float, levels: int) -> np.ndarray:
-    """``h(x) = scale / L * clip(floor(x * L / scale + 1/2), 0, L)`` elementwise, float32."""
-    x64 = np.asarray(x, dtype=np.float64)
-    q = np.clip(np.floor(x64 * (levels / scale) + 0.5), 0, levels)
-    return (q * (scale / levels)).astype(np.float32)
-
-
 def quantize_input(x: np.ndarray, levels: int) -> np.ndarray:
     """Input quantisation (``scale = 1``): the spike rate of an input neuron after ``levels``
     steps from half its threshold. ``x`` is float in [0, 1]."""
@@ -185,36 +179,22 @@ def forward(
     """NumPy forward pass of a QCFS-trained network: the outputs of ``arch.layers[i]`` for each
     ``i`` in ``layers`` (default all; NCHW, the dense layer's logits ``[N, n_classes]``).
 
-    Like :func:`snnfast.ann.forward`, with each conv and pool output passed through
-    :func:`quantize` (and the input through :func:`quantize_input` when the spec says so).
-    Memory grows with the layers kept: ask only for those you need.
+    The graph of :meth:`snnfast.ann.Architecture.graph` with ``qcfs=spec``: each conv and pool
+    output passes through :func:`quantize` (and the input through :func:`quantize_input` when
+    the spec says so). Memory grows with the layers kept: ask only for those you need.
 
     Raises:
         ConfigError: ``spec`` does not fit ``arch``, a bad layer index or batch size; plus
             what :func:`snnfast.ann.forward` raises for bad images or parameters.
     """
-    spec.check(arch)
-    params = ann.check_state(arch, state)
-    x = ann._check_input(images)
+    graph = arch.graph(state, qcfs=spec)
     n = len(arch.layers)
-    keep = list(range(n)) if layers is None else [ann._check_upto(arch, i) for i in layers]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    parts: list[list[np.ndarray]] = []
-    for start in range(0, x.shape[0], batch_size):
-        h = ann._to_float(x[start : start + batch_size])
-        if spec.input_levels is not None:
-            h = quantize_input(h, spec.input_levels)
-        h = h.transpose(0, 2, 3, 1)
-        acts: dict[int, np.ndarray] = {}
-        for i, d in enumerate(arch.layers[: max(keep) + 1]):
-            h = ann._apply(d, params, h)
-            if d.kind != "dense":
-                h = quantize(h, float(spec.scales[d.name]), spec.levels)
-            if i in keep:
-                acts[i] = ann._nchw(h)
-        parts.append([acts[i] for i in keep])
-    return [np.concatenate(p, axis=0) for p in zip(*parts, strict=True)]
+    keep = list(range(n)) if layers is None else list(layers)
+    for i in keep:
+        _checks.integer(i, "layer", 0, n - 1, where=f"layers of {arch.spec}")
+    names = [f"{d.name}.qcfs" if d.kind != "dense" else d.name for d in arch.layers]
+    values = graph.forward(images, [names[i] for i in keep], batch_size=batch_size)
+    return [values[names[i]] for i in keep]
 
 
 def predict(
