@@ -13,6 +13,7 @@ import snnfast
 from snnfast import ann
 from snnfast.ann import Architecture
 from snnfast.convert import ConversionConfig, ConvertedModel, convert
+from snnfast.data import load_fashion_mnist
 from snnfast.errors import ConfigError, ModelFormatError, ShapeError
 
 TINY = Architecture.parse("4-8-10")
@@ -330,3 +331,61 @@ def test_shipped_model_snn128_close_to_ann() -> None:
     ann_acc = np.mean(ann.predict(arch, state, xte) == yte)
     # full test set: 90.94 % vs 91.69 %; on these 1,000 images the gap is noisier
     assert np.mean(snn == yte) > ann_acc - 0.02
+
+
+def test_first_format_files_still_load_and_run_the_same() -> None:
+    from pathlib import Path
+
+    from snnfast.convert import ConvertedModel
+
+    data = Path(__file__).parent / "data"
+    m = ConvertedModel.load(data / "converted-v1-4-8-10.npz")
+    assert m.arch is not None and m.arch.spec == "4-8-10"
+    assert m.thresholds == [255, 497, 748, 487, 724, 478]
+    assert m.settings.v_init == 0.5 and m.config.rounding == "round"
+    with np.load(data / "converted-v1-4-8-10-run.npz") as old:
+        x, _ = fashion("test", 20)
+        res = m.network.run(x, 16, v_init=0.5)
+        np.testing.assert_array_equal(res.spike_counts[-1], old["counts"])
+        np.testing.assert_array_equal(res.membrane[-2], old["membrane"])
+        np.testing.assert_array_equal(res.synops, old["synops"])
+
+
+def test_thresholds_do_not_depend_on_the_rate_cache(monkeypatch) -> None:
+    """Recomputing every layer's rates block by block (no cache) gives the same integers."""
+    from snnfast import _rates
+
+    arch = Architecture.parse("4-8-16-10")
+    state = random_state(arch, seed=2)
+    x, _ = fashion("train", 600)
+    cached = convert(state, arch, calibration_images=x)
+    monkeypatch.setattr(_rates, "CACHE_MAX", 0)
+    fresh = convert(state, arch, calibration_images=x)
+    assert fresh.thresholds == cached.thresholds
+    assert fresh.param_scales == cached.param_scales and fresh.slopes == cached.slopes
+
+
+# Digest of the shipped model's conversion (faithful Algorithm 1, 1,000 seeded calibration
+# images) as the first version of the converter computed it: thresholds, then every layer's
+# integer weights and biases. The conversion of any graph must keep these integers.
+SHIPPED_DIGEST = "6f194123e55f8ee80fd34e755829f9d074780c0498e7ca07e33b1322147f6579"
+
+
+def test_shipped_conversion_keeps_its_integers() -> None:
+    import hashlib
+    import json
+
+    from snnfast.ann import load_model
+
+    arch, state, _ = load_model()
+    train, _ = load_fashion_mnist("train")
+    idx = np.sort(np.random.default_rng(0).choice(len(train), size=1000, replace=False))
+    m = convert(state, arch, calibration_images=train[idx])
+    h = hashlib.sha256(json.dumps(m.thresholds).encode())
+    for layer in m.network.layers:
+        if isinstance(layer, snnfast.AvgPool2d):
+            h.update(str(layer.weight).encode())
+        else:
+            h.update(layer.weight.tobytes())
+            h.update(layer.bias.tobytes())
+    assert h.hexdigest() == SHIPPED_DIGEST
