@@ -33,7 +33,7 @@ import numpy as np
 from . import ann, data, qcfs
 from .errors import ConfigError
 
-__all__ = ["Recipe", "TrainResult", "build_torch_model", "train"]
+__all__ = ["FitOptions", "Recipe", "TrainResult", "build_torch_model", "fit", "train"]
 
 _QCFS_INIT_IMAGES = 1000  # training images whose activations initialise the QCFS thresholds
 
@@ -253,6 +253,109 @@ def _split_state(
     return params, spec
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit` trains: AdamW, linear warm-up then cosine decay, seeded batch order."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    seed: int
+
+
+def fit(
+    model: Any,
+    x_train: Any,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    param_groups: list[dict[str, Any]],
+    options: FitOptions,
+    *,
+    label: str = "model",
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], int, list[dict[str, float]]]:
+    """Train ``model`` (a torch module) with cross-entropy and keep its best-validation weights.
+
+    ``x_train`` is a float32 torch tensor ``[N, C, H, W]`` in the model's input scale, ``x_val``
+    the same as NumPy; the batch order comes from ``numpy.random.default_rng(options.seed)``
+    (seed torch yourself before building the model). Returns ``(state, best_epoch, history)``:
+    the float32 state dict of the best epoch, its 1-based number, and per epoch ``epoch``,
+    ``loss``, ``val_accuracy`` and ``seconds``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    o = options
+    order_rng = np.random.default_rng(o.seed)
+    opt = torch.optim.AdamW(param_groups, lr=o.lr, weight_decay=o.weight_decay)
+    steps_per_epoch = math.ceil(len(y_train) / o.batch_size)
+    total = o.epochs * steps_per_epoch
+    warm = o.warmup_epochs * steps_per_epoch
+
+    def lr_factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    xt = x_train
+    yt = torch.from_numpy(y_train)
+    xv = torch.from_numpy(np.ascontiguousarray(x_val))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[dict[str, float]] = []
+    for epoch in range(1, o.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.from_numpy(order_rng.permutation(len(y_train)))
+        total_loss = 0.0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{label} epoch {epoch}/{o.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for step in bar:
+            idx = perm[step * o.batch_size : (step + 1) * o.batch_size]
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.item() * len(idx)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model(xv[i : i + 1000]).argmax(1) for i in range(0, len(xv), 1000)])
+        val_acc = float((pred.numpy() == y_val).mean())
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": total_loss / len(y_train),
+                "val_accuracy": val_acc,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        if progress:
+            tqdm.write(
+                f"{label} epoch {epoch}: loss {total_loss / len(y_train):.4f}, "
+                f"val acc {val_acc:.4f} ({history[-1]['seconds']:.0f} s)"
+            )
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = {
+                k: v.detach().cpu().numpy().astype(np.float32, copy=True)
+                for k, v in model.state_dict().items()
+            }
+    assert best_state is not None  # epochs >= 1
+    return best_state, best_epoch, history
+
+
 def train(
     arch_spec: str | Recipe = "32-64-10",
     *,
@@ -276,7 +379,6 @@ def train(
         DataError: the data set is missing or damaged.
     """
     import torch
-    from tqdm.auto import tqdm
 
     base = arch_spec if isinstance(arch_spec, Recipe) else Recipe(arch=arch_spec)
     unknown = set(recipe_fields) - set(Recipe.__dataclass_fields__)
@@ -296,7 +398,6 @@ def train(
     torch.use_deterministic_algorithms(True)
     try:
         torch.manual_seed(rec.seed)
-        order_rng = np.random.default_rng(rec.seed)
         model = build_torch_model(arch, rec.dropout, rec.qcfs_levels, rec.qcfs_input)
         xt = torch.from_numpy(x_tr.astype(np.float32) / np.float32(255.0))
         if rec.qcfs_levels is not None:
@@ -308,75 +409,23 @@ def train(
         scales = [p for k, p in named if k.startswith("act.")]
         if scales:  # the QCFS thresholds: no weight decay
             groups.append({"params": scales, "weight_decay": 0.0})
-        opt = torch.optim.AdamW(groups, lr=rec.lr, weight_decay=rec.weight_decay)
-        steps_per_epoch = math.ceil(len(y_tr) / rec.batch_size)
-        total = rec.epochs * steps_per_epoch
-        warm = rec.warmup_epochs * steps_per_epoch
-
-        def lr_factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(total - warm, 1)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-        yt = torch.from_numpy(y_tr)
-        xv = torch.from_numpy(x_va.astype(np.float32) / np.float32(255.0))
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        best_acc, best_epoch, best_state = -1.0, 0, None
-        history: list[dict[str, float]] = []
-        for epoch in range(1, rec.epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            perm = torch.from_numpy(order_rng.permutation(len(y_tr)))
-            total_loss = 0.0
-            bar = tqdm(
-                range(steps_per_epoch),
-                desc=f"{arch.spec} epoch {epoch}/{rec.epochs}",
-                disable=not progress,
-                leave=False,
-            )
-            for step in bar:
-                idx = perm[step * rec.batch_size : (step + 1) * rec.batch_size]
-                loss = loss_fn(model(xt[idx]), yt[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total_loss += loss.item() * len(idx)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-            bar.close()
-            model.eval()
-            with torch.no_grad():
-                pred = torch.cat(
-                    [model(xv[i : i + 1000]).argmax(1) for i in range(0, len(xv), 1000)]
-                )
-            val_acc = float((pred.numpy() == y_va).mean())
-            history.append(
-                {
-                    "epoch": epoch,
-                    "loss": total_loss / len(y_tr),
-                    "val_accuracy": val_acc,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            if progress:
-                tqdm.write(
-                    f"{arch.spec} epoch {epoch}: loss {total_loss / len(y_tr):.4f}, "
-                    f"val acc {val_acc:.4f} ({history[-1]['seconds']:.0f} s)"
-                )
-            if val_acc > best_acc:
-                best_acc, best_epoch = val_acc, epoch
-                best_state = {
-                    k: v.detach().numpy().astype(np.float32, copy=True)
-                    for k, v in model.state_dict().items()
-                }
+        best_state, best_epoch, history = fit(
+            model,
+            xt,
+            y_tr,
+            x_va.astype(np.float32) / np.float32(255.0),
+            y_va,
+            groups,
+            FitOptions(
+                rec.epochs, rec.batch_size, rec.lr, rec.weight_decay, rec.warmup_epochs, rec.seed
+            ),
+            label=arch.spec,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
 
-    assert best_state is not None  # epochs >= 1
     state, spec = _split_state(arch, best_state, rec)
     return TrainResult(
         arch=arch,
