@@ -1,4 +1,4 @@
-"""A plain NumPy reference of DESIGN.md's integer neuron, written from the rules alone.
+"""A plain NumPy reference of the integer neuron of docs/neuron.md, written from the rules alone.
 
 It builds every layer's full weight matrix (C, H, W flattening) and steps all neurons with
 int64 arithmetic. Slow and obvious on purpose: the Rust engine must match it bit for bit.

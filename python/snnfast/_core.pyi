@@ -5,13 +5,21 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Engine", "__version__"]
+__all__ = ["Engine", "KERNELS_ENV", "__version__", "available_kernels", "kernels"]
 __version__: str
+KERNELS_ENV: str
+
+def kernels() -> str: ...
+def available_kernels() -> list[str]: ...
 
 @final
 class Engine:
     def __new__(
-        cls, layers: list[dict[str, Any]], input_shape: list[int], input_threshold: int
+        cls,
+        layers: list[dict[str, Any]],
+        *,
+        input_shape: tuple[int, int, int],
+        input_threshold: int,
     ) -> Engine: ...
     def shapes(self) -> list[list[int]]: ...
     def synapse_counts(self) -> list[int]: ...
@@ -19,6 +27,7 @@ class Engine:
     def run(
         self,
         images: npt.NDArray[np.uint8],
+        *,
         timesteps: int,
         delay: int,
         v_init: float,
@@ -31,4 +40,5 @@ class Engine:
         list[npt.NDArray[np.int32]],
         npt.NDArray[np.int64],
         npt.NDArray[np.int32],
+        str,
     ]: ...

@@ -1,6 +1,6 @@
 """The integer spiking network: layers, the network, and its run results.
 
-This is the engine contract of ``DESIGN.md``. Every hidden layer ``l`` has integer weights
+This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has integer weights
 (int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
 ``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
 
@@ -30,40 +30,40 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _core
+from . import _checks, _core
 from ._io import atomic_write
 from .errors import ConfigError, ModelFormatError, ShapeError
+from .settings import MAX_TIMESTEPS
 
 __all__ = ["Conv2d", "AvgPool2d", "Dense", "Layer", "Network", "RunResult"]
 
-_I16 = np.iinfo(np.int16)
-_I32 = np.iinfo(np.int32)
 FORMAT_VERSION = 1
+_I64 = (-(2**63), 2**63 - 1)
 
 
-def _int_array(value: Any, name: str, where: str, dtype: type, ndim: int) -> np.ndarray:
-    """Check that ``value`` is an integer array of rank ``ndim`` that fits ``dtype``."""
+def _int_array(value: Any, name: str, where: str, dtype: type) -> np.ndarray:
+    """``value`` as a read-only C-contiguous copy of dtype ``dtype``.
+
+    Checks only what the conversion needs (an integer array whose values fit ``dtype``); its
+    rank and shape are the engine's to check.
+    """
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise ShapeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ShapeError(f"{where}: {name} must have {ndim} dimensions, got shape {arr.shape}")
     info = np.iinfo(dtype)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
         raise ConfigError(
             f"{where}: {name} values must fit {np.dtype(dtype).name} "
             f"[{info.min}, {info.max}], got range [{arr.min()}, {arr.max()}]"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out: np.ndarray = np.array(arr, dtype=dtype, order="C", copy=True)
+    out.flags.writeable = False
+    return out
 
 
-def _int_scalar(value: Any, name: str, where: str, lo: int, hi: int) -> int:
-    """Check that ``value`` is an integer in ``[lo, hi]``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ConfigError(f"{where}: {name} must be in [{lo}, {hi}], got {int(value)}")
-    return int(value)
+def _int(value: Any, name: str, where: str) -> int:
+    """``value`` as a Python ``int`` (its range is the engine's to check)."""
+    return _checks.integer(value, name, *_I64, where=where)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,23 +84,13 @@ class Conv2d:
     kind = "conv2d"
 
     def _validated(self, where: str) -> Conv2d:
-        w = _int_array(self.weight, "weight", where, np.int16, 4)
-        if w.shape[2] != w.shape[3]:
-            raise ShapeError(
-                f"{where}: weight must have square kernels [O, I, K, K], got {w.shape}"
-            )
-        b = _int_array(self.bias, "bias", where, np.int32, 1)
-        if b.shape[0] != w.shape[0]:
-            raise ShapeError(
-                f"{where}: bias has {b.shape[0]} entries, weight has {w.shape[0]} output channels"
-            )
         return Conv2d(
-            w,
-            b,
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.stride, "stride", where, 1, 1 << 16),
-            _int_scalar(self.padding, "padding", where, 0, 1 << 16),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
+            _int_array(self.weight, "weight", where, np.int16),
+            _int_array(self.bias, "bias", where, np.int32),
+            _int(self.threshold, "threshold", where),
+            _int(self.stride, "stride", where),
+            _int(self.padding, "padding", where),
+            _int(self.leak, "leak", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -129,10 +119,10 @@ class AvgPool2d:
 
     def _validated(self, where: str) -> AvgPool2d:
         return AvgPool2d(
-            _int_scalar(self.kernel, "kernel", where, 1, 1 << 16),
-            _int_scalar(self.weight, "weight", where, int(_I16.min), int(_I16.max)),
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
+            _int(self.kernel, "kernel", where),
+            _int(self.weight, "weight", where),
+            _int(self.threshold, "threshold", where),
+            _int(self.leak, "leak", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -159,17 +149,11 @@ class Dense:
     kind = "dense"
 
     def _validated(self, where: str) -> Dense:
-        w = _int_array(self.weight, "weight", where, np.int16, 2)
-        b = _int_array(self.bias, "bias", where, np.int32, 1)
-        if b.shape[0] != w.shape[0]:
-            raise ShapeError(
-                f"{where}: bias has {b.shape[0]} entries but weight has {w.shape[0]} outputs"
-            )
         return Dense(
-            w,
-            b,
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
+            _int_array(self.weight, "weight", where, np.int16),
+            _int_array(self.bias, "bias", where, np.int32),
+            _int(self.threshold, "threshold", where),
+            _int(self.leak, "leak", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -194,6 +178,8 @@ class RunResult:
         steps: int32 ``[N]``, time steps simulated per image (``timesteps`` unless the image
             exited early).
         timesteps, delay, v_init, early_exit: the run's settings.
+        kernels: the kernel set that ran (``"portable"``, ``"avx2"``; see
+            :attr:`Network.kernels`).
     """
 
     spike_counts: list[np.ndarray | None]
@@ -205,6 +191,7 @@ class RunResult:
     delay: int
     v_init: float
     early_exit: int | None = None
+    kernels: str = ""
 
     @property
     def n_images(self) -> int:
@@ -263,15 +250,19 @@ class Network:
     _sizes: list[int] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        shape = tuple(int(s) for s in np.asarray(self.input_shape).reshape(-1))
-        if len(shape) != 3 or min(shape) < 1:
-            raise ShapeError(f"input_shape must be (C, H, W) with positive sizes, got {shape}")
+        if isinstance(self.input_shape, (str, bytes)) or not isinstance(
+            self.input_shape, (Sequence, np.ndarray)
+        ):
+            raise ShapeError(f"input_shape must be (C, H, W), got {self.input_shape!r}")
+        shape = tuple(_int(s, "input_shape entry", "input layer") for s in self.input_shape)
+        if len(shape) != 3:
+            raise ShapeError(f"input_shape must be (C, H, W), got {shape}")
         self.input_shape = shape
-        self.input_threshold = _int_scalar(
-            self.input_threshold, "input_threshold", "input layer", 1, _I32.max
-        )
-        if len(self.layers) == 0:
-            raise ShapeError("a network needs at least one layer after the input")
+        self.input_threshold = _int(self.input_threshold, "input_threshold", "input layer")
+        if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Sequence):
+            raise ConfigError(
+                f"layers must be a list or tuple of layers, got {type(self.layers).__name__}"
+            )
         checked: list[Layer] = []
         for i, layer in enumerate(self.layers, start=1):
             if not isinstance(layer, (Conv2d, AvgPool2d, Dense)):
@@ -281,9 +272,16 @@ class Network:
             checked.append(layer._validated(f"layer {i} ({layer.kind})"))
         self.layers = checked
         specs = [_layer_spec(layer) for layer in checked]
-        self._engine = _core.Engine(specs, list(shape), self.input_threshold)
+        self._engine = _core.Engine(specs, input_shape=shape, input_threshold=self.input_threshold)
         self._shapes = [tuple(s) for s in self._engine.shapes()]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
+
+    @property
+    def kernels(self) -> str:
+        """The kernel set a run started now uses (``"portable"``, ``"avx2"``): the best this
+        processor has, or the one ``$SNNFAST_KERNELS`` names. :attr:`RunResult.kernels` tells
+        which one a run used."""
+        return _core.kernels()
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -338,7 +336,8 @@ class Network:
             timesteps: number of time steps ``T >= 1``.
             delay: 0, or 1 for Loihi pipelining (spikes reach the next layer a step later).
             v_init: initial potential as a fraction of each layer's threshold, in ``[0, 1)``.
-            threads: worker threads (default: all cores); images run in parallel.
+            threads: worker threads (default: all usable cores,
+                :func:`snnfast._checks.all_cores`); images run in parallel.
             record: layers (0 = input) whose spike counts and potentials are returned;
                 default all. Others are ``None``; synops are always counted for every layer.
             early_exit: stop an image once its output decision (the output neuron with the
@@ -350,7 +349,7 @@ class Network:
             ShapeError: wrong dtype, rank or shape, or an empty batch.
             ConfigError: ``timesteps``, ``delay``, ``v_init``, ``threads`` or ``record`` invalid.
         """
-        timesteps = _int_scalar(timesteps, "timesteps", "run", 1, 1 << 24)
+        timesteps = _checks.positive_int(timesteps, "timesteps", MAX_TIMESTEPS, where="run")
         return self._run(images, [timesteps], delay, v_init, threads, record, early_exit, "run")[0]
 
     def run_checkpoints(
@@ -384,7 +383,10 @@ class Network:
                 f"run_checkpoints: checkpoints must be a sequence of step counts, "
                 f"got {checkpoints!r}"
             )
-        steps = [_int_scalar(c, "checkpoint", "run_checkpoints", 1, 1 << 24) for c in checkpoints]
+        steps = [
+            _checks.positive_int(c, "checkpoint", MAX_TIMESTEPS, where="run_checkpoints")
+            for c in checkpoints
+        ]
         if not steps or len(set(steps)) != len(steps):
             raise ConfigError(
                 f"run_checkpoints: checkpoints must be distinct and not empty, got {steps}"
@@ -405,24 +407,27 @@ class Network:
         where: str,
     ) -> list[RunResult]:
         imgs = self._check_images(images)
-        delay = _int_scalar(delay, "delay", where, 0, 1)
-        if isinstance(v_init, (bool, np.bool_)) or not isinstance(v_init, (int, float, np.number)):
-            raise ConfigError(f"{where}: v_init must be a number in [0, 1), got {v_init!r}")
-        v_init = float(v_init)
-        if not 0.0 <= v_init < 1.0:
-            raise ConfigError(f"{where}: v_init must be in [0, 1), got {v_init}")
-        if threads is None:
-            threads = os.cpu_count() or 1
-        threads = _int_scalar(threads, "threads", where, 1, 4096)
+        delay = _checks.integer(delay, "delay", 0, 1, where=where)
+        v_init = _checks.number(v_init, "v_init", 0.0, 1.0, hi_open=True, where=where)
+        n_threads = _checks.threads(threads, where=where)
         n_total = self.n_layers + 1
         if record is None:
             rec = list(range(n_total))
         else:
-            rec = sorted({_int_scalar(l, "record entry", where, 0, n_total - 1) for l in record})
+            rec = sorted(
+                {_checks.integer(l, "record entry", 0, n_total - 1, where=where) for l in record}
+            )
         if early_exit is not None:
-            early_exit = _int_scalar(early_exit, "early_exit", where, 1, 1 << 24)
-        counts, membrane, synops, steps = self._engine.run(
-            imgs, checkpoints[-1], delay, v_init, threads, rec, early_exit, checkpoints
+            early_exit = _checks.positive_int(early_exit, "early_exit", MAX_TIMESTEPS, where=where)
+        counts, membrane, synops, steps, kernels = self._engine.run(
+            imgs,
+            timesteps=checkpoints[-1],
+            delay=delay,
+            v_init=v_init,
+            threads=n_threads,
+            record=rec,
+            early_exit=early_exit,
+            checkpoints=checkpoints,
         )
         n, s = imgs.shape[0], len(checkpoints)
         synops = synops.reshape(s, n, n_total)
@@ -438,7 +443,9 @@ class Network:
                 sc[l], mem[l] = c[k], m[k]
             updates = steps[k].astype(np.int64)[:, None] * sizes
             results.append(
-                RunResult(sc, mem, synops[k], updates, steps[k], t, delay, v_init, early_exit)
+                RunResult(
+                    sc, mem, synops[k], updates, steps[k], t, delay, v_init, early_exit, kernels
+                )
             )
         return results
 

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::kernels::{Choice, Kernels, Task};
 use crate::network::{Layer, Network, Shape, Synapses, NO_TARGET};
 use crate::neuron::{gather_spikes, mask_words, update_layer, Acc};
 
@@ -36,6 +37,25 @@ pub struct RunOptions {
     /// exactly what a run of `c` steps returns, so one run of `T` steps serves every shorter
     /// run too.
     pub checkpoints: Vec<usize>,
+    /// The kernel set to run with.
+    pub kernels: Choice,
+}
+
+impl RunOptions {
+    /// `timesteps` steps, no delay, `v_init = 0`, one thread, nothing recorded, no early exit,
+    /// no checkpoints, the best kernels of this processor.
+    pub fn new(timesteps: usize) -> RunOptions {
+        RunOptions {
+            timesteps,
+            delay: 0,
+            v_init: 0.0,
+            threads: 1,
+            record: Vec::new(),
+            early_exit: None,
+            checkpoints: Vec::new(),
+            kernels: Choice::resolve(None).expect("the default kernel choice always resolves"),
+        }
+    }
 }
 
 /// What a run returns, for each of the `S` checkpoints (`S = 1` without checkpoints): per
@@ -48,6 +68,8 @@ pub struct RunOutput {
     pub synops: Vec<i64>,
     /// `[S, N]`: time steps simulated for each image (the checkpoint unless it exited early).
     pub steps: Vec<i32>,
+    /// The kernel set that ran (`"portable"`, `"avx2"`).
+    pub kernels: &'static str,
 }
 
 /// Per-layer state of one worker, reused from image to image.
@@ -113,8 +135,12 @@ impl Workspaces {
 /// exactly one worker.
 #[derive(Clone, Copy)]
 struct Out<T>(*mut T);
-unsafe impl<T> Send for Out<T> {}
-unsafe impl<T> Sync for Out<T> {}
+// SAFETY: an `Out` is only a base address; the workers write through it only with `row`,
+// whose contract (disjoint rows, buffer alive for the scope) makes sharing it sound. `T` is a
+// plain integer type here (`i32`, `i64`), which is itself `Send`.
+unsafe impl<T: Send> Send for Out<T> {}
+// SAFETY: as for `Send`: shared references to an `Out` only hand out the pointer value.
+unsafe impl<T: Send> Sync for Out<T> {}
 
 impl<T> Out<T> {
     /// The row of `len` values starting at `row · len`.
@@ -122,7 +148,9 @@ impl<T> Out<T> {
     /// # Safety
     /// The row must be inside the buffer and written by no one else meanwhile.
     unsafe fn row<'a>(self, row: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(row * len), len)
+        // SAFETY: the caller guarantees that `row * len .. (row + 1) * len` lies inside the
+        // buffer and that nobody else reads or writes it while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(row * len), len) }
     }
 }
 
@@ -190,74 +218,118 @@ pub fn run_with(
     let mut synops = vec![0i64; n_out * n_layers];
     let mut steps = vec![0i32; n_out];
 
-    let counts_out: Vec<Out<i32>> = spike_counts
-        .iter_mut()
-        .map(|v| Out(v.as_mut_ptr()))
-        .collect();
-    let mem_out: Vec<Out<i32>> = membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect();
-    let syn_out = Out(synops.as_mut_ptr());
-    let steps_out = Out(steps.as_mut_ptr());
-    let next = AtomicUsize::new(0);
-    let avx2 = has_avx2();
-
-    let worker = || {
-        let mut state = workspaces.take(net);
-        let mut pixels = vec![0i32; input.size()];
-        let mut row = vec![0i64; n_layers];
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n_img {
-                break;
-            }
-            load_image(
-                &images[i * input.size()..(i + 1) * input.size()],
-                input,
-                &mut pixels,
-            );
-            let emit = |k: usize, state: &[LayerState], synops: &[i64], used: usize| {
-                let at = k * n_img + i;
-                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
-                // rows written here are disjoint from every other worker's; the buffers outlive
-                // the scope.
-                unsafe {
-                    syn_out.row(at, n_layers).copy_from_slice(synops);
-                    steps_out.row(at, 1)[0] = used as i32;
-                    for (r, &l) in opts.record.iter().enumerate() {
-                        let size = shapes[l].size();
-                        to_chw(&state[l].counts, shapes[l], counts_out[r].row(at, size));
-                        to_chw(&state[l].v, shapes[l], mem_out[r].row(at, size));
-                    }
-                }
-            };
-            simulate(
-                net,
-                &pixels,
-                opts,
-                &checkpoints,
-                &mut state,
-                &mut row,
-                avx2,
-                emit,
-            );
-        }
-        workspaces.give(state);
+    let outputs = Outputs {
+        counts: spike_counts
+            .iter_mut()
+            .map(|v| Out(v.as_mut_ptr()))
+            .collect(),
+        membrane: membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect(),
+        synops: Out(synops.as_mut_ptr()),
+        steps: Out(steps.as_mut_ptr()),
     };
-    let threads = opts.threads.clamp(1, n_img);
-    if threads == 1 {
-        worker();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(worker);
-            }
-        });
+    let job = Job {
+        net,
+        images,
+        n_img,
+        opts,
+        checkpoints: &checkpoints,
+        shapes: &shapes,
+        workspaces,
+        outputs,
+        next: AtomicUsize::new(0),
+    };
+    match opts.kernels {
+        Choice::Portable(k) => job.run(k),
+        Choice::Avx2(k) => job.run(k),
     }
     Ok(RunOutput {
         spike_counts,
         membrane,
         synops,
         steps,
+        kernels: opts.kernels.name(),
     })
+}
+/// Where the workers write their results.
+struct Outputs {
+    counts: Vec<Out<i32>>,
+    membrane: Vec<Out<i32>>,
+    synops: Out<i64>,
+    steps: Out<i32>,
+}
+
+/// One batch to simulate, shared by the workers.
+struct Job<'a> {
+    net: &'a Network,
+    images: &'a [u8],
+    n_img: usize,
+    opts: &'a RunOptions,
+    checkpoints: &'a [usize],
+    shapes: &'a [Shape],
+    workspaces: &'a Workspaces,
+    outputs: Outputs,
+    /// The next image no worker has taken yet.
+    next: AtomicUsize,
+}
+
+impl Job<'_> {
+    /// Simulate every image with the kernels `k`, on `opts.threads` threads.
+    fn run<K: Kernels>(&self, k: K) {
+        let threads = self.opts.threads.clamp(1, self.n_img);
+        if threads == 1 {
+            self.worker(k);
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| self.worker(k));
+                }
+            });
+        }
+    }
+
+    /// Take images until none is left.
+    fn worker<K: Kernels>(&self, k: K) {
+        let (net, input, n_img) = (self.net, self.net.input, self.n_img);
+        let n_layers = net.layers.len() + 1;
+        let out = &self.outputs;
+        let mut state = self.workspaces.take(net);
+        let mut pixels = vec![0i32; input.size()];
+        let mut row = vec![0i64; n_layers];
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= n_img {
+                break;
+            }
+            let image = &self.images[i * input.size()..(i + 1) * input.size()];
+            load_image(image, input, &mut pixels);
+            let emit = |c: usize, state: &[LayerState], synops: &[i64], used: usize| {
+                let at = c * n_img + i;
+                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
+                // rows written here (row `c · N + i` of each buffer, inside it since c < S and
+                // i < N) are disjoint from every other worker's; the buffers outlive the scope.
+                unsafe {
+                    out.synops.row(at, n_layers).copy_from_slice(synops);
+                    out.steps.row(at, 1)[0] = used as i32;
+                    for (r, &l) in self.opts.record.iter().enumerate() {
+                        let (shape, size) = (self.shapes[l], self.shapes[l].size());
+                        to_chw(&state[l].counts, shape, out.counts[r].row(at, size));
+                        to_chw(&state[l].v, shape, out.membrane[r].row(at, size));
+                    }
+                }
+            };
+            simulate(
+                net,
+                &pixels,
+                self.opts,
+                self.checkpoints,
+                &mut state,
+                &mut row,
+                k,
+                emit,
+            );
+        }
+        self.workspaces.give(state);
+    }
 }
 
 /// The checkpoints of a run, checked; `[timesteps]` when none are given.
@@ -294,72 +366,30 @@ fn to_chw(src: &[i32], shape: Shape, out: &mut [i32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2")
+/// One step of one layer as a [`Task`], so that it is compiled for the run's kernel set.
+struct LayerStep<'a> {
+    layer: &'a Layer,
+    spikes: &'a [u32],
+    state: &'a mut LayerState,
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx2() -> bool {
-    false
-}
+impl Task for LayerStep<'_> {
+    type Output = i64;
 
-/// Defines `$name(avx2, args…)`: the inline body compiled twice, for the baseline processor
-/// and with AVX2 enabled, choosing at run time. Both run the same integer code, so they give
-/// the same result; the kernels are small standalone functions so that LLVM vectorises them.
-macro_rules! dispatch {
-    (@pick $body:path) => { $body };
-    (@pick $body:path, $avx_body:path) => { $avx_body };
-    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $body:path $(| $avx_body:path)? [ $($arg:ident : $ty:ty),* ] -> $ret:ty) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $avx($($arg: $ty),*) -> $ret {
-            dispatch!(@pick $body $(, $avx_body)?)($($arg),*)
-        }
-
-        $(#[$doc])*
-        #[inline]
-        fn $name(avx2: bool, $($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the processor supports AVX2 (checked at run time by the caller).
-                return unsafe { $avx($($arg),*) };
-            }
-            let _ = avx2;
-            $body($($arg),*)
-        }
-    };
-}
-
-dispatch! {
-    /// Scatter this step's spikes into an i32 accumulator.
-    fn scatter32 / scatter32_avx2 => scatter::<i32, false> | scatter::<i32, true> [layer: &Layer, spikes: &[u32], acc: &mut [i32]] -> i64
-}
-
-dispatch! {
-    /// Scatter this step's spikes into an i16 accumulator.
-    fn scatter16 / scatter16_avx2 => scatter::<i16, false> | scatter::<i16, true> [layer: &Layer, spikes: &[u32], acc: &mut [i16]] -> i64
-}
-
-dispatch! {
-    /// Update a leaky layer (i32 accumulator).
-    fn leaky32 / leaky32_avx2 => update_layer::<i32, true> [v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
-}
-
-dispatch! {
-    /// Update a leaky layer (i16 accumulator).
-    fn leaky16 / leaky16_avx2 => update_layer::<i16, true> [v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
+    #[inline(always)]
+    fn run<K: Kernels>(self, k: K) -> i64 {
+        layer_step(k, self.layer, self.spikes, self.state)
+    }
 }
 
 /// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
 /// Returns the synaptic events.
-#[inline]
-fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -> i64 {
-    let st = dst;
+#[inline(always)]
+fn layer_step<K: Kernels>(k: K, layer: &Layer, spikes: &[u32], st: &mut LayerState) -> i64 {
     let events = if layer.narrow {
-        let events = scatter16(avx2, layer, spikes, &mut st.acc16);
+        let events = scatter(k, layer, spikes, &mut st.acc16);
         update(
-            avx2,
+            k,
             layer,
             &mut st.v,
             &mut st.acc16,
@@ -368,15 +398,8 @@ fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -
         );
         events
     } else {
-        let events = scatter32(avx2, layer, spikes, &mut st.acc);
-        update(
-            avx2,
-            layer,
-            &mut st.v,
-            &mut st.acc,
-            &mut st.mask,
-            &layer.bias,
-        );
+        let events = scatter(k, layer, spikes, &mut st.acc);
+        update(k, layer, &mut st.v, &mut st.acc, &mut st.mask, &layer.bias);
         events
     };
     finish_step(st);
@@ -384,9 +407,9 @@ fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -
 }
 
 /// Update a layer's neurons (with `bias`, which for the input layer is the pixels).
-#[inline]
-fn update<A: Acc + Leaky>(
-    avx2: bool,
+#[inline(always)]
+fn update<A: Acc, K: Kernels>(
+    k: K,
     layer: &Layer,
     v: &mut [i32],
     acc: &mut [A],
@@ -394,66 +417,59 @@ fn update<A: Acc + Leaky>(
     bias: &[i32],
 ) {
     let (th, dv) = (layer.threshold, layer.leak);
-    match (dv, avx2) {
-        (0, true) => A::update_plain::<true>(v, acc, mask, bias, th),
-        (0, false) => A::update_plain::<false>(v, acc, mask, bias, th),
-        _ => A::leaky(avx2, v, acc, mask, bias, th, dv),
-    }
-}
-
-/// The leaky update of each accumulator type, through the run-time dispatch.
-trait Leaky: Sized {
-    fn leaky(
-        avx2: bool,
-        v: &mut [i32],
-        acc: &mut [Self],
-        mask: &mut [u64],
-        bias: &[i32],
-        threshold: i32,
-        dv: i32,
-    );
-}
-
-impl Leaky for i16 {
-    fn leaky(a: bool, v: &mut [i32], acc: &mut [i16], m: &mut [u64], b: &[i32], t: i32, d: i32) {
-        leaky16(a, v, acc, m, b, t, d)
-    }
-}
-
-impl Leaky for i32 {
-    fn leaky(a: bool, v: &mut [i32], acc: &mut [i32], m: &mut [u64], b: &[i32], t: i32, d: i32) {
-        leaky32(a, v, acc, m, b, t, d)
+    if dv == 0 {
+        A::update_plain(k, v, acc, mask, bias, th)
+    } else {
+        update_layer::<A, true>(v, acc, mask, bias, th, dv)
     }
 }
 
 /// The output decision: the output neuron with the most spikes, ties broken by the higher
 /// membrane potential, then by the lower index. `None` while the output layer has not spiked.
+/// `counts` and `v` are in C, H, W order (the order the index refers to).
 pub fn decision(counts: &[i32], v: &[i32]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 0..counts.len() {
-        if counts[i] == 0 {
+    decision_by(counts.len(), |i| (counts[i], v[i]))
+}
+
+/// [`decision`] over `n` neurons whose `(count, potential)` in C, H, W order is `at(i)`.
+#[inline]
+fn decision_by(n: usize, at: impl Fn(usize) -> (i32, i32)) -> Option<usize> {
+    let mut best: Option<(usize, (i32, i32))> = None;
+    for i in 0..n {
+        let cv = at(i);
+        if cv.0 == 0 {
             continue;
         }
         best = match best {
-            Some(b) if (counts[b], v[b]) >= (counts[i], v[i]) => Some(b),
-            _ => Some(i),
+            Some((b, bcv)) if bcv >= cv => Some((b, bcv)),
+            _ => Some((i, cv)),
         };
     }
-    best
+    best.map(|(i, _)| i)
+}
+
+/// [`decision`] of a layer shaped `shape` whose state is stored H, W, C.
+fn decision_hwc(st: &LayerState, shape: Shape) -> Option<usize> {
+    let hw = shape.h * shape.w;
+    decision_by(st.counts.len(), |i| {
+        let (c, p) = (i / hw, i % hw);
+        let j = p * shape.c + c;
+        (st.counts[j], st.v[j])
+    })
 }
 
 /// Simulate one image: every step, the input layer, then each layer in order. After the step
 /// that reaches checkpoint `k` (and, when the image exits early, for every checkpoint left),
 /// calls `emit(k, state, synops, steps simulated)`.
 #[allow(clippy::too_many_arguments)]
-fn simulate(
+fn simulate<K: Kernels>(
     net: &Network,
     pixels: &[i32],
     opts: &RunOptions,
     checkpoints: &[usize],
     state: &mut [LayerState],
     synops: &mut [i64],
-    avx2: bool,
+    k: K,
     mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
 ) {
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
@@ -481,11 +497,7 @@ fn simulate(
         {
             let st = &mut state[0];
             let th = net.input_threshold;
-            if avx2 {
-                i16::update_plain::<true>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
-            } else {
-                i16::update_plain::<false>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
-            }
+            i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
             finish_step(st);
         }
         for (l, layer) in net.layers.iter().enumerate() {
@@ -496,11 +508,21 @@ fn simulate(
             } else {
                 &src.prev_spikes
             };
-            synops[l + 1] += layer_step(avx2, layer, spikes, &mut above[0]);
+            let state = &mut above[0];
+            synops[l + 1] += k.run(LayerStep {
+                layer,
+                spikes,
+                state,
+            });
         }
         if let Some(k) = opts.early_exit {
             let out = state.last().expect("a network has an output layer");
-            let now = decision(&out.counts, &out.v);
+            let shape = net
+                .layers
+                .last()
+                .expect("a network has an output layer")
+                .shape;
+            let now = decision_hwc(out, shape);
             stable = match now {
                 None => 0,
                 Some(_) if now == last => stable + 1,
@@ -536,7 +558,7 @@ fn finish_step(st: &mut LayerState) {
 /// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
 /// `acc`; returns the number of synaptic events.
 #[inline(always)]
-fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A]) -> i64 {
+fn scatter<A: Acc, K: Kernels>(k: K, layer: &Layer, spikes: &[u32], acc: &mut [A]) -> i64 {
     let mut events = 0i64;
     match &layer.synapses {
         Synapses::Conv {
@@ -548,7 +570,7 @@ fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A
             spans,
             coords,
         } => {
-            let (k, o, out_w) = (*kernel, *out_ch, layer.shape.w);
+            let (kk, o, out_w) = (*kernel, *out_ch, layer.shape.w);
             for &s in spikes {
                 let [y, x, c] = coords[s as usize];
                 let (y, x, c) = (y as usize, x as usize, c as usize);
@@ -558,20 +580,20 @@ fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A
                     let len = n as usize * o;
                     events += (rs.len() * len) as i64;
                     for &(ky, oy) in rs {
-                        let w0 = ((c * k + ky as usize) * k + kxf as usize) * o;
+                        let w0 = ((c * kk + ky as usize) * kk + kxf as usize) * o;
                         let a0 = (oy as usize * out_w + ox as usize) * o;
-                        A::add_run::<AVX2>(&mut acc[a0..a0 + len], &weight[w0..w0 + len]);
+                        A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len]);
                     }
                 } else {
                     let cs = cols.of(x);
                     events += (rs.len() * cs.len() * o) as i64;
                     for &(ky, oy) in rs {
-                        let wrow = (c * k + ky as usize) * k;
+                        let wrow = (c * kk + ky as usize) * kk;
                         let arow = oy as usize * out_w;
                         for &(kx, ox) in cs {
-                            let w0 = (wrow + k - 1 - kx as usize) * o;
+                            let w0 = (wrow + kk - 1 - kx as usize) * o;
                             let a0 = (arow + ox as usize) * o;
-                            A::add_run::<AVX2>(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                            A::add_run(k, &mut acc[a0..a0 + o], &weight[w0..w0 + o]);
                         }
                     }
                 }
@@ -591,7 +613,7 @@ fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A
             let o = *out;
             for &s in spikes {
                 let w0 = s as usize * o;
-                A::add_run::<AVX2>(acc, &weight[w0..w0 + o]);
+                A::add_run(k, acc, &weight[w0..w0 + o]);
             }
             events = (spikes.len() * o) as i64;
         }
@@ -606,13 +628,10 @@ mod tests {
 
     fn opts(t: usize, delay: usize, threads: usize, record: Vec<usize>) -> RunOptions {
         RunOptions {
-            timesteps: t,
             delay,
-            v_init: 0.0,
             threads,
             record,
-            early_exit: None,
-            checkpoints: vec![],
+            ..RunOptions::new(t)
         }
     }
 
@@ -620,11 +639,10 @@ mod tests {
         LayerSpec {
             kind: LayerKind::Dense {
                 weight: vec![w; out * inp],
-                out,
-                inp,
+                shape: vec![out, inp],
             },
             bias: vec![0; out],
-            threshold,
+            threshold: threshold as i64,
             leak: 0,
         }
     }
@@ -657,9 +675,7 @@ mod tests {
         let conv = LayerSpec {
             kind: LayerKind::Conv2d {
                 weight: vec![1; 9],
-                out_ch: 1,
-                in_ch: 1,
-                kernel: 3,
+                shape: vec![1, 1, 3, 3],
                 stride: 1,
                 padding: 1,
             },

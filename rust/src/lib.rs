@@ -1,6 +1,9 @@
 //! snnfast core: an event-driven, bit-exact integer spiking network engine.
 //!
-//! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written).
+//! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written;
+//!   the rules are in `docs/neuron.md`).
+//! * [`kernels`] — the hot loops per instruction set (portable, AVX2) and the one run-time
+//!   choice between them.
 //! * [`network`] — layers, their geometry and validation, compiled into scatter tables.
 //! * [`engine`] — the event-driven simulation of a batch of images over threads.
 //!
@@ -9,9 +12,9 @@
 
 pub mod engine;
 pub mod error;
+pub mod kernels;
 pub mod network;
 pub mod neuron;
-pub mod simd;
 
 #[cfg(feature = "python")]
 mod python;

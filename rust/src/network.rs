@@ -20,28 +20,51 @@ impl Shape {
     pub fn size(&self) -> usize {
         self.c * self.h * self.w
     }
+
+    /// The input shape `(C, H, W)` as given, checked: each entry at least 1.
+    pub fn checked((c, h, w): (i64, i64, i64)) -> Result<Shape> {
+        if c < 1 || h < 1 || w < 1 {
+            return Err(Error::shape(format!(
+                "input_shape must be (C, H, W) with positive sizes, got ({c}, {h}, {w})"
+            )));
+        }
+        let dim = |v: i64| usize::try_from(v).map_err(|_| Error::shape("input_shape too large"));
+        Ok(Shape {
+            c: dim(c)?,
+            h: dim(h)?,
+            w: dim(w)?,
+        })
+    }
 }
 
-/// What kind of layer, with its weights in PyTorch order.
+/// `value` if it is in `lo..=hi`, else a `Config` error in the one wording of snnfast
+/// (`"layer 2 (conv2d): stride must be an integer in [1, 65536], got 0"`).
+pub fn int_in(value: i64, name: &str, lo: i64, hi: i64, place: &str) -> Result<i64> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::config(format!(
+            "{place}: {name} must be an integer in [{lo}, {hi}], got {value}"
+        )))
+    }
+}
+
+/// What kind of layer, with its weights in PyTorch order, as the user gives it (unchecked:
+/// [`Network::new`] validates everything).
 #[derive(Debug, Clone)]
 pub enum LayerKind {
-    /// `weight` is `[out_ch, in_ch, kernel, kernel]`, row-major.
+    /// `weight` has `shape` `[out_ch, in_ch, kernel, kernel]`, row-major.
     Conv2d {
         weight: Vec<i16>,
-        out_ch: usize,
-        in_ch: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
+        shape: Vec<usize>,
+        stride: i64,
+        padding: i64,
     },
     /// `kernel × kernel` windows with stride `kernel`, channel-wise, one shared weight.
-    AvgPool2d { kernel: usize, weight: i16 },
-    /// `weight` is `[out, in]`, row-major; its input is the previous layer flattened C, H, W.
-    Dense {
-        weight: Vec<i16>,
-        out: usize,
-        inp: usize,
-    },
+    AvgPool2d { kernel: i64, weight: i64 },
+    /// `weight` has `shape` `[out, in]`, row-major; its input is the previous layer
+    /// flattened C, H, W.
+    Dense { weight: Vec<i16>, shape: Vec<usize> },
 }
 
 /// One hidden (or output) layer as the user describes it.
@@ -50,9 +73,10 @@ pub struct LayerSpec {
     pub kind: LayerKind,
     /// One bias per output channel (empty for pooling: zero bias).
     pub bias: Vec<i32>,
-    pub threshold: i32,
+    /// Threshold, at least 1.
+    pub threshold: i64,
     /// Leak `dv` in `0..=4096`.
-    pub leak: i32,
+    pub leak: i64,
 }
 
 impl LayerSpec {
@@ -166,18 +190,14 @@ pub struct Network {
 
 impl Network {
     /// Validate `specs` against `input` and compile them.
-    pub fn new(input: Shape, input_threshold: i32, specs: &[LayerSpec]) -> Result<Network> {
+    pub fn new(input: Shape, input_threshold: i64, specs: &[LayerSpec]) -> Result<Network> {
         if input.size() == 0 {
             return Err(Error::shape(format!(
-                "input shape must be positive, got ({}, {}, {})",
+                "input_shape must be (C, H, W) with positive sizes, got ({}, {}, {})",
                 input.c, input.h, input.w
             )));
         }
-        if input_threshold <= 0 {
-            return Err(Error::config(format!(
-                "input layer: threshold must be > 0, got {input_threshold}"
-            )));
-        }
+        let input_threshold = threshold(input_threshold, "input layer")?;
         if specs.is_empty() {
             return Err(Error::shape(
                 "a network needs at least one layer after the input",
@@ -257,26 +277,37 @@ impl Layer {
     }
 }
 
-fn check_common(spec: &LayerSpec, channels: usize, name: &str) -> Result<()> {
-    if spec.threshold <= 0 {
-        return Err(Error::config(format!(
-            "{name}: threshold must be > 0, got {}",
-            spec.threshold
-        )));
-    }
-    if !(0..=LEAK_MAX).contains(&spec.leak) {
-        return Err(Error::config(format!(
-            "{name}: leak must be in 0..=4096, got {}",
-            spec.leak
-        )));
-    }
+/// A layer's threshold, checked: `1..=i32::MAX`.
+fn threshold(value: i64, place: &str) -> Result<i32> {
+    Ok(int_in(value, "threshold", 1, i32::MAX as i64, place)? as i32)
+}
+
+/// The threshold and leak of a layer, checked, and its bias length.
+fn check_common(spec: &LayerSpec, channels: usize, name: &str) -> Result<(i32, i32)> {
+    let th = threshold(spec.threshold, name)?;
+    let leak = int_in(spec.leak, "leak", 0, LEAK_MAX as i64, name)? as i32;
     if spec.bias.len() != channels {
         return Err(Error::shape(format!(
             "{name}: bias has {} entries, the layer has {channels} output channels",
             spec.bias.len()
         )));
     }
-    Ok(())
+    Ok((th, leak))
+}
+
+/// `shape` of a weight array with `dims` dimensions, checked.
+fn weight_dims<'a>(
+    shape: &'a [usize],
+    dims: usize,
+    names: &str,
+    name: &str,
+) -> Result<&'a [usize]> {
+    if shape.len() != dims {
+        return Err(Error::shape(format!(
+            "{name}: weight must have {dims} dimensions {names}, got shape {shape:?}"
+        )));
+    }
+    Ok(shape)
 }
 
 /// The largest input current a neuron can receive must keep `v + z` inside i32. Returns
@@ -298,22 +329,23 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
     match &spec.kind {
         LayerKind::Conv2d {
             weight,
-            out_ch,
-            in_ch,
-            kernel,
+            shape,
             stride,
             padding,
         } => {
-            let (o, ci, k, s, p) = (*out_ch, *in_ch, *kernel, *stride, *padding);
-            if o == 0 || k == 0 || s == 0 {
-                return Err(Error::config(format!(
-                    "{name}: out_channels, kernel and stride must be positive, got {o}, {k}, {s}"
+            let dims = weight_dims(shape, 4, "[O, I, K, K]", name)?;
+            let (o, ci, k) = (dims[0], dims[1], dims[2]);
+            if dims[2] != dims[3] {
+                return Err(Error::shape(format!(
+                    "{name}: weight must have square kernels [O, I, K, K], got shape {dims:?}"
                 )));
             }
-            if weight.len() != o * ci * k * k {
+            let s = int_in(*stride, "stride", 1, 1 << 16, name)? as usize;
+            let p = int_in(*padding, "padding", 0, 1 << 16, name)? as usize;
+            if o == 0 || k == 0 {
                 return Err(Error::shape(format!(
-                    "{name}: weight has {} values, expected {o}x{ci}x{k}x{k}",
-                    weight.len()
+                    "{name}: weight must have at least one output channel and a kernel of at \
+                     least 1, got shape {dims:?}"
                 )));
             }
             if ci != prev.c {
@@ -330,7 +362,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     prev.w + 2 * p
                 )));
             }
-            check_common(spec, o, name)?;
+            let (threshold, leak) = check_common(spec, o, name)?;
             let shape = Shape {
                 c: o,
                 h: (prev.h + 2 * p - k) / s + 1,
@@ -378,14 +410,15 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     coords: coords_of(prev),
                 },
                 bias: spec.bias.clone(),
-                threshold: spec.threshold,
-                leak: spec.leak,
+                threshold,
+                leak,
                 narrow,
             })
         }
         LayerKind::AvgPool2d { kernel, weight } => {
-            let k = *kernel;
-            if k == 0 || k > prev.h || k > prev.w {
+            let k = int_in(*kernel, "kernel", 1, 1 << 16, name)? as usize;
+            let weight = int_in(*weight, "weight", i16::MIN as i64, i16::MAX as i64, name)? as i16;
+            if k > prev.h || k > prev.w {
                 return Err(Error::shape(format!(
                     "{name}: kernel {k} does not fit the input {}x{}",
                     prev.h, prev.w
@@ -400,8 +433,8 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 bias,
                 ..spec.clone()
             };
-            check_common(&spec, prev.c, name)?;
-            let narrow = check_current((k * k) as i64 * (*weight as i64).abs(), &spec.bias, name)?;
+            let (threshold, leak) = check_common(&spec, prev.c, name)?;
+            let narrow = check_current((k * k) as i64 * (weight as i64).abs(), &spec.bias, name)?;
             Ok(Layer {
                 shape: Shape {
                     c: prev.c,
@@ -409,7 +442,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     w: prev.w / k,
                 },
                 synapses: Synapses::Pool {
-                    weight: *weight,
+                    weight,
                     target: coords_of(prev)
                         .iter()
                         .map(|&[y, x, c]| {
@@ -423,22 +456,17 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                         .collect(),
                 },
                 bias: spec.bias,
-                threshold: spec.threshold,
-                leak: spec.leak,
+                threshold,
+                leak,
                 narrow,
             })
         }
-        LayerKind::Dense { weight, out, inp } => {
-            let (o, n) = (*out, *inp);
+        LayerKind::Dense { weight, shape } => {
+            let dims = weight_dims(shape, 2, "[O, I]", name)?;
+            let (o, n) = (dims[0], dims[1]);
             if o == 0 {
-                return Err(Error::config(format!(
-                    "{name}: must have at least one output"
-                )));
-            }
-            if weight.len() != o * n {
                 return Err(Error::shape(format!(
-                    "{name}: weight has {} values, expected {o}x{n}",
-                    weight.len()
+                    "{name}: weight must have at least one output, got shape {dims:?}"
                 )));
             }
             if n != prev.size() {
@@ -451,7 +479,7 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                     prev.w
                 )));
             }
-            check_common(spec, o, name)?;
+            let (threshold, leak) = check_common(spec, o, name)?;
             // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
             let mut wt = vec![0i16; o * n];
             for c in 0..prev.c {
@@ -479,8 +507,8 @@ fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
                 shape: Shape { c: o, h: 1, w: 1 },
                 synapses: Synapses::Dense { weight: wt, out: o },
                 bias: spec.bias.clone(),
-                threshold: spec.threshold,
-                leak: spec.leak,
+                threshold,
+                leak,
                 narrow,
             })
         }

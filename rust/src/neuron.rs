@@ -1,4 +1,4 @@
-//! The integer leaky integrate-and-fire neuron (DESIGN.md, "The integer neuron").
+//! The integer leaky integrate-and-fire neuron (`docs/neuron.md`).
 //!
 //! For each neuron and time step, with input current `z = b + Σ W·s`:
 //!
@@ -12,7 +12,7 @@
 //! Everything stays in `i32`: the network validation guarantees `|v| + |z| < 2^31`, and the leak
 //! product is split so it cannot overflow.
 
-use crate::simd;
+use crate::kernels::Kernels;
 
 /// The per-step synaptic accumulator of a layer: `i32`, or `i16` where the layer's weights
 /// guarantee that one step's input fits (see `Layer::narrow`).
@@ -20,38 +20,17 @@ pub trait Acc: Copy + Default + Send + Sync {
     /// `self + w`; cannot overflow for a layer validated for this accumulator.
     fn add(self, w: i16) -> Self;
     fn get(self) -> i32;
-    /// `acc[j] += w[j]` over a run, with AVX2 when `AVX2` (the caller checked the processor).
-    fn add_run<const AVX2: bool>(acc: &mut [Self], w: &[i16]);
-    /// The leak-free [`update_layer`], with the AVX2 kernel when `AVX2` and the channel count
-    /// allows it (the caller checked the processor).
-    fn update_plain<const AVX2: bool>(
+    /// `acc[j] += w[j]` over a run, with the kernels `k`.
+    fn add_run<K: Kernels>(k: K, acc: &mut [Self], w: &[i16]);
+    /// The leak-free [`update_layer`], with the kernels `k`.
+    fn update_plain<K: Kernels>(
+        k: K,
         v: &mut [i32],
         acc: &mut [Self],
         mask: &mut [u64],
         bias: &[i32],
         threshold: i32,
     );
-}
-
-/// Implements [`Acc::update_plain`] for one accumulator type with its AVX2 kernel.
-macro_rules! update_plain {
-    ($ty:ty, $kernel:ident) => {
-        #[inline(always)]
-        fn update_plain<const AVX2: bool>(
-            v: &mut [i32],
-            acc: &mut [$ty],
-            mask: &mut [u64],
-            bias: &[i32],
-            threshold: i32,
-        ) {
-            #[cfg(target_arch = "x86_64")]
-            if AVX2 && bias.len() % 8 == 0 {
-                // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-                return unsafe { simd::$kernel(v, acc, mask, bias, threshold) };
-            }
-            update_layer::<$ty, false>(v, acc, mask, bias, threshold, 0)
-        }
-    };
 }
 
 impl Acc for i16 {
@@ -64,15 +43,20 @@ impl Acc for i16 {
         self as i32
     }
     #[inline(always)]
-    fn add_run<const AVX2: bool>(acc: &mut [i16], w: &[i16]) {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-            return unsafe { simd::add_i16_avx2(acc, w) };
-        }
-        simd::add_i16(acc, w)
+    fn add_run<K: Kernels>(k: K, acc: &mut [i16], w: &[i16]) {
+        k.add_i16(acc, w)
     }
-    update_plain!(i16, update_i16_avx2);
+    #[inline(always)]
+    fn update_plain<K: Kernels>(
+        k: K,
+        v: &mut [i32],
+        acc: &mut [i16],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+    ) {
+        k.update_i16(v, acc, mask, bias, threshold)
+    }
 }
 
 impl Acc for i32 {
@@ -85,15 +69,20 @@ impl Acc for i32 {
         self
     }
     #[inline(always)]
-    fn add_run<const AVX2: bool>(acc: &mut [i32], w: &[i16]) {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-            return unsafe { simd::add_i32_avx2(acc, w) };
-        }
-        simd::add_i32(acc, w)
+    fn add_run<K: Kernels>(k: K, acc: &mut [i32], w: &[i16]) {
+        k.add_i32(acc, w)
     }
-    update_plain!(i32, update_i32_avx2);
+    #[inline(always)]
+    fn update_plain<K: Kernels>(
+        k: K,
+        v: &mut [i32],
+        acc: &mut [i32],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+    ) {
+        k.update_i32(v, acc, mask, bias, threshold)
+    }
 }
 
 /// Lowest membrane potential (24-bit signed).
@@ -131,8 +120,8 @@ pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32,
 
 /// Update a layer: `v` and `acc` (synaptic input this step, cleared here) are laid out
 /// position-major with the channel innermost, and `bias` has one entry per channel. Bit `i % 64`
-/// of `mask[i / 64]` is set where neuron `i` spiked. This is the portable version; the engine
-/// uses `simd::update_*_avx2` where the processor allows, which computes the same integers.
+/// of `mask[i / 64]` is set where neuron `i` spiked. This is the portable version; [`Kernels`]
+/// may replace the leak-free case by vector code that computes the same integers.
 #[inline(always)]
 pub fn update_layer<A: Acc, const LEAKY: bool>(
     v: &mut [i32],

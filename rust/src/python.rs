@@ -1,11 +1,15 @@
 //! The PyO3 glue: `snnfast._core`. Thin on purpose; the public API is `snnfast.Network`.
+//!
+//! Arguments arrive already converted by `snnfast.network` (NumPy arrays of the right dtype,
+//! Python integers); every structural check (shapes, ranges, what fits) is the engine's, and
+//! its errors become `snnfast.errors` exceptions here.
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
 
 use crate::engine::{self, RunOptions, Workspaces};
 use crate::error::{Error, ErrorKind};
+use crate::kernels::{self as kernel_sets, Choice};
 use crate::network::{LayerKind, LayerSpec, Network, Shape};
 
 pyo3::import_exception!(snnfast.errors, ShapeError);
@@ -19,103 +23,89 @@ fn to_py(err: Error) -> PyErr {
     }
 }
 
-fn item<'py>(spec: &Bound<'py, PyDict>, key: &str, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    spec.get_item(key)?
-        .ok_or_else(|| ConfigError::new_err(format!("{name}: missing '{key}'")))
+/// An integer array as a flat vector and its shape.
+fn flat<T: numpy::Element + Copy>(a: &PyReadonlyArrayDyn<'_, T>) -> (Vec<T>, Vec<usize>) {
+    (a.as_array().iter().copied().collect(), a.shape().to_vec())
 }
 
-fn int_param(spec: &Bound<'_, PyDict>, key: &str, name: &str) -> PyResult<i64> {
-    item(spec, key, name)?
-        .extract::<i64>()
-        .map_err(|_| ConfigError::new_err(format!("{name}: '{key}' must be an integer")))
+/// A `Conv2d` as `snnfast.network` hands it over.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct ConvArgs<'py> {
+    weight: PyReadonlyArrayDyn<'py, i16>,
+    bias: PyReadonlyArrayDyn<'py, i32>,
+    threshold: i64,
+    leak: i64,
+    stride: i64,
+    padding: i64,
 }
 
-fn small(v: i64, key: &str, name: &str) -> PyResult<usize> {
-    usize::try_from(v)
-        .ok()
-        .filter(|&v| v <= 1 << 20)
-        .ok_or_else(|| ConfigError::new_err(format!("{name}: {key} must be in [0, 2^20], got {v}")))
+/// An `AvgPool2d`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct PoolArgs {
+    kernel: i64,
+    weight: i64,
+    threshold: i64,
+    leak: i64,
 }
 
-fn array<'py, T: numpy::Element + Copy>(
-    spec: &Bound<'py, PyDict>,
-    key: &str,
-    name: &str,
-    dtype: &str,
-) -> PyResult<(Vec<T>, Vec<usize>)> {
-    let obj = item(spec, key, name)?;
-    let arr: PyReadonlyArrayDyn<'py, T> = obj
-        .extract()
-        .map_err(|_| ShapeError::new_err(format!("{name}: {key} must be a {dtype} NumPy array")))?;
-    let shape = arr.shape().to_vec();
-    Ok((arr.as_array().iter().copied().collect(), shape))
+/// A `Dense` layer.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct DenseArgs<'py> {
+    weight: PyReadonlyArrayDyn<'py, i16>,
+    bias: PyReadonlyArrayDyn<'py, i32>,
+    threshold: i64,
+    leak: i64,
 }
 
-fn layer_spec(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<LayerSpec> {
-    let spec = obj
-        .cast::<PyDict>()
-        .map_err(|_| ConfigError::new_err(format!("layer {index}: spec must be a dict")))?;
-    let kind: String = item(spec, "kind", &format!("layer {index}"))?.extract()?;
-    let name = format!("layer {index} ({kind})");
-    let threshold = int_param(spec, "threshold", &name)?;
-    let leak = int_param(spec, "leak", &name)?;
-    let threshold = i32::try_from(threshold)
-        .map_err(|_| ConfigError::new_err(format!("{name}: threshold must fit int32")))?;
-    let leak = i32::try_from(leak)
-        .map_err(|_| ConfigError::new_err(format!("{name}: leak must be in 0..=4096")))?;
-    let (kind, bias) = match kind.as_str() {
+/// One layer: its `kind` says which of the argument structs it is.
+fn layer_spec(obj: &Bound<'_, PyAny>) -> PyResult<LayerSpec> {
+    let kind: String = obj.get_item("kind")?.extract()?;
+    Ok(match kind.as_str() {
         "conv2d" => {
-            let (weight, shape) = array::<i16>(spec, "weight", &name, "int16")?;
-            let (bias, _) = array::<i32>(spec, "bias", &name, "int32")?;
-            if shape.len() != 4 || shape[2] != shape[3] {
-                return Err(ShapeError::new_err(format!(
-                    "{name}: weight must be [O, I, K, K], got shape {shape:?}"
-                )));
+            let a: ConvArgs = obj.extract()?;
+            let (weight, shape) = flat(&a.weight);
+            LayerSpec {
+                kind: LayerKind::Conv2d {
+                    weight,
+                    shape,
+                    stride: a.stride,
+                    padding: a.padding,
+                },
+                bias: flat(&a.bias).0,
+                threshold: a.threshold,
+                leak: a.leak,
             }
-            let stride = small(int_param(spec, "stride", &name)?, "stride", &name)?;
-            let padding = small(int_param(spec, "padding", &name)?, "padding", &name)?;
-            let kind = LayerKind::Conv2d {
-                weight,
-                out_ch: shape[0],
-                in_ch: shape[1],
-                kernel: shape[2],
-                stride,
-                padding,
-            };
-            (kind, bias)
         }
         "avgpool2d" => {
-            let kernel = small(int_param(spec, "kernel", &name)?, "kernel", &name)?;
-            let weight = i16::try_from(int_param(spec, "weight", &name)?)
-                .map_err(|_| ConfigError::new_err(format!("{name}: weight must fit int16")))?;
-            (LayerKind::AvgPool2d { kernel, weight }, Vec::new())
+            let a: PoolArgs = obj.extract()?;
+            LayerSpec {
+                kind: LayerKind::AvgPool2d {
+                    kernel: a.kernel,
+                    weight: a.weight,
+                },
+                bias: Vec::new(),
+                threshold: a.threshold,
+                leak: a.leak,
+            }
         }
         "dense" => {
-            let (weight, shape) = array::<i16>(spec, "weight", &name, "int16")?;
-            let (bias, _) = array::<i32>(spec, "bias", &name, "int32")?;
-            if shape.len() != 2 {
-                return Err(ShapeError::new_err(format!(
-                    "{name}: weight must be [O, I], got shape {shape:?}"
-                )));
+            let a: DenseArgs = obj.extract()?;
+            let (weight, shape) = flat(&a.weight);
+            LayerSpec {
+                kind: LayerKind::Dense { weight, shape },
+                bias: flat(&a.bias).0,
+                threshold: a.threshold,
+                leak: a.leak,
             }
-            let kind = LayerKind::Dense {
-                weight,
-                out: shape[0],
-                inp: shape[1],
-            };
-            (kind, bias)
         }
         other => {
             return Err(ConfigError::new_err(format!(
-                "layer {index}: unknown layer kind '{other}'"
+                "unknown layer kind {other:?}"
             )))
         }
-    };
-    Ok(LayerSpec {
-        kind,
-        bias,
-        threshold,
-        leak,
     })
 }
 
@@ -131,34 +121,24 @@ type RunArrays<'py> = (
     Vec<Bound<'py, PyArray1<i32>>>,
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i32>>,
+    &'static str,
 );
 
 #[pymethods]
 impl Engine {
     #[new]
+    #[pyo3(signature = (layers, *, input_shape, input_threshold))]
     fn new(
-        layers: &Bound<'_, PyList>,
-        input_shape: Vec<usize>,
+        layers: Vec<Bound<'_, PyAny>>,
+        input_shape: (i64, i64, i64),
         input_threshold: i64,
     ) -> PyResult<Self> {
-        if input_shape.len() != 3 {
-            return Err(ShapeError::new_err(format!(
-                "input_shape must be (C, H, W), got {input_shape:?}"
-            )));
-        }
         let specs = layers
             .iter()
-            .enumerate()
-            .map(|(i, obj)| layer_spec(&obj, i + 1))
+            .map(layer_spec)
             .collect::<PyResult<Vec<_>>>()?;
-        let input = Shape {
-            c: input_shape[0],
-            h: input_shape[1],
-            w: input_shape[2],
-        };
-        let threshold = i32::try_from(input_threshold)
-            .map_err(|_| ConfigError::new_err("input layer: threshold must fit int32"))?;
-        let net = Network::new(input, threshold, &specs).map_err(to_py)?;
+        let input = Shape::checked(input_shape).map_err(to_py)?;
+        let net = Network::new(input, input_threshold, &specs).map_err(to_py)?;
         Ok(Engine {
             net,
             workspaces: Workspaces::default(),
@@ -190,9 +170,13 @@ impl Engine {
         Ok(self.net.fan_out(layer).into_pyarray(py))
     }
 
-    #[allow(clippy::too_many_arguments)] // mirrors the Python signature
     /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
-    /// synops `[S, N, L+1]` and the steps simulated `[S, N]`, for `S` checkpoints (1 if none).
+    /// synops `[S, N, L+1]`, the steps simulated `[S, N]` for `S` checkpoints (1 if none), and
+    /// the name of the kernel set that ran.
+    #[allow(clippy::too_many_arguments)] // keyword-only arguments of one Python call
+    #[pyo3(signature = (
+        images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints
+    ))]
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -221,6 +205,7 @@ impl Engine {
             record,
             early_exit,
             checkpoints,
+            kernels: Choice::from_env().map_err(to_py)?,
         };
         let (net, ws) = (&self.net, &self.workspaces);
         let result = py.detach(|| {
@@ -248,13 +233,28 @@ impl Engine {
             .collect();
         let synops = out.synops.into_pyarray(py);
         let steps = out.steps.into_pyarray(py);
-        Ok((counts, mem, synops, steps))
+        Ok((counts, mem, synops, steps, out.kernels))
     }
+}
+
+/// The kernel set a run started now would use: `$SNNFAST_KERNELS`, else the best available.
+#[pyfunction]
+fn kernels() -> PyResult<&'static str> {
+    Ok(Choice::from_env().map_err(to_py)?.name())
+}
+
+/// The kernel sets this processor can run, best last.
+#[pyfunction]
+fn available_kernels() -> Vec<&'static str> {
+    kernel_sets::available()
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(available_kernels, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("KERNELS_ENV", kernel_sets::ENV)?;
     Ok(())
 }
