@@ -5,9 +5,17 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Engine", "KERNELS_ENV", "__version__", "available_kernels", "kernels"]
+__all__ = [
+    "Engine",
+    "KERNELS_ENV",
+    "MAX_TIMESTEPS",
+    "__version__",
+    "available_kernels",
+    "kernels",
+]
 __version__: str
 KERNELS_ENV: str
+MAX_TIMESTEPS: int
 
 def kernels() -> str: ...
 def available_kernels() -> list[str]: ...
@@ -20,6 +28,7 @@ class Engine:
         *,
         input_shape: tuple[int, int, int],
         input_threshold: int,
+        memory_limit: int,
     ) -> Engine: ...
     def shapes(self) -> list[list[int]]: ...
     def synapse_counts(self) -> list[int]: ...
@@ -35,6 +44,7 @@ class Engine:
         record: list[int],
         early_exit: int | None,
         checkpoints: list[int],
+        memory_limit: int,
     ) -> tuple[
         list[npt.NDArray[np.int32]],
         list[npt.NDArray[np.int32]],

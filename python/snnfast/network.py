@@ -19,10 +19,12 @@ synaptic work. Results are bit-exact for every batch size and thread count.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,39 @@ def _int(value: Any, name: str, where: str) -> int:
     return _checks.integer(value, name, *_I64, where=where)
 
 
+_limit_cache: tuple[float, str | None, int] = (-math.inf, None, 0)
+
+
+def _memory_limit() -> int:
+    """:func:`snnfast._checks.memory_limit`, read again at most once a second (it reads
+    ``/proc/meminfo``, which would cost a batch-1 run several percent) or when
+    ``$SNNFAST_MEMORY_LIMIT`` changes."""
+    global _limit_cache
+    env = os.environ.get(_checks.MEMORY_ENV)
+    now = time.monotonic()
+    when, seen, limit = _limit_cache
+    if env != seen or now - when > 1.0:
+        limit = _checks.memory_limit()
+        _limit_cache = (now, env, limit)
+    return limit
+
+
+def _short_repr(obj: Any) -> str:
+    """``Name(field=value, ...)`` with arrays shown as their dtype and shape, not their values."""
+    parts = []
+    for f in dataclasses.fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        text = (
+            f"<{value.dtype} {tuple(value.shape)}>"
+            if isinstance(value, np.ndarray)
+            else repr(value)
+        )
+        parts.append(f"{f.name}={text}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2d:
     """Convolution layer: ``weight`` int16 ``[O, I, K, K]`` (PyTorch order), ``bias`` int32 ``[O]``.
@@ -82,6 +117,9 @@ class Conv2d:
     leak: int = 0
 
     kind = "conv2d"
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
 
     def _validated(self, where: str) -> Conv2d:
         return Conv2d(
@@ -117,6 +155,9 @@ class AvgPool2d:
 
     kind = "avgpool2d"
 
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
     def _validated(self, where: str) -> AvgPool2d:
         return AvgPool2d(
             _int(self.kernel, "kernel", where),
@@ -147,6 +188,9 @@ class Dense:
     leak: int = 0
 
     kind = "dense"
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
 
     def _validated(self, where: str) -> Dense:
         return Dense(
@@ -192,6 +236,15 @@ class RunResult:
     v_init: float
     early_exit: int | None = None
     kernels: str = ""
+
+    def __repr__(self) -> str:
+        recorded = [l for l, c in enumerate(self.spike_counts) if c is not None]
+        per_image = float(self.synops.sum()) / max(1, self.n_images)
+        return (
+            f"RunResult({self.n_images} images, timesteps={self.timesteps}, delay={self.delay}, "
+            f"v_init={self.v_init}, early_exit={self.early_exit}, kernels={self.kernels!r}, "
+            f"recorded layers {recorded}, {per_image:.4g} synaptic events per image)"
+        )
 
     @property
     def n_images(self) -> int:
@@ -272,9 +325,24 @@ class Network:
             checked.append(layer._validated(f"layer {i} ({layer.kind})"))
         self.layers = checked
         specs = [_layer_spec(layer) for layer in checked]
-        self._engine = _core.Engine(specs, input_shape=shape, input_threshold=self.input_threshold)
+        self._engine = _core.Engine(
+            specs,
+            input_shape=shape,
+            input_threshold=self.input_threshold,
+            memory_limit=_memory_limit(),
+        )
         self._shapes = [tuple(s) for s in self._engine.shapes()]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
+
+    def __repr__(self) -> str:
+        layers = ", ".join(
+            f"{i} {layer.kind} {shape}"
+            for i, (layer, shape) in enumerate(zip(self.layers, self._shapes[1:]), start=1)
+        )
+        return (
+            f"Network(input {self.input_shape} threshold {self.input_threshold}; "
+            f"{self.n_layers} layers: {layers}; {sum(self._sizes):,} neurons)"
+        )
 
     @property
     def kernels(self) -> str:
@@ -428,6 +496,7 @@ class Network:
             record=rec,
             early_exit=early_exit,
             checkpoints=checkpoints,
+            memory_limit=_memory_limit(),
         )
         n, s = imgs.shape[0], len(checkpoints)
         synops = synops.reshape(s, n, n_total)

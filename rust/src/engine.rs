@@ -1,26 +1,37 @@
 //! Event-driven simulation of a batch of images.
 //!
-//! Each step, each layer (input first) receives the spikes of the layer below (this step with
-//! `delay = 0`, the previous step with `delay = 1`), scatters the synapses of exactly those
-//! spikes into an accumulator, then updates every neuron once ([`crate::neuron`]). Synaptic work
-//! therefore follows the spike count; the neuron updates are the fixed `neurons × T` that a chip
-//! also performs.
+//! Each step, each layer (input first) receives the spikes of its synapse groups' sources (this
+//! step with `delay = 0`, the previous step with `delay = 1`), scatters the synapses of exactly
+//! those spikes into an accumulator, then updates every neuron once ([`crate::neuron`]).
+//! Synaptic work therefore follows the spike count; the neuron updates are the fixed
+//! `neurons × T` that a chip also performs.
 //!
-//! Images are independent: they are shared out to `threads` scoped worker threads (no global
-//! pool, so a forked process is safe), each with its own reusable state, writing to disjoint rows
-//! of the outputs. Results do not depend on the batch size or the thread count.
+//! Images are independent: they are shared out to `threads` workers (the calling thread and
+//! scoped threads; no global pool, so a forked process is safe), each with its own reusable
+//! state, writing to disjoint rows of the outputs. Results do not depend on the batch size or
+//! the thread count. Every worker checks a cancel flag once per step; the calling thread also
+//! calls the run's poll hook about every [`POLL_INTERVAL`], which may cancel the run.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{zeroed, Bytes, Error, Result};
+use crate::geometry::Shape;
 use crate::kernels::{Choice, Kernels, Task};
-use crate::network::{Layer, Network, Shape, Synapses, NO_TARGET};
+use crate::network::{Group, Layer, Network, Synapses, NO_TARGET};
 use crate::neuron::{gather_spikes, mask_words, update_layer, Acc};
+
+/// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
+pub const MAX_TIMESTEPS: usize = 1 << 20;
+
+/// How often the calling thread calls a run's poll hook.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Time steps, `1..=MAX_TIMESTEPS`.
     pub timesteps: usize,
     /// 0: spikes reach the next layer in the same step; 1: one step later (Loihi pipelining).
     pub delay: usize,
@@ -39,11 +50,13 @@ pub struct RunOptions {
     pub checkpoints: Vec<usize>,
     /// The kernel set to run with.
     pub kernels: Choice,
+    /// Bytes the run's outputs and worker state may take (checked before allocating).
+    pub memory_limit: u64,
 }
 
 impl RunOptions {
     /// `timesteps` steps, no delay, `v_init = 0`, one thread, nothing recorded, no early exit,
-    /// no checkpoints, the best kernels of this processor.
+    /// no checkpoints, the best kernels of this processor, no memory limit.
     pub fn new(timesteps: usize) -> RunOptions {
         RunOptions {
             timesteps,
@@ -54,6 +67,7 @@ impl RunOptions {
             early_exit: None,
             checkpoints: Vec::new(),
             kernels: Choice::resolve(None).expect("the default kernel choice always resolves"),
+            memory_limit: u64::MAX,
         }
     }
 }
@@ -87,18 +101,35 @@ struct LayerState {
     counting: bool,
 }
 
+/// Bytes of one worker's state for a layer of `size` neurons (`None`: too many to count).
+pub(crate) fn state_bytes(size: Option<usize>, narrow: bool) -> Bytes {
+    match size {
+        Some(n) => Bytes::of(n, if narrow { 18 } else { 20 }).plus(Bytes::of(mask_words(n), 8)),
+        None => Bytes(None),
+    }
+}
+
 impl LayerState {
-    fn new(size: usize, narrow: bool) -> Self {
-        LayerState {
-            v: vec![0; size],
-            acc: vec![0; if narrow { 0 } else { size }],
-            acc16: vec![0; if narrow { size } else { 0 }],
-            mask: vec![0; mask_words(size)],
-            spikes: Vec::with_capacity(size),
-            prev_spikes: Vec::with_capacity(size),
-            counts: vec![0; size],
+    fn new(size: usize, narrow: bool) -> Result<Self> {
+        let what = "the simulation state";
+        let mut spikes = Vec::new();
+        let mut prev_spikes = Vec::new();
+        let reserve = |v: &mut Vec<u32>| {
+            v.try_reserve_exact(size)
+                .map_err(|_| Error::memory(what, Bytes::of(size, 4).0, 0))
+        };
+        reserve(&mut spikes)?;
+        reserve(&mut prev_spikes)?;
+        Ok(LayerState {
+            v: zeroed(size, what)?,
+            acc: zeroed(if narrow { 0 } else { size }, what)?,
+            acc16: zeroed(if narrow { size } else { 0 }, what)?,
+            mask: zeroed(mask_words(size), what)?,
+            spikes,
+            prev_spikes,
+            counts: zeroed(size, what)?,
             counting: true,
-        }
+        })
     }
 }
 
@@ -108,10 +139,10 @@ impl LayerState {
 pub struct Workspaces(Mutex<Vec<Vec<LayerState>>>);
 
 impl Workspaces {
-    fn take(&self, net: &Network) -> Vec<LayerState> {
+    fn take(&self, net: &Network) -> Result<Vec<LayerState>> {
         let cached = self.0.lock().map(|mut v| v.pop()).unwrap_or(None);
         match cached {
-            Some(state) if state.len() == net.layers.len() + 1 => state,
+            Some(state) if state.len() == net.layers.len() + 1 => Ok(state),
             _ => {
                 // The input layer has no synapses: its (always zero) accumulator is narrow.
                 let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
@@ -156,22 +187,22 @@ impl<T> Out<T> {
 
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
 pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput> {
-    run_with(net, images, opts, &Workspaces::default())
+    run_with(net, images, opts, &Workspaces::default(), &mut || false)
 }
 
-/// [`run`], reusing the per-worker state kept in `workspaces` (which belong to `net`).
+/// [`run`], reusing the per-worker state kept in `workspaces` (which belong to `net`), with a
+/// poll hook: the calling thread calls `poll` about every [`POLL_INTERVAL`] while the run
+/// lasts, and when it returns `true` every worker stops at its next step and the run returns
+/// an `Interrupted` error.
 pub fn run_with(
     net: &Network,
     images: &[u8],
     opts: &RunOptions,
     workspaces: &Workspaces,
+    poll: &mut dyn FnMut() -> bool,
 ) -> Result<RunOutput> {
     let input = net.input;
-    let n_img = if input.size() == 0 {
-        0
-    } else {
-        images.len() / input.size()
-    };
+    let n_img = images.len() / input.size();
     if n_img == 0 || images.len() != n_img * input.size() {
         return Err(Error::shape(format!(
             "images must hold N x {} x {} x {} values with N > 0, got {} values",
@@ -181,43 +212,22 @@ pub fn run_with(
             images.len()
         )));
     }
-    if opts.timesteps == 0 {
-        return Err(Error::config("timesteps must be >= 1"));
-    }
-    if opts.delay > 1 {
-        return Err(Error::config(format!(
-            "delay must be 0 or 1, got {}",
-            opts.delay
-        )));
-    }
-    if !(0.0..1.0).contains(&opts.v_init) {
-        return Err(Error::config(format!(
-            "v_init must be in [0, 1), got {}",
-            opts.v_init
-        )));
-    }
-    let n_layers = net.layers.len() + 1;
-    if opts.early_exit == Some(0) {
-        return Err(Error::config("early_exit must be >= 1 step"));
-    }
-    if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
-        return Err(Error::config(format!(
-            "record: layer {bad} does not exist (the network has layers 0..{})",
-            n_layers - 1
-        )));
-    }
+    check_options(net, opts)?;
     let checkpoints = checkpoints(opts)?;
     let n_out = checkpoints.len() * n_img;
     let shapes = net.shapes();
-    let mut spike_counts: Vec<Vec<i32>> = opts
-        .record
-        .iter()
-        .map(|&l| vec![0; n_out * shapes[l].size()])
-        .collect();
-    let mut membrane = spike_counts.clone();
-    let mut synops = vec![0i64; n_out * n_layers];
-    let mut steps = vec![0i32; n_out];
-
+    let n_layers = shapes.len();
+    let threads = opts.threads.clamp(1, n_img);
+    run_bytes(net, n_out, threads, opts).check(opts.memory_limit, "this run")?;
+    let what = "the run's outputs";
+    let mut spike_counts = Vec::with_capacity(opts.record.len());
+    let mut membrane = Vec::with_capacity(opts.record.len());
+    for &l in &opts.record {
+        spike_counts.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
+        membrane.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
+    }
+    let mut synops = zeroed::<i64>(n_out * n_layers, what)?;
+    let mut steps = zeroed::<i32>(n_out, what)?;
     let outputs = Outputs {
         counts: spike_counts
             .iter_mut()
@@ -237,11 +247,13 @@ pub fn run_with(
         workspaces,
         outputs,
         next: AtomicUsize::new(0),
+        cancel: AtomicBool::new(false),
+        failure: Mutex::new(None),
     };
     match opts.kernels {
-        Choice::Portable(k) => job.run(k),
-        Choice::Avx2(k) => job.run(k),
-    }
+        Choice::Portable(k) => job.run(k, threads, poll),
+        Choice::Avx2(k) => job.run(k, threads, poll),
+    }?;
     Ok(RunOutput {
         spike_counts,
         membrane,
@@ -250,6 +262,77 @@ pub fn run_with(
         kernels: opts.kernels.name(),
     })
 }
+
+fn check_options(net: &Network, opts: &RunOptions) -> Result<()> {
+    let n_layers = net.layers.len() + 1;
+    if !(1..=MAX_TIMESTEPS).contains(&opts.timesteps) {
+        return Err(Error::config(format!(
+            "run: timesteps must be an integer in [1, {MAX_TIMESTEPS}], got {}",
+            opts.timesteps
+        )));
+    }
+    if opts.delay > 1 {
+        return Err(Error::config(format!(
+            "run: delay must be an integer in [0, 1], got {}",
+            opts.delay
+        )));
+    }
+    if !(0.0..1.0).contains(&opts.v_init) {
+        return Err(Error::config(format!(
+            "run: v_init must be a finite number in [0.0, 1.0), got {}",
+            opts.v_init
+        )));
+    }
+    if let Some(e) = opts.early_exit.filter(|e| !(1..=MAX_TIMESTEPS).contains(e)) {
+        return Err(Error::config(format!(
+            "run: early_exit must be an integer in [1, {MAX_TIMESTEPS}], got {e}"
+        )));
+    }
+    if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
+        return Err(Error::config(format!(
+            "run: record entry must be an integer in [0, {}], got {bad}",
+            n_layers - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes a run of `n_out` = checkpoints × images outputs on `threads` workers allocates.
+fn run_bytes(net: &Network, n_out: usize, threads: usize, opts: &RunOptions) -> Bytes {
+    let shapes = net.shapes();
+    let recorded = opts
+        .record
+        .iter()
+        .fold(Bytes::ZERO, |b, &l| b.plus(Bytes::of(shapes[l].size(), 8)));
+    let outputs = recorded
+        .times(n_out)
+        .plus(Bytes::of(n_out, 8).times(shapes.len()))
+        .plus(Bytes::of(n_out, 4));
+    let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
+    let worker = shapes
+        .iter()
+        .zip(narrow)
+        .fold(Bytes::of(net.input.size(), 4), |b, (s, n)| {
+            b.plus(state_bytes(Some(s.size()), n))
+        });
+    outputs.plus(worker.times(threads))
+}
+
+/// The checkpoints of a run, checked; `[timesteps]` when none are given.
+fn checkpoints(opts: &RunOptions) -> Result<Vec<usize>> {
+    if opts.checkpoints.is_empty() {
+        return Ok(vec![opts.timesteps]);
+    }
+    let c = &opts.checkpoints;
+    if c[0] == 0 || c.windows(2).any(|w| w[0] >= w[1]) || *c.last().unwrap() != opts.timesteps {
+        return Err(Error::config(format!(
+            "run: checkpoints must increase, start at >= 1 and end at timesteps = {}, got {c:?}",
+            opts.timesteps
+        )));
+    }
+    Ok(c.clone())
+}
+
 /// Where the workers write their results.
 struct Outputs {
     counts: Vec<Out<i32>>,
@@ -270,29 +353,100 @@ struct Job<'a> {
     outputs: Outputs,
     /// The next image no worker has taken yet.
     next: AtomicUsize,
+    /// Set to stop every worker at its next step.
+    cancel: AtomicBool,
+    /// The first error a worker met (its state could not be allocated).
+    failure: Mutex<Option<Error>>,
+}
+
+/// What a worker checks once per step: the cancel flag, and on the calling thread the poll
+/// hook (about every [`POLL_INTERVAL`]).
+struct Watch<'a> {
+    cancel: &'a AtomicBool,
+    poll: Option<&'a mut dyn FnMut() -> bool>,
+    next_poll: Instant,
+}
+
+impl Watch<'_> {
+    /// Whether the run is to stop now.
+    #[inline]
+    fn stopped(&mut self) -> bool {
+        if self.cancel.load(Ordering::Relaxed) {
+            return true;
+        }
+        if let Some(poll) = self.poll.as_mut() {
+            let now = Instant::now();
+            if now >= self.next_poll {
+                self.next_poll = now + POLL_INTERVAL;
+                if poll() {
+                    self.cancel.store(true, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+        false
+    }
 }
 
 impl Job<'_> {
-    /// Simulate every image with the kernels `k`, on `opts.threads` threads.
-    fn run<K: Kernels>(&self, k: K) {
-        let threads = self.opts.threads.clamp(1, self.n_img);
+    /// Simulate every image with the kernels `k` on `threads` workers, the calling thread
+    /// being one of them.
+    fn run<K: Kernels>(&self, k: K, threads: usize, poll: &mut dyn FnMut() -> bool) -> Result<()> {
+        let mut main = Watch {
+            cancel: &self.cancel,
+            poll: Some(poll),
+            next_poll: Instant::now() + POLL_INTERVAL,
+        };
         if threads == 1 {
-            self.worker(k);
+            self.worker(k, &mut main);
         } else {
+            let caller = std::thread::current();
+            let others = AtomicUsize::new(threads - 1);
             std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| self.worker(k));
+                for _ in 1..threads {
+                    s.spawn(|| {
+                        let mut watch = Watch {
+                            cancel: &self.cancel,
+                            poll: None,
+                            next_poll: Instant::now(),
+                        };
+                        self.worker(k, &mut watch);
+                        others.fetch_sub(1, Ordering::Release);
+                        caller.unpark();
+                    });
+                }
+                self.worker(k, &mut main);
+                // Keep polling while the other workers finish their last images.
+                while others.load(Ordering::Acquire) > 0 {
+                    std::thread::park_timeout(POLL_INTERVAL);
+                    main.stopped();
                 }
             });
         }
+        if let Some(err) = self.failure.lock().ok().and_then(|mut f| f.take()) {
+            return Err(err);
+        }
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::interrupted());
+        }
+        Ok(())
     }
 
-    /// Take images until none is left.
-    fn worker<K: Kernels>(&self, k: K) {
+    /// Take images until none is left or the run is stopped.
+    fn worker<K: Kernels>(&self, k: K, watch: &mut Watch) {
         let (net, input, n_img) = (self.net, self.net.input, self.n_img);
         let n_layers = net.layers.len() + 1;
         let out = &self.outputs;
-        let mut state = self.workspaces.take(net);
+        let mut state = match self.workspaces.take(net) {
+            Ok(state) => state,
+            Err(err) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(err);
+                }
+                self.cancel.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
         let mut pixels = vec![0i32; input.size()];
         let mut row = vec![0i64; n_layers];
         loop {
@@ -317,34 +471,17 @@ impl Job<'_> {
                     }
                 }
             };
-            simulate(
+            let sim = Simulation {
                 net,
-                &pixels,
-                self.opts,
-                self.checkpoints,
-                &mut state,
-                &mut row,
-                k,
-                emit,
-            );
+                opts: self.opts,
+                checkpoints: self.checkpoints,
+            };
+            if !sim.image(k, &pixels, &mut state, &mut row, watch, emit) {
+                break;
+            }
         }
         self.workspaces.give(state);
     }
-}
-
-/// The checkpoints of a run, checked; `[timesteps]` when none are given.
-fn checkpoints(opts: &RunOptions) -> Result<Vec<usize>> {
-    if opts.checkpoints.is_empty() {
-        return Ok(vec![opts.timesteps]);
-    }
-    let c = &opts.checkpoints;
-    if c[0] == 0 || c.windows(2).any(|w| w[0] >= w[1]) || *c.last().unwrap() != opts.timesteps {
-        return Err(Error::config(format!(
-            "checkpoints must increase, start at >= 1 and end at timesteps = {}, got {c:?}",
-            opts.timesteps
-        )));
-    }
-    Ok(c.clone())
 }
 
 /// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
@@ -369,7 +506,9 @@ fn to_chw(src: &[i32], shape: Shape, out: &mut [i32]) {
 /// One step of one layer as a [`Task`], so that it is compiled for the run's kernel set.
 struct LayerStep<'a> {
     layer: &'a Layer,
-    spikes: &'a [u32],
+    /// The states of every earlier layer (the sources).
+    sources: &'a [LayerState],
+    delay: usize,
     state: &'a mut LayerState,
 }
 
@@ -378,45 +517,35 @@ impl Task for LayerStep<'_> {
 
     #[inline(always)]
     fn run<K: Kernels>(self, k: K) -> i64 {
-        layer_step(k, self.layer, self.spikes, self.state)
+        let (layer, st) = (self.layer, self.state);
+        let mut events = 0;
+        for g in &layer.groups {
+            let src = &self.sources[g.info.source];
+            let spikes = if self.delay == 0 {
+                &src.spikes
+            } else {
+                &src.prev_spikes
+            };
+            events += if layer.narrow {
+                scatter(k, layer, g, spikes, &mut st.acc16)
+            } else {
+                scatter(k, layer, g, spikes, &mut st.acc)
+            };
+        }
+        if layer.narrow {
+            update(k, layer, &mut st.v, &mut st.acc16, &mut st.mask);
+        } else {
+            update(k, layer, &mut st.v, &mut st.acc, &mut st.mask);
+        }
+        finish_step(st);
+        events
     }
 }
 
-/// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
-/// Returns the synaptic events.
+/// Update a layer's neurons.
 #[inline(always)]
-fn layer_step<K: Kernels>(k: K, layer: &Layer, spikes: &[u32], st: &mut LayerState) -> i64 {
-    let events = if layer.narrow {
-        let events = scatter(k, layer, spikes, &mut st.acc16);
-        update(
-            k,
-            layer,
-            &mut st.v,
-            &mut st.acc16,
-            &mut st.mask,
-            &layer.bias,
-        );
-        events
-    } else {
-        let events = scatter(k, layer, spikes, &mut st.acc);
-        update(k, layer, &mut st.v, &mut st.acc, &mut st.mask, &layer.bias);
-        events
-    };
-    finish_step(st);
-    events
-}
-
-/// Update a layer's neurons (with `bias`, which for the input layer is the pixels).
-#[inline(always)]
-fn update<A: Acc, K: Kernels>(
-    k: K,
-    layer: &Layer,
-    v: &mut [i32],
-    acc: &mut [A],
-    mask: &mut [u64],
-    bias: &[i32],
-) {
-    let (th, dv) = (layer.threshold, layer.leak);
+fn update<A: Acc, K: Kernels>(k: K, layer: &Layer, v: &mut [i32], acc: &mut [A], mask: &mut [u64]) {
+    let (th, dv, bias) = (layer.threshold, layer.leak, &layer.bias[..]);
     if dv == 0 {
         A::update_plain(k, v, acc, mask, bias, th)
     } else {
@@ -458,89 +587,96 @@ fn decision_hwc(st: &LayerState, shape: Shape) -> Option<usize> {
     })
 }
 
-/// Simulate one image: every step, the input layer, then each layer in order. After the step
-/// that reaches checkpoint `k` (and, when the image exits early, for every checkpoint left),
-/// calls `emit(k, state, synops, steps simulated)`.
-#[allow(clippy::too_many_arguments)]
-fn simulate<K: Kernels>(
-    net: &Network,
-    pixels: &[i32],
-    opts: &RunOptions,
-    checkpoints: &[usize],
-    state: &mut [LayerState],
-    synops: &mut [i64],
-    k: K,
-    mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
-) {
-    let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
-        .chain(net.layers.iter().map(|l| l.threshold))
-        .collect();
-    let out_layer = state.len() - 1;
-    for (l, st) in state.iter_mut().enumerate() {
-        st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
-        let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
-        st.v.fill(v0);
-        st.acc.fill(0);
-        st.acc16.fill(0);
-        st.counts.fill(0);
-        st.spikes.clear();
-        st.prev_spikes.clear();
-    }
-    synops.fill(0);
-    let (mut last, mut stable) = (None, 0usize);
-    let mut next = 0;
-    for t in 0..opts.timesteps {
-        for st in state.iter_mut() {
-            std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
+/// What every image of a run shares.
+struct Simulation<'a> {
+    net: &'a Network,
+    opts: &'a RunOptions,
+    checkpoints: &'a [usize],
+}
+
+impl Simulation<'_> {
+    /// Simulate one image: every step, the input layer, then each layer in order. After the
+    /// step that reaches checkpoint `c` (and, when the image exits early, for every checkpoint
+    /// left), calls `emit(c, state, synops, steps simulated)`. Returns `false` if the run was
+    /// stopped first.
+    fn image<K: Kernels>(
+        &self,
+        k: K,
+        pixels: &[i32],
+        state: &mut [LayerState],
+        synops: &mut [i64],
+        watch: &mut Watch,
+        mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
+    ) -> bool {
+        let (net, opts, checkpoints) = (self.net, self.opts, self.checkpoints);
+        let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
+            .chain(net.layers.iter().map(|l| l.threshold))
+            .collect();
+        let out_layer = state.len() - 1;
+        for (l, st) in state.iter_mut().enumerate() {
+            st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
+            let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
+            st.v.fill(v0);
+            st.acc.fill(0);
+            st.acc16.fill(0);
+            st.counts.fill(0);
+            st.spikes.clear();
+            st.prev_spikes.clear();
         }
-        // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
-        {
-            let st = &mut state[0];
-            let th = net.input_threshold;
-            i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
-            finish_step(st);
-        }
-        for (l, layer) in net.layers.iter().enumerate() {
-            let (below, above) = state.split_at_mut(l + 1);
-            let src = &below[l];
-            let spikes = if opts.delay == 0 {
-                &src.spikes
-            } else {
-                &src.prev_spikes
-            };
-            let state = &mut above[0];
-            synops[l + 1] += k.run(LayerStep {
-                layer,
-                spikes,
-                state,
-            });
-        }
-        if let Some(k) = opts.early_exit {
-            let out = state.last().expect("a network has an output layer");
-            let shape = net
-                .layers
-                .last()
-                .expect("a network has an output layer")
-                .shape;
-            let now = decision_hwc(out, shape);
-            stable = match now {
-                None => 0,
-                Some(_) if now == last => stable + 1,
-                Some(_) => 1,
-            };
-            last = now;
-            if stable >= k {
-                // A run of any later checkpoint's length would stop here too.
-                for k in next..checkpoints.len() {
-                    emit(k, state, synops, t + 1);
+        synops.fill(0);
+        let (mut last, mut stable) = (None, 0usize);
+        let mut next = 0;
+        for t in 0..opts.timesteps {
+            if watch.stopped() {
+                return false;
+            }
+            for st in state.iter_mut() {
+                std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
+            }
+            // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
+            {
+                let st = &mut state[0];
+                let th = net.input_threshold;
+                i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
+                finish_step(st);
+            }
+            for (i, layer) in net.layers.iter().enumerate() {
+                let (below, above) = state.split_at_mut(i + 1);
+                synops[i + 1] += k.run(LayerStep {
+                    layer,
+                    sources: below,
+                    delay: opts.delay,
+                    state: &mut above[0],
+                });
+            }
+            if let Some(e) = opts.early_exit {
+                let out = state.last().expect("a network has an output layer");
+                let shape = net
+                    .layers
+                    .last()
+                    .expect("a network has an output layer")
+                    .shape;
+                let now = decision_hwc(out, shape);
+                stable = match now {
+                    None => 0,
+                    Some(_) if now == last => stable + 1,
+                    Some(_) => 1,
+                };
+                last = now;
+                if stable >= e {
+                    // A run of any later checkpoint's length would stop here too.
+                    for c in next..checkpoints.len() {
+                        emit(c, state, synops, t + 1);
+                    }
+                    return true;
                 }
-                return;
+            }
+            if checkpoints[next] == t + 1 {
+                emit(next, state, synops, t + 1);
+                next += 1;
             }
         }
-        if checkpoints[next] == t + 1 {
-            emit(next, state, synops, t + 1);
-            next += 1;
-        }
+        true
     }
 }
 
@@ -555,51 +691,62 @@ fn finish_step(st: &mut LayerState) {
     }
 }
 
-/// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
-/// `acc`; returns the number of synaptic events.
+/// Add the synapses of group `g` for every spike in `spikes` (H, W, C indices of its source)
+/// into `acc` (the layer's, H, W, C); returns the number of synaptic events.
 #[inline(always)]
-fn scatter<A: Acc, K: Kernels>(k: K, layer: &Layer, spikes: &[u32], acc: &mut [A]) -> i64 {
+fn scatter<A: Acc, K: Kernels>(
+    k: K,
+    layer: &Layer,
+    g: &Group,
+    spikes: &[u32],
+    acc: &mut [A],
+) -> i64 {
     let mut events = 0i64;
-    match &layer.synapses {
+    let (out_w, c_out, offset) = (layer.shape.w, layer.shape.c, g.offset);
+    match &g.synapses {
         Synapses::Conv {
             weight,
-            kernel,
-            out_ch,
+            kh,
+            kw,
+            ipg,
+            opg,
             rows,
             cols,
             spans,
             coords,
         } => {
-            let (kk, o, out_w) = (*kernel, *out_ch, layer.shape.w);
+            let (kh, kw, ipg, o) = (*kh, *kw, *ipg, *opg);
             for &s in spikes {
                 let [y, x, c] = coords[s as usize];
                 let (y, x, c) = (y as usize, x as usize, c as usize);
                 let rs = rows.of(y);
                 if let Some(spans) = spans {
+                    // One group writing every channel (o == c_out, offset 0), x-stride 1.
                     let (ox, kxf, n) = spans[x];
                     let len = n as usize * o;
                     events += (rs.len() * len) as i64;
                     for &(ky, oy) in rs {
-                        let w0 = ((c * kk + ky as usize) * kk + kxf as usize) * o;
+                        let w0 = ((c * kh + ky as usize) * kw + kxf as usize) * o;
                         let a0 = (oy as usize * out_w + ox as usize) * o;
                         A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len]);
                     }
                 } else {
                     let cs = cols.of(x);
+                    let first = offset + (c / ipg) * o;
                     events += (rs.len() * cs.len() * o) as i64;
                     for &(ky, oy) in rs {
-                        let wrow = (c * kk + ky as usize) * kk;
+                        let wrow = (c * kh + ky as usize) * kw;
                         let arow = oy as usize * out_w;
                         for &(kx, ox) in cs {
-                            let w0 = (wrow + kk - 1 - kx as usize) * o;
-                            let a0 = (arow + ox as usize) * o;
+                            let w0 = (wrow + kw - 1 - kx as usize) * o;
+                            let a0 = (arow + ox as usize) * c_out + first;
                             A::add_run(k, &mut acc[a0..a0 + o], &weight[w0..w0 + o]);
                         }
                     }
                 }
             }
         }
-        Synapses::Pool { weight, target, .. } => {
+        Synapses::Pool { weight, target } => {
             for &s in spikes {
                 let t = target[s as usize];
                 if t != NO_TARGET {
@@ -609,11 +756,30 @@ fn scatter<A: Acc, K: Kernels>(k: K, layer: &Layer, spikes: &[u32], acc: &mut [A
                 }
             }
         }
+        Synapses::PoolWindows {
+            weight,
+            rows,
+            cols,
+            coords,
+        } => {
+            for &s in spikes {
+                let [y, x, c] = coords[s as usize];
+                let (rs, cs) = (rows.of(y as usize), cols.of(x as usize));
+                events += (rs.len() * cs.len()) as i64;
+                for &(_, oy) in rs {
+                    for &(_, ox) in cs {
+                        let a = &mut acc
+                            [(oy as usize * out_w + ox as usize) * c_out + offset + c as usize];
+                        *a = a.add(*weight);
+                    }
+                }
+            }
+        }
         Synapses::Dense { weight, out } => {
             let o = *out;
             for &s in spikes {
                 let w0 = s as usize * o;
-                A::add_run(k, acc, &weight[w0..w0 + o]);
+                A::add_run(k, &mut acc[offset..offset + o], &weight[w0..w0 + o]);
             }
             events = (spikes.len() * o) as i64;
         }
@@ -624,7 +790,11 @@ fn scatter<A: Acc, K: Kernels>(k: K, layer: &Layer, spikes: &[u32], acc: &mut [A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::{LayerKind, LayerSpec};
+    use crate::network::{GroupKind, LayerSpec};
+
+    fn net(input: Shape, threshold: i64, specs: &[LayerSpec]) -> crate::Result<Network> {
+        Network::new(input, threshold, specs, u64::MAX)
+    }
 
     fn opts(t: usize, delay: usize, threads: usize, record: Vec<usize>) -> RunOptions {
         RunOptions {
@@ -636,21 +806,17 @@ mod tests {
     }
 
     fn dense(out: usize, inp: usize, w: i16, threshold: i32) -> LayerSpec {
-        LayerSpec {
-            kind: LayerKind::Dense {
-                weight: vec![w; out * inp],
-                shape: vec![out, inp],
-            },
-            bias: vec![0; out],
-            threshold: threshold as i64,
-            leak: 0,
-        }
+        let kind = GroupKind::Dense {
+            weight: vec![w; out * inp],
+            shape: vec![out, inp],
+        };
+        LayerSpec::chain("dense", kind, Some(vec![0; out]), threshold as i64)
     }
 
     #[test]
     fn input_layer_fires_at_pixel_rate() {
         let input = Shape { c: 1, h: 1, w: 4 };
-        let net = Network::new(input, 255, &[dense(1, 4, 0, 1)]).unwrap();
+        let net = net(input, 255, &[dense(1, 4, 0, 1)]).unwrap();
         let out = run(&net, &[0, 51, 128, 255], &opts(10, 0, 1, vec![0])).unwrap();
         // v accumulates p per step and fires whenever it reaches 255: floor(10 p / 255) spikes.
         assert_eq!(out.spike_counts[0], vec![0, 2, 5, 10]);
@@ -660,7 +826,7 @@ mod tests {
     #[test]
     fn delay_postpones_the_next_layer_by_one_step() {
         let input = Shape { c: 1, h: 1, w: 1 };
-        let net = Network::new(input, 255, &[dense(1, 1, 1, 1)]).unwrap();
+        let net = net(input, 255, &[dense(1, 1, 1, 1)]).unwrap();
         let now = run(&net, &[255], &opts(5, 0, 1, vec![1])).unwrap();
         let late = run(&net, &[255], &opts(5, 1, 1, vec![1])).unwrap();
         assert_eq!(now.spike_counts[0], vec![5]);
@@ -672,18 +838,15 @@ mod tests {
     #[test]
     fn conv_counts_synapses_without_padding_positions() {
         let input = Shape { c: 1, h: 3, w: 3 };
-        let conv = LayerSpec {
-            kind: LayerKind::Conv2d {
-                weight: vec![1; 9],
-                shape: vec![1, 1, 3, 3],
-                stride: 1,
-                padding: 1,
-            },
-            bias: vec![0],
-            threshold: 1000,
-            leak: 0,
+        let kind = GroupKind::Conv {
+            weight: vec![1; 9],
+            shape: vec![1, 1, 3, 3],
+            stride: (1, 1),
+            padding: [1; 4],
+            groups: 1,
         };
-        let net = Network::new(input, 255, &[conv]).unwrap();
+        let conv = LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000);
+        let net = net(input, 255, &[conv]).unwrap();
         // Corner pixels reach 4 outputs, edges 6, the centre 9: 4·4 + 4·6 + 9 = 49 synapses.
         assert_eq!(net.synapse_counts(), vec![0, 49]);
         let out = run(&net, &[255; 9], &opts(1, 0, 1, vec![1])).unwrap();
@@ -694,7 +857,7 @@ mod tests {
     #[test]
     fn results_do_not_depend_on_threads() {
         let input = Shape { c: 1, h: 2, w: 2 };
-        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let net = net(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
         let images: Vec<u8> = (0..4 * 9).map(|i| (i * 37 % 256) as u8).collect();
         let a = run(&net, &images, &opts(20, 1, 1, vec![0, 1, 2])).unwrap();
         let b = run(&net, &images, &opts(20, 1, 4, vec![0, 1, 2])).unwrap();
@@ -713,7 +876,7 @@ mod tests {
     #[test]
     fn early_exit_stops_once_the_decision_is_stable() {
         let input = Shape { c: 1, h: 1, w: 2 };
-        let net = Network::new(input, 255, &[dense(2, 2, 1, 1)]).unwrap();
+        let net = net(input, 255, &[dense(2, 2, 1, 1)]).unwrap();
         let mut o = opts(50, 0, 1, vec![1]);
         o.early_exit = Some(3);
         // Output fires from step 1 on; both neurons tie, the decision (index 0) is stable at
@@ -729,7 +892,7 @@ mod tests {
     #[test]
     fn checkpoints_equal_shorter_runs() {
         let input = Shape { c: 1, h: 2, w: 2 };
-        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let net = net(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
         let images: Vec<u8> = (0..4 * 5).map(|i| (i * 53 % 256) as u8).collect();
         for early_exit in [None, Some(2)] {
             let mut o = opts(12, 1, 2, vec![0, 2]);
@@ -762,10 +925,10 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let input = Shape { c: 1, h: 1, w: 2 };
-        assert!(Network::new(input, 0, &[dense(1, 2, 1, 1)]).is_err());
-        assert!(Network::new(input, 1, &[dense(1, 3, 1, 1)]).is_err());
-        assert!(Network::new(input, 1, &[dense(1, 2, 1, 0)]).is_err());
-        let net = Network::new(input, 1, &[dense(1, 2, 1, 1)]).unwrap();
+        assert!(net(input, 0, &[dense(1, 2, 1, 1)]).is_err());
+        assert!(net(input, 1, &[dense(1, 3, 1, 1)]).is_err());
+        assert!(net(input, 1, &[dense(1, 2, 1, 0)]).is_err());
+        let net = net(input, 1, &[dense(1, 2, 1, 1)]).unwrap();
         assert!(run(&net, &[], &opts(1, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2, 3], &opts(1, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(0, 0, 1, vec![])).is_err());

@@ -4,7 +4,9 @@
 //!   the rules are in `docs/neuron.md`).
 //! * [`kernels`] — the hot loops per instruction set (portable, AVX2) and the one run-time
 //!   choice between them.
-//! * [`network`] — layers, their geometry and validation, compiled into scatter tables.
+//! * [`geometry`] — shapes and the windows of convolution and pooling.
+//! * [`network`] — layers and their synapse groups, validated once and compiled into scatter
+//!   tables.
 //! * [`engine`] — the event-driven simulation of a batch of images over threads.
 //!
 //! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
@@ -12,6 +14,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod geometry;
 pub mod kernels;
 pub mod network;
 pub mod neuron;
@@ -19,6 +22,7 @@ pub mod neuron;
 #[cfg(feature = "python")]
 mod python;
 
-pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces};
+pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces, MAX_TIMESTEPS};
 pub use error::{Error, ErrorKind, Result};
-pub use network::{LayerSpec, Network, Shape};
+pub use geometry::Shape;
+pub use network::{GroupKind, GroupSpec, LayerSpec, Network};

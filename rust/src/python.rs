@@ -6,20 +6,36 @@
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-use crate::engine::{self, RunOptions, Workspaces};
+use crate::engine::{self, RunOptions, Workspaces, MAX_TIMESTEPS};
 use crate::error::{Error, ErrorKind};
+use crate::geometry::Shape;
 use crate::kernels::{self as kernel_sets, Choice};
-use crate::network::{LayerKind, LayerSpec, Network, Shape};
+use crate::network::{GroupKind, LayerSpec, Network};
 
 pyo3::import_exception!(snnfast.errors, ShapeError);
 pyo3::import_exception!(snnfast.errors, ConfigError);
 pyo3::import_exception!(snnfast.errors, SnnfastError);
+pyo3::import_exception!(snnfast.errors, MemoryLimitError);
 
 fn to_py(err: Error) -> PyErr {
     match err.kind {
         ErrorKind::Shape => ShapeError::new_err(err.message),
         ErrorKind::Config => ConfigError::new_err(err.message),
+        ErrorKind::Memory { need, limit } => Python::attach(|py| {
+            let make = || -> PyResult<PyErr> {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("need_bytes", need)?;
+                kwargs.set_item("limit_bytes", limit)?;
+                let exc = py
+                    .get_type::<MemoryLimitError>()
+                    .call((err.message.clone(),), Some(&kwargs))?;
+                Ok(PyErr::from_value(exc))
+            };
+            make().unwrap_or_else(|e| e)
+        }),
+        ErrorKind::Interrupted => SnnfastError::new_err(err.message),
     }
 }
 
@@ -67,38 +83,38 @@ fn layer_spec(obj: &Bound<'_, PyAny>) -> PyResult<LayerSpec> {
         "conv2d" => {
             let a: ConvArgs = obj.extract()?;
             let (weight, shape) = flat(&a.weight);
+            let kind = GroupKind::Conv {
+                weight,
+                shape,
+                stride: (a.stride, a.stride),
+                padding: [a.padding; 4],
+                groups: 1,
+            };
             LayerSpec {
-                kind: LayerKind::Conv2d {
-                    weight,
-                    shape,
-                    stride: a.stride,
-                    padding: a.padding,
-                },
-                bias: flat(&a.bias).0,
-                threshold: a.threshold,
                 leak: a.leak,
+                ..LayerSpec::chain("conv2d", kind, Some(flat(&a.bias).0), a.threshold)
             }
         }
         "avgpool2d" => {
             let a: PoolArgs = obj.extract()?;
+            let kind = GroupKind::Pool {
+                kernel: (a.kernel, a.kernel),
+                weight: a.weight,
+                stride: (a.kernel, a.kernel),
+                padding: [0; 4],
+            };
             LayerSpec {
-                kind: LayerKind::AvgPool2d {
-                    kernel: a.kernel,
-                    weight: a.weight,
-                },
-                bias: Vec::new(),
-                threshold: a.threshold,
                 leak: a.leak,
+                ..LayerSpec::chain("avgpool2d", kind, None, a.threshold)
             }
         }
         "dense" => {
             let a: DenseArgs = obj.extract()?;
             let (weight, shape) = flat(&a.weight);
+            let kind = GroupKind::Dense { weight, shape };
             LayerSpec {
-                kind: LayerKind::Dense { weight, shape },
-                bias: flat(&a.bias).0,
-                threshold: a.threshold,
                 leak: a.leak,
+                ..LayerSpec::chain("dense", kind, Some(flat(&a.bias).0), a.threshold)
             }
         }
         other => {
@@ -127,18 +143,22 @@ type RunArrays<'py> = (
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (layers, *, input_shape, input_threshold))]
+    #[pyo3(signature = (layers, *, input_shape, input_threshold, memory_limit))]
     fn new(
+        py: Python<'_>,
         layers: Vec<Bound<'_, PyAny>>,
         input_shape: (i64, i64, i64),
         input_threshold: i64,
+        memory_limit: u64,
     ) -> PyResult<Self> {
         let specs = layers
             .iter()
             .map(layer_spec)
             .collect::<PyResult<Vec<_>>>()?;
         let input = Shape::checked(input_shape).map_err(to_py)?;
-        let net = Network::new(input, input_threshold, &specs).map_err(to_py)?;
+        let net = py
+            .detach(|| Network::new(input, input_threshold, &specs, memory_limit))
+            .map_err(to_py)?;
         Ok(Engine {
             net,
             workspaces: Workspaces::default(),
@@ -150,7 +170,7 @@ impl Engine {
         let mut out = vec![vec![self.net.input.c, self.net.input.h, self.net.input.w]];
         for layer in &self.net.layers {
             let s = layer.shape;
-            out.push(if layer.is_dense() {
+            out.push(if layer.flat {
                 vec![s.c]
             } else {
                 vec![s.c, s.h, s.w]
@@ -175,7 +195,8 @@ impl Engine {
     /// the name of the kernel set that ran.
     #[allow(clippy::too_many_arguments)] // keyword-only arguments of one Python call
     #[pyo3(signature = (
-        images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints
+        images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints,
+        memory_limit
     ))]
     fn run<'py>(
         &self,
@@ -188,6 +209,7 @@ impl Engine {
         record: Vec<usize>,
         early_exit: Option<usize>,
         checkpoints: Vec<usize>,
+        memory_limit: u64,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -206,14 +228,30 @@ impl Engine {
             early_exit,
             checkpoints,
             kernels: Choice::from_env().map_err(to_py)?,
+            memory_limit,
         };
         let (net, ws) = (&self.net, &self.workspaces);
+        // The calling thread re-attaches about every 25 ms to let Python run its signal
+        // handlers; a KeyboardInterrupt (or any error they raise) stops the run.
+        let mut pending: Option<PyErr> = None;
         let result = py.detach(|| {
+            let mut poll = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        pending = Some(e);
+                        true
+                    }
+                })
+            };
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::run_with(net, slice, &opts, ws)
+                engine::run_with(net, slice, &opts, ws, &mut poll)
             }))
         });
         let out = match result {
+            Ok(Err(err)) if err.kind == ErrorKind::Interrupted => {
+                return Err(pending.unwrap_or_else(|| to_py(err)));
+            }
             Ok(r) => r.map_err(to_py)?,
             Err(_) => {
                 return Err(SnnfastError::new_err(
@@ -256,5 +294,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(available_kernels, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("KERNELS_ENV", kernel_sets::ENV)?;
+    m.add("MAX_TIMESTEPS", MAX_TIMESTEPS)?;
     Ok(())
 }
