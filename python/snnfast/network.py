@@ -1,72 +1,70 @@
-"""The integer spiking network: layers, the network, and its run results.
+"""The integer spiking network: the network, its geometry, its file, and its run results.
 
 This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has integer weights
 (int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
 ``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
 
-    z    = b + sum_j W[i, j] * s_prev[j](t - d)      # d = delay, 0 or 1; s(0) = 0
+    z    = b + sum_j W[i, j] * s_src[j](t - d)       # d = delay, 0 or 1; s(0) = 0
     v    = v - sign(v) * ((|v| * dv) >> 12)           # leak, truncating toward zero
     v    = saturate_24bit(v + z)                      # [-2**23, 2**23 - 1]
     s(t) = 1 if v >= theta else 0
     v    = v - theta * s(t)                           # soft reset
 
-Layer 0 is the input layer: one neuron per pixel, bias = pixel value, threshold
-``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
+where the sum runs over the layer's synapse groups, each from its source layer
+(:mod:`snnfast.layers`). Layer 0 is the input layer: one neuron per pixel, bias = pixel value,
+threshold ``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
 
 The simulation runs in the Rust core (:mod:`snnfast._core`), event-driven: only spikes cause
-synaptic work. Results are bit-exact for every batch size and thread count.
+synaptic work. Results are bit-exact for every batch size, thread count and kernel set.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import json
 import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-from . import _checks, _core
-from ._io import atomic_write
+from . import _checks, _container, _core
+from ._records import Record
 from .errors import ConfigError, ModelFormatError, ShapeError
+from .layers import (
+    LAYER_KINDS,
+    SYNAPSE_KINDS,
+    AvgPool2d,
+    Conv2d,
+    ConvSynapses,
+    Dense,
+    DenseSynapses,
+    Layer,
+    PoolSynapses,
+    SpikingLayer,
+)
 from .settings import MAX_TIMESTEPS
 
-__all__ = ["Conv2d", "AvgPool2d", "Dense", "Layer", "Network", "RunResult"]
+__all__ = [
+    "AvgPool2d",
+    "Conv2d",
+    "ConvSynapses",
+    "Dense",
+    "DenseSynapses",
+    "GroupGeometry",
+    "Layer",
+    "Network",
+    "PoolSynapses",
+    "RunResult",
+    "SpikingLayer",
+]
 
-FORMAT_VERSION = 1
-_I64 = (-(2**63), 2**63 - 1)
-
-
-def _int_array(value: Any, name: str, where: str, dtype: type) -> np.ndarray:
-    """``value`` as a read-only C-contiguous copy of dtype ``dtype``.
-
-    Checks only what the conversion needs (an integer array whose values fit ``dtype``); its
-    rank and shape are the engine's to check.
-    """
-    arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise ShapeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype}")
-    info = np.iinfo(dtype)
-    if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise ConfigError(
-            f"{where}: {name} values must fit {np.dtype(dtype).name} "
-            f"[{info.min}, {info.max}], got range [{arr.min()}, {arr.max()}]"
-        )
-    out: np.ndarray = np.array(arr, dtype=dtype, order="C", copy=True)
-    out.flags.writeable = False
-    return out
-
-
-def _int(value: Any, name: str, where: str) -> int:
-    """``value`` as a Python ``int`` (its range is the engine's to check)."""
-    return _checks.integer(value, name, *_I64, where=where)
-
+FORMAT = "network"
+FORMAT_VERSION = 2
+"""Version 2: the checksummed container (:mod:`snnfast._container`), layer graphs. Version 1
+files (chains, unchecked) still load."""
+_LAYER_CLASSES = (Conv2d, AvgPool2d, Dense, SpikingLayer)
 
 _limit_cache: tuple[float, str | None, int] = (-math.inf, None, 0)
 
@@ -85,126 +83,43 @@ def _memory_limit() -> int:
     return limit
 
 
-def _short_repr(obj: Any) -> str:
-    """``Name(field=value, ...)`` with arrays shown as their dtype and shape, not their values."""
-    parts = []
-    for f in dataclasses.fields(obj):
-        if not f.repr:
-            continue
-        value = getattr(obj, f.name)
-        text = (
-            f"<{value.dtype} {tuple(value.shape)}>"
-            if isinstance(value, np.ndarray)
-            else repr(value)
-        )
-        parts.append(f"{f.name}={text}")
-    return f"{type(obj).__name__}({', '.join(parts)})"
+def _int_in(value: Any, name: str, lo: int, hi: int, where: str) -> int:
+    """:func:`snnfast._checks.integer` with a fast path for a plain ``int`` in range (a run's
+    arguments are checked on every call; at batch 1 the general check costs about 1 %)."""
+    if type(value) is int and lo <= value <= hi:
+        return value
+    return _checks.integer(value, name, lo, hi, where=where)
 
 
-@dataclass(frozen=True, eq=False)
-class Conv2d:
-    """Convolution layer: ``weight`` int16 ``[O, I, K, K]`` (PyTorch order), ``bias`` int32 ``[O]``.
+@dataclass(frozen=True)
+class GroupGeometry(Record):
+    """How one synapse group connects its source to its layer (what a chip mapper needs).
 
-    Zero padding has no synapses; the output size is the one PyTorch computes:
-    ``(H + 2 * padding - K) // stride + 1``.
+    Attributes:
+        layer: the layer the group feeds (1-based; 0 is the input layer).
+        index: the group's position in the layer (0-based).
+        kind: ``"conv"``, ``"pool"`` or ``"dense"``.
+        source: the layer it comes from.
+        kernel: ``(kh, kw)``; ``(1, 1)`` for dense.
+        stride: ``(sh, sw)``.
+        padding: ``(top, bottom, left, right)``; zero padding has no synapses.
+        groups: convolution groups (1 for pooling, which is channel-wise, and dense).
+        channels: ``(start, stop)``: the layer's channels the group writes.
+        source_shape: the source's neuron shape.
+        synapses: the group's synapse count.
     """
 
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: int
-    stride: int = 1
-    padding: int = 0
-    leak: int = 0
-
-    kind = "conv2d"
-
-    def __repr__(self) -> str:
-        return _short_repr(self)
-
-    def _validated(self, where: str) -> Conv2d:
-        return Conv2d(
-            _int_array(self.weight, "weight", where, np.int16),
-            _int_array(self.bias, "bias", where, np.int32),
-            _int(self.threshold, "threshold", where),
-            _int(self.stride, "stride", where),
-            _int(self.padding, "padding", where),
-            _int(self.leak, "leak", where),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "stride": self.stride,
-            "padding": self.padding,
-            "leak": self.leak,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class AvgPool2d:
-    """Average pooling as a spiking layer: ``kernel x kernel`` windows, stride ``kernel``.
-
-    Channel-wise; every synapse has the same integer ``weight``; no bias. Output size is
-    ``floor(H / kernel) x floor(W / kernel)``: rows and columns that fit no window have no synapse.
-    """
-
-    kernel: int
-    weight: int
-    threshold: int
-    leak: int = 0
-
-    kind = "avgpool2d"
-
-    def __repr__(self) -> str:
-        return _short_repr(self)
-
-    def _validated(self, where: str) -> AvgPool2d:
-        return AvgPool2d(
-            _int(self.kernel, "kernel", where),
-            _int(self.weight, "weight", where),
-            _int(self.threshold, "threshold", where),
-            _int(self.leak, "leak", where),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "kernel": self.kernel,
-            "weight": self.weight,
-            "threshold": self.threshold,
-            "leak": self.leak,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class Dense:
-    """Fully connected layer: ``weight`` int16 ``[O, I]``, ``bias`` int32 ``[O]``.
-
-    Its input is the previous layer flattened in C, H, W order.
-    """
-
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: int
-    leak: int = 0
-
-    kind = "dense"
-
-    def __repr__(self) -> str:
-        return _short_repr(self)
-
-    def _validated(self, where: str) -> Dense:
-        return Dense(
-            _int_array(self.weight, "weight", where, np.int16),
-            _int_array(self.bias, "bias", where, np.int32),
-            _int(self.threshold, "threshold", where),
-            _int(self.leak, "leak", where),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "leak": self.leak}
-
-
-Layer = Union[Conv2d, AvgPool2d, Dense]  # noqa: UP007 (a runtime alias)
+    layer: int
+    index: int
+    kind: str
+    source: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    groups: int
+    channels: tuple[int, int]
+    source_shape: tuple[int, ...]
+    synapses: int
 
 
 @dataclass(frozen=True)
@@ -284,15 +199,21 @@ class Network:
     """An integer spiking network, simulated event-driven by the Rust core.
 
     Args:
-        layers: hidden and output layers in order (:class:`Conv2d`, :class:`AvgPool2d`,
-            :class:`Dense`).
+        layers: hidden and output layers, each after the layers it takes input from, the
+            output layer last: any mix of :class:`SpikingLayer` and its shorthands
+            :class:`Conv2d`, :class:`AvgPool2d`, :class:`Dense`. A synapse group's ``source``
+            is an index in this numbering (0 = the input layer, ``i`` = ``layers[i - 1]``);
+            ``None`` is the layer just before.
         input_shape: ``(C, H, W)`` of the uint8 input images.
         input_threshold: threshold of the input layer (a pixel ``p`` fires at rate
             ``p / input_threshold``).
 
+    The network keeps read-only copies of the arrays it is given (:attr:`layers`).
+
     Raises:
-        ShapeError: a layer's array has the wrong rank or dtype, or layer shapes do not chain.
-        ConfigError: a threshold, leak, stride or value is out of range.
+        ShapeError: a layer's array has the wrong rank or dtype, or shapes do not fit.
+        ConfigError: a threshold, leak, stride, source or value is out of range.
+        MemoryLimitError: its tables would need more memory than allowed.
     """
 
     layers: Sequence[Layer]
@@ -303,30 +224,36 @@ class Network:
     _sizes: list[int] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        where = "input layer"
         if isinstance(self.input_shape, (str, bytes)) or not isinstance(
             self.input_shape, (Sequence, np.ndarray)
         ):
             raise ShapeError(f"input_shape must be (C, H, W), got {self.input_shape!r}")
-        shape = tuple(_int(s, "input_shape entry", "input layer") for s in self.input_shape)
+        shape = tuple(
+            _checks.integer(s, "input_shape entry", -(2**63), 2**63 - 1, where=where)
+            for s in self.input_shape
+        )
         if len(shape) != 3:
             raise ShapeError(f"input_shape must be (C, H, W), got {shape}")
         self.input_shape = shape
-        self.input_threshold = _int(self.input_threshold, "input_threshold", "input layer")
+        self.input_threshold = _checks.integer(
+            self.input_threshold, "input_threshold", -(2**63), 2**63 - 1, where=where
+        )
         if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Sequence):
             raise ConfigError(
                 f"layers must be a list or tuple of layers, got {type(self.layers).__name__}"
             )
         checked: list[Layer] = []
         for i, layer in enumerate(self.layers, start=1):
-            if not isinstance(layer, (Conv2d, AvgPool2d, Dense)):
+            if not isinstance(layer, _LAYER_CLASSES):
                 raise ConfigError(
-                    f"layer {i}: expected Conv2d, AvgPool2d or Dense, got {type(layer).__name__}"
+                    f"layer {i}: expected SpikingLayer, Conv2d, AvgPool2d or Dense, "
+                    f"got {type(layer).__name__}"
                 )
-            checked.append(layer._validated(f"layer {i} ({layer.kind})"))
+            checked.append(layer._validated(f"layer {i} ({_label(layer)})"))
         self.layers = checked
-        specs = [_layer_spec(layer) for layer in checked]
         self._engine = _core.Engine(
-            specs,
+            [_engine_spec(layer) for layer in checked],
             input_shape=shape,
             input_threshold=self.input_threshold,
             memory_limit=_memory_limit(),
@@ -336,7 +263,7 @@ class Network:
 
     def __repr__(self) -> str:
         layers = ", ".join(
-            f"{i} {layer.kind} {shape}"
+            f"{i} {_label(layer)} {shape}"
             for i, (layer, shape) in enumerate(zip(self.layers, self._shapes[1:]), start=1)
         )
         return (
@@ -360,7 +287,8 @@ class Network:
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
-        """Shape of each layer's neurons, input first: ``(C, H, W)`` or ``(O,)`` for Dense."""
+        """Shape of each layer's neurons, input first: ``(C, H, W)``, or ``(O,)`` for a layer
+        of dense synapses."""
         return list(self._shapes)
 
     @property
@@ -373,17 +301,54 @@ class Network:
         """Threshold of each layer, input first."""
         return [self.input_threshold] + [int(layer.threshold) for layer in self.layers]
 
+    def _layer_index(self, layer: Any, where: str, lo: int = 0) -> int:
+        return _checks.integer(layer, "layer", lo, self.n_layers, where=where)
+
+    def synapse_groups(self, layer: int) -> tuple[GroupGeometry, ...]:
+        """The synapse groups feeding ``layer`` (1-based; the input layer has none), with
+        their geometry and synapse counts."""
+        l = self._layer_index(layer, "synapse_groups")
+        if l == 0:
+            return ()
+        out = []
+        for g, d in enumerate(self._engine.groups(l)):
+            src = int(d["source"])
+            out.append(
+                GroupGeometry(
+                    layer=l,
+                    index=g,
+                    kind=str(d["kind"]),
+                    source=src,
+                    kernel=tuple(d["kernel"]),
+                    stride=tuple(d["stride"]),
+                    padding=tuple(d["padding"]),
+                    groups=int(d["groups"]),
+                    channels=tuple(d["channels"]),
+                    source_shape=self._shapes[src],
+                    synapses=int(d["synapses"]),
+                )
+            )
+        return tuple(out)
+
+    def group_fan_out(self, layer: int, group: int) -> np.ndarray:
+        """Synapses from each neuron of the source of group ``group`` of ``layer`` into
+        ``layer``: int64, shaped like the source layer's neurons."""
+        groups = self.synapse_groups(self._layer_index(layer, "group_fan_out", lo=1))
+        g = _checks.integer(group, "group", 0, len(groups) - 1, where="group_fan_out")
+        flat = np.asarray(self._engine.group_fan_out(int(layer), g), dtype=np.int64)
+        return flat.reshape(groups[g].source_shape)
+
     def synapse_counts(self) -> list[int]:
-        """Number of synapses into each layer (input first, 0); padding positions have none."""
+        """Number of synapses into each layer (input first, 0), summed over its groups;
+        padding positions have none."""
         return [int(x) for x in self._engine.synapse_counts()]
 
     def fan_out(self, layer: int) -> np.ndarray:
-        """Synapses leaving each neuron of ``layer`` (0 = input) into ``layer + 1``: int64, shaped
-        like that layer's neurons."""
-        if not 0 <= layer < self.n_layers:
-            raise ConfigError(f"fan_out: layer must be in [0, {self.n_layers - 1}], got {layer}")
-        flat = np.asarray(self._engine.fan_out(layer), dtype=np.int64)
-        return flat.reshape(self._shapes[layer])
+        """Synapses leaving each neuron of ``layer`` (0 = input) into every layer it feeds
+        (in a chain, ``layer + 1``): int64, shaped like that layer's neurons."""
+        l = _checks.integer(layer, "layer", 0, self.n_layers - 1, where="fan_out")
+        flat = np.asarray(self._engine.fan_out(l), dtype=np.int64)
+        return flat.reshape(self._shapes[l])
 
     # -- simulation -------------------------------------------------------------------------
 
@@ -417,7 +382,7 @@ class Network:
             ShapeError: wrong dtype, rank or shape, or an empty batch.
             ConfigError: ``timesteps``, ``delay``, ``v_init``, ``threads`` or ``record`` invalid.
         """
-        timesteps = _checks.positive_int(timesteps, "timesteps", MAX_TIMESTEPS, where="run")
+        timesteps = _int_in(timesteps, "timesteps", 1, MAX_TIMESTEPS, "run")
         return self._run(images, [timesteps], delay, v_init, threads, record, early_exit, "run")[0]
 
     def run_checkpoints(
@@ -475,18 +440,21 @@ class Network:
         where: str,
     ) -> list[RunResult]:
         imgs = self._check_images(images)
-        delay = _checks.integer(delay, "delay", 0, 1, where=where)
-        v_init = _checks.number(v_init, "v_init", 0.0, 1.0, hi_open=True, where=where)
-        n_threads = _checks.threads(threads, where=where)
+        delay = _int_in(delay, "delay", 0, 1, where)
+        if not (type(v_init) is float and 0.0 <= v_init < 1.0):
+            v_init = _checks.number(v_init, "v_init", 0.0, 1.0, hi_open=True, where=where)
+        n_threads = (
+            _checks.threads(threads, where=where)
+            if threads is None
+            else _int_in(threads, "threads", 1, _checks.MAX_THREADS, where)
+        )
         n_total = self.n_layers + 1
         if record is None:
             rec = list(range(n_total))
         else:
-            rec = sorted(
-                {_checks.integer(l, "record entry", 0, n_total - 1, where=where) for l in record}
-            )
+            rec = sorted({_int_in(l, "record entry", 0, n_total - 1, where) for l in record})
         if early_exit is not None:
-            early_exit = _checks.positive_int(early_exit, "early_exit", MAX_TIMESTEPS, where=where)
+            early_exit = _int_in(early_exit, "early_exit", 1, MAX_TIMESTEPS, where)
         counts, membrane, synops, steps, kernels = self._engine.run(
             imgs,
             timesteps=checkpoints[-1],
@@ -540,100 +508,111 @@ class Network:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
-        """Write the network (and JSON-serialisable ``metadata``) to an ``.npz`` file, atomically.
-
-        The file holds only integer arrays and one JSON header; loading it runs no code.
-        """
-        header: dict[str, Any] = {
-            "format": "snnfast.network",
-            "version": FORMAT_VERSION,
-            "input_shape": list(self.input_shape),
-            "input_threshold": self.input_threshold,
-            "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
-            "metadata": dict(metadata or {}),
-        }
-        arrays: dict[str, Any] = {
-            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        }
+    def to_container(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The network as a container body and its arrays (what :meth:`save` writes), for file
+        kinds that hold a network; :meth:`from_container` reads it back."""
+        arrays: dict[str, np.ndarray] = {}
+        entries = []
         for i, layer in enumerate(self.layers):
+            entries.append({"kind": layer.kind, **layer._params()})
             if isinstance(layer, (Conv2d, Dense)):
                 arrays[f"layer{i}.weight"] = layer.weight
                 arrays[f"layer{i}.bias"] = layer.bias
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        with atomic_write(path) as fh:
-            fh.write(buf.getvalue())
+            elif isinstance(layer, SpikingLayer):
+                if layer.bias is not None:
+                    arrays[f"layer{i}.bias"] = layer.bias
+                for j, g in enumerate(layer.groups):
+                    if isinstance(g, (ConvSynapses, DenseSynapses)):
+                        arrays[f"layer{i}.synapses{j}.weight"] = g.weight
+        body = {
+            "input_shape": list(self.input_shape),
+            "input_threshold": self.input_threshold,
+            "layers": entries,
+        }
+        return body, arrays
+
+    @classmethod
+    def from_container(
+        cls, body: Mapping[str, Any], arrays: Mapping[str, np.ndarray], where: str = "network"
+    ) -> Network:
+        """The network :meth:`to_container` described.
+
+        Raises:
+            ModelFormatError: the description is damaged (and names what is wrong).
+        """
+        try:
+            layers = [_load_layer(e, i, arrays, where) for i, e in enumerate(body["layers"])]
+            shape = tuple(body["input_shape"])
+            threshold = body["input_threshold"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{where}: layer list is damaged ({exc!r})") from exc
+        try:
+            return cls(layers, shape, threshold)
+        except (ShapeError, ConfigError) as exc:
+            raise ModelFormatError(f"{where} describes an invalid network: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
+        """Write the network (and JSON-serialisable ``metadata``) to one checksummed container
+        file (:mod:`snnfast._container`), atomically. Loading it runs no code."""
+        body, arrays = self.to_container()
+        body["metadata"] = dict(metadata or {})
+        _container.write(path, FORMAT, FORMAT_VERSION, body, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[Network, dict[str, Any]]:
-        """Read a network written by :meth:`save`; returns ``(network, metadata)``.
+        """Read a network written by :meth:`save` (or by the first file version); returns
+        ``(network, metadata)``.
 
         Raises:
             ModelFormatError: the file is missing, not an snnfast network, or damaged.
+            MemoryLimitError: its arrays or tables would need more memory than allowed.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise ModelFormatError(f"no network file at {p}")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                header = json.loads(bytes(z["header"]).decode())
-                arrays = {k: z[k] for k in z.files if k != "header"}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ModelFormatError(f"{p} is not a readable snnfast network file: {exc}") from exc
-        if header.get("format") != "snnfast.network":
-            raise ModelFormatError(f"{p} is not an snnfast network file")
-        if header.get("version") != FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{p} has network format version {header.get('version')}, "
-                f"this snnfast reads version {FORMAT_VERSION}"
-            )
-        layers: list[Layer] = []
-        try:
-            for i, spec in enumerate(header["layers"]):
-                params = {k: v for k, v in spec.items() if k != "kind"}
-                if spec["kind"] == "conv2d":
-                    layers.append(
-                        Conv2d(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif spec["kind"] == "dense":
-                    layers.append(
-                        Dense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif spec["kind"] == "avgpool2d":
-                    layers.append(AvgPool2d(**params))
-                else:
-                    raise ModelFormatError(f"{p}: layer {i + 1} has unknown kind {spec['kind']!r}")
-        except (KeyError, TypeError) as exc:
-            raise ModelFormatError(f"{p}: layer list is damaged ({exc})") from exc
-        net = cls(layers, tuple(header["input_shape"]), header["input_threshold"])
-        return net, dict(header.get("metadata", {}))
+        contents = _container.read(path, FORMAT, (1, FORMAT_VERSION), what="network")
+        net = cls.from_container(contents.body, contents.arrays, where=str(path))
+        metadata = contents.body.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ModelFormatError(f"{path}: metadata is not a JSON object")
+        return net, metadata
 
 
-def _layer_spec(layer: Layer) -> dict[str, Any]:
-    """The plain dict the Rust core takes for one layer."""
-    if isinstance(layer, Conv2d):
-        return {
-            "kind": "conv2d",
-            "weight": layer.weight,
-            "bias": layer.bias,
-            "threshold": layer.threshold,
-            "stride": layer.stride,
-            "padding": layer.padding,
-            "leak": layer.leak,
-        }
-    if isinstance(layer, AvgPool2d):
-        return {
-            "kind": "avgpool2d",
-            "kernel": layer.kernel,
-            "weight": layer.weight,
-            "threshold": layer.threshold,
-            "leak": layer.leak,
-        }
+def _label(layer: Layer) -> str:
+    """What messages call a layer: its name, or its kind."""
+    return layer.label if isinstance(layer, SpikingLayer) else layer.kind
+
+
+def _engine_spec(layer: Layer) -> dict[str, Any]:
+    """The dict the Rust core takes for one (validated) layer."""
+    sl = layer.as_spiking_layer()
     return {
-        "kind": "dense",
-        "weight": layer.weight,
-        "bias": layer.bias,
-        "threshold": layer.threshold,
-        "leak": layer.leak,
+        "label": _label(layer),
+        "threshold": sl.threshold,
+        "leak": sl.leak,
+        "bias": sl.bias,
+        "groups": [g._spec() for g in sl.groups],
     }
+
+
+def _load_layer(
+    entry: Mapping[str, Any], i: int, arrays: Mapping[str, np.ndarray], where: str
+) -> Layer:
+    """One layer of a network file: its JSON entry and arrays."""
+    params = {k: v for k, v in entry.items() if k != "kind"}
+    kind = entry["kind"]
+    cls = LAYER_KINDS.get(kind)
+    if cls is None:
+        raise ModelFormatError(f"{where}: layer {i + 1} has unknown kind {kind!r}")
+    if cls in (Conv2d, Dense):
+        return cls(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+    if cls is AvgPool2d:
+        return AvgPool2d(**params)
+    groups = []
+    for j, g in enumerate(params.pop("synapses")):
+        gp = {k: v for k, v in g.items() if k != "kind"}
+        gcls = SYNAPSE_KINDS.get(g["kind"])
+        if gcls is None:
+            raise ModelFormatError(f"{where}: layer {i + 1} has a group of kind {g['kind']!r}")
+        if gcls is PoolSynapses:
+            groups.append(PoolSynapses(**gp))
+        else:
+            groups.append(gcls(arrays[f"layer{i}.synapses{j}.weight"], **gp))
+    return SpikingLayer(groups, bias=arrays.get(f"layer{i}.bias"), **params)

@@ -790,7 +790,7 @@ fn scatter<A: Acc, K: Kernels>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::{GroupKind, LayerSpec};
+    use crate::network::{GroupKind, GroupSpec, LayerSpec};
 
     fn net(input: Shape, threshold: i64, specs: &[LayerSpec]) -> crate::Result<Network> {
         Network::new(input, threshold, specs, u64::MAX)
@@ -934,5 +934,92 @@ mod tests {
         assert!(run(&net, &[1, 2], &opts(0, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(1, 2, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(1, 0, 1, vec![5])).is_err());
+    }
+
+    #[test]
+    fn residual_groups_add_and_depthwise_groups_stay_in_their_channels() {
+        // Input 2x1x3; layer 1: depthwise 1x1 conv (channel c times c + 1); layer 2: the
+        // residual sum of layer 1 (weight 10) and the input (weight 100), both pooled 1x1.
+        let input = Shape { c: 2, h: 1, w: 3 };
+        let conv = LayerSpec::chain(
+            "conv2d",
+            GroupKind::Conv {
+                weight: vec![1, 2],
+                shape: vec![2, 1, 1, 1],
+                stride: (1, 1),
+                padding: [0; 4],
+                groups: 2,
+            },
+            None,
+            1000,
+        );
+        let pool = |source, weight| GroupSpec {
+            kind: GroupKind::Pool {
+                kernel: (1, 1),
+                weight,
+                stride: (1, 1),
+                padding: [0; 4],
+            },
+            source,
+            channel_offset: 0,
+        };
+        let add = LayerSpec {
+            groups: vec![pool(1, 10), pool(0, 100)],
+            ..LayerSpec::chain(
+                "spiking",
+                GroupKind::Dense {
+                    weight: vec![],
+                    shape: vec![],
+                },
+                None,
+                1 << 20,
+            )
+        };
+        let net = net(input, 255, &[conv, add]).unwrap();
+        assert_eq!(net.synapse_counts(), vec![0, 6, 12]);
+        assert_eq!(net.fan_out(0), vec![2; 6]);
+        // Channel 0 pixels 255, channel 1 pixels 0: only channel 0 spikes, every step.
+        let image = [255, 255, 255, 0, 0, 0];
+        let out = run(&net, &image, &opts(1, 0, 1, vec![1, 2])).unwrap();
+        assert_eq!(out.membrane[0], vec![1, 1, 1, 0, 0, 0]);
+        assert_eq!(out.membrane[1], vec![100, 100, 100, 0, 0, 0]);
+        let late = run(&net, &image, &opts(2, 1, 1, vec![2])).unwrap();
+        // delay 1: step 2 sees the input's step-1 spikes (100) and layer 1's step-1 spikes
+        // (none: layer 1 received nothing in step 1).
+        assert_eq!(late.membrane[0], vec![100, 100, 100, 0, 0, 0]);
+    }
+
+    #[test]
+    fn graph_errors_name_the_group() {
+        let input = Shape { c: 1, h: 4, w: 4 };
+        let pool = |source, k| GroupSpec {
+            kind: GroupKind::Pool {
+                kernel: (k, k),
+                weight: 1,
+                stride: (k, k),
+                padding: [0; 4],
+            },
+            source,
+            channel_offset: 0,
+        };
+        let layer = |groups| LayerSpec {
+            groups,
+            ..LayerSpec::chain(
+                "spiking",
+                GroupKind::Dense {
+                    weight: vec![],
+                    shape: vec![],
+                },
+                None,
+                5,
+            )
+        };
+        let err = net(input, 9, &[layer(vec![pool(1, 1)])]).unwrap_err();
+        assert!(err.message.contains("source"), "{}", err.message);
+        let err = net(input, 9, &[layer(vec![pool(0, 1), pool(0, 2)])]).unwrap_err();
+        assert!(err.message.contains("agree on H and W"), "{}", err.message);
+        assert!(net(input, 9, &[layer(vec![])]).is_err());
+        let err = net(input, 9, &[layer(vec![pool(0, 1)])]).map(|n| n.shapes());
+        assert_eq!(err.unwrap()[1], Shape { c: 1, h: 4, w: 4 });
     }
 }

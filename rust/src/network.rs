@@ -270,16 +270,18 @@ impl Network {
         out
     }
 
-    /// Number of synapses into each layer, input first (0).
+    /// Synapse count of each group of layer `layer` (1-based).
+    pub fn group_synapses(&self, layer: usize) -> Vec<u64> {
+        (0..self.layers[layer - 1].groups.len())
+            .map(|g| self.group_fan_out(layer, g).iter().sum())
+            .collect()
+    }
+
+    /// Number of synapses into each layer (summed over its groups), input first (0).
     pub fn synapse_counts(&self) -> Vec<u64> {
-        let mut counts = vec![0u64];
-        for (i, layer) in self.layers.iter().enumerate() {
-            let n = (0..layer.groups.len())
-                .map(|g| self.group_fan_out(i + 1, g).iter().sum::<u64>())
-                .sum();
-            counts.push(n);
-        }
-        counts
+        std::iter::once(0)
+            .chain((1..=self.layers.len()).map(|l| self.group_synapses(l).iter().sum()))
+            .collect()
     }
 }
 

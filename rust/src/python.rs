@@ -12,7 +12,7 @@ use crate::engine::{self, RunOptions, Workspaces, MAX_TIMESTEPS};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::Shape;
 use crate::kernels::{self as kernel_sets, Choice};
-use crate::network::{GroupKind, LayerSpec, Network};
+use crate::network::{GroupKind, GroupSpec, LayerSpec, Network};
 
 pyo3::import_exception!(snnfast.errors, ShapeError);
 pyo3::import_exception!(snnfast.errors, ConfigError);
@@ -44,85 +44,93 @@ fn flat<T: numpy::Element + Copy>(a: &PyReadonlyArrayDyn<'_, T>) -> (Vec<T>, Vec
     (a.as_array().iter().copied().collect(), a.shape().to_vec())
 }
 
-/// A `Conv2d` as `snnfast.network` hands it over.
+/// One synapse group as `snnfast.layers` hands it over (every key present; those its kind does
+/// not use hold neutral values).
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-struct ConvArgs<'py> {
-    weight: PyReadonlyArrayDyn<'py, i16>,
-    bias: PyReadonlyArrayDyn<'py, i32>,
-    threshold: i64,
-    leak: i64,
-    stride: i64,
-    padding: i64,
+struct GroupArgs<'py> {
+    kind: String,
+    source: i64,
+    channel_offset: i64,
+    weight: Option<PyReadonlyArrayDyn<'py, i16>>,
+    pool_weight: i64,
+    kernel: (i64, i64),
+    stride: (i64, i64),
+    padding: (i64, i64, i64, i64),
+    groups: i64,
 }
 
-/// An `AvgPool2d`.
+/// One layer as `snnfast.network` hands it over.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-struct PoolArgs {
-    kernel: i64,
-    weight: i64,
+struct LayerArgs<'py> {
+    label: String,
     threshold: i64,
     leak: i64,
+    bias: Option<PyReadonlyArrayDyn<'py, i32>>,
+    groups: Vec<GroupArgs<'py>>,
 }
 
-/// A `Dense` layer.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct DenseArgs<'py> {
-    weight: PyReadonlyArrayDyn<'py, i16>,
-    bias: PyReadonlyArrayDyn<'py, i32>,
-    threshold: i64,
-    leak: i64,
+impl GroupArgs<'_> {
+    fn spec(&self) -> PyResult<GroupSpec> {
+        let weight = || {
+            self.weight.as_ref().map(flat).ok_or_else(|| {
+                ConfigError::new_err(format!(
+                    "a {} synapse group needs a weight array",
+                    self.kind
+                ))
+            })
+        };
+        let (t, b, l, r) = self.padding;
+        let kind = match self.kind.as_str() {
+            "conv" => {
+                let (weight, shape) = weight()?;
+                GroupKind::Conv {
+                    weight,
+                    shape,
+                    stride: self.stride,
+                    padding: [t, b, l, r],
+                    groups: self.groups,
+                }
+            }
+            "pool" => GroupKind::Pool {
+                kernel: self.kernel,
+                weight: self.pool_weight,
+                stride: self.stride,
+                padding: [t, b, l, r],
+            },
+            "dense" => {
+                let (weight, shape) = weight()?;
+                GroupKind::Dense { weight, shape }
+            }
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown synapse group kind {other:?}"
+                )))
+            }
+        };
+        Ok(GroupSpec {
+            kind,
+            source: self.source,
+            channel_offset: self.channel_offset,
+        })
+    }
 }
 
-/// One layer: its `kind` says which of the argument structs it is.
-fn layer_spec(obj: &Bound<'_, PyAny>) -> PyResult<LayerSpec> {
-    let kind: String = obj.get_item("kind")?.extract()?;
-    Ok(match kind.as_str() {
-        "conv2d" => {
-            let a: ConvArgs = obj.extract()?;
-            let (weight, shape) = flat(&a.weight);
-            let kind = GroupKind::Conv {
-                weight,
-                shape,
-                stride: (a.stride, a.stride),
-                padding: [a.padding; 4],
-                groups: 1,
-            };
-            LayerSpec {
-                leak: a.leak,
-                ..LayerSpec::chain("conv2d", kind, Some(flat(&a.bias).0), a.threshold)
-            }
-        }
-        "avgpool2d" => {
-            let a: PoolArgs = obj.extract()?;
-            let kind = GroupKind::Pool {
-                kernel: (a.kernel, a.kernel),
-                weight: a.weight,
-                stride: (a.kernel, a.kernel),
-                padding: [0; 4],
-            };
-            LayerSpec {
-                leak: a.leak,
-                ..LayerSpec::chain("avgpool2d", kind, None, a.threshold)
-            }
-        }
-        "dense" => {
-            let a: DenseArgs = obj.extract()?;
-            let (weight, shape) = flat(&a.weight);
-            let kind = GroupKind::Dense { weight, shape };
-            LayerSpec {
-                leak: a.leak,
-                ..LayerSpec::chain("dense", kind, Some(flat(&a.bias).0), a.threshold)
-            }
-        }
-        other => {
-            return Err(ConfigError::new_err(format!(
-                "unknown layer kind {other:?}"
-            )))
-        }
-    })
+impl LayerArgs<'_> {
+    fn spec(&self) -> PyResult<LayerSpec> {
+        Ok(LayerSpec {
+            label: self.label.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(GroupArgs::spec)
+                .collect::<PyResult<_>>()?,
+            bias: self.bias.as_ref().map(|b| flat(b).0),
+            threshold: self.threshold,
+            leak: self.leak,
+        })
+    }
 }
 
 /// A compiled network, ready to run. Built by `snnfast.Network`.
@@ -140,20 +148,30 @@ type RunArrays<'py> = (
     &'static str,
 );
 
+impl Engine {
+    /// Layer `layer` (1-based), or an error.
+    fn layer(&self, layer: usize) -> PyResult<&crate::network::Layer> {
+        layer
+            .checked_sub(1)
+            .and_then(|i| self.net.layers.get(i))
+            .ok_or_else(|| ConfigError::new_err(format!("no layer {layer} with synapses")))
+    }
+}
+
 #[pymethods]
 impl Engine {
     #[new]
     #[pyo3(signature = (layers, *, input_shape, input_threshold, memory_limit))]
     fn new(
         py: Python<'_>,
-        layers: Vec<Bound<'_, PyAny>>,
+        layers: Vec<LayerArgs<'_>>,
         input_shape: (i64, i64, i64),
         input_threshold: i64,
         memory_limit: u64,
     ) -> PyResult<Self> {
         let specs = layers
             .iter()
-            .map(layer_spec)
+            .map(LayerArgs::spec)
             .collect::<PyResult<Vec<_>>>()?;
         let input = Shape::checked(input_shape).map_err(to_py)?;
         let net = py
@@ -184,10 +202,49 @@ impl Engine {
     }
 
     fn fan_out<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        if layer >= self.net.layers.len() {
+        if layer > self.net.layers.len() {
             return Err(ConfigError::new_err(format!("fan_out: no layer {layer}")));
         }
         Ok(self.net.fan_out(layer).into_pyarray(py))
+    }
+
+    /// The synapse groups of layer `layer` (1-based): kind, source, kernel, stride, padding,
+    /// groups, channels and synapse count of each.
+    fn groups<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let l = self.layer(layer)?;
+        let counts = self.net.group_synapses(layer);
+        l.groups
+            .iter()
+            .zip(counts)
+            .map(|(g, n)| {
+                let i = &g.info;
+                let d = PyDict::new(py);
+                d.set_item("kind", i.kind)?;
+                d.set_item("source", i.source)?;
+                d.set_item("kernel", i.kernel)?;
+                d.set_item("stride", i.stride)?;
+                d.set_item("padding", i.padding)?;
+                d.set_item("groups", i.groups)?;
+                d.set_item("channels", i.channels)?;
+                d.set_item("synapses", n)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// Synapses from each neuron of the source of group `group` of `layer` into `layer`.
+    fn group_fan_out<'py>(
+        &self,
+        py: Python<'py>,
+        layer: usize,
+        group: usize,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        if group >= self.layer(layer)?.groups.len() {
+            return Err(ConfigError::new_err(format!(
+                "group_fan_out: layer {layer} has no group {group}"
+            )));
+        }
+        Ok(self.net.group_fan_out(layer, group).into_pyarray(py))
     }
 
     /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
