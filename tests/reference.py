@@ -165,8 +165,24 @@ def matrices(net: snnfast.Network):
 
 
 def leak(v: np.ndarray, dv: int) -> np.ndarray:
-    """v − sign(v)·((|v|·dv) >> 12)."""
+    """v − sign(v)·((|v|·dv) >> 12): the decay of the potential (dv) and of the current (du)."""
     return v - np.sign(v) * ((np.abs(v) * dv) >> 12)
+
+
+NO_CURRENT = 4096  # du of a neuron without current memory
+
+
+def neuron_step(v, u, syn, bias, threshold, dv, du, reset):
+    """One step of docs/neuron.md's neuron for whole arrays; returns (v, u, spikes)."""
+    if du == NO_CURRENT:
+        current = syn  # no current register: the input goes straight to v
+    else:
+        u = np.clip(leak(u, du) + syn, V_MIN, V_MAX)
+        current = u
+    x = np.clip(leak(v, dv) + current + bias, V_MIN, V_MAX)
+    s = (x >= threshold).astype(np.int64)
+    v = np.where(s == 1, 0, x) if reset == "zero" else x - threshold * s
+    return v, u, s
 
 
 def decision(counts: np.ndarray, v: np.ndarray) -> int | None:
@@ -190,6 +206,8 @@ def simulate(
     n = images.shape[0]
     thresholds = net.thresholds
     leaks = [0] + [layer.leak for layer in net.layers]
+    dus = [NO_CURRENT] + [layer.du for layer in net.layers]
+    resets = ["subtract"] + [layer.reset for layer in net.layers]
     sizes = net.sizes
     counts_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
     mem_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
@@ -200,24 +218,24 @@ def simulate(
         v = [
             np.full(s, math.floor(v_init * th), dtype=np.int64) for s, th in zip(sizes, thresholds)
         ]
+        u = [np.zeros(s, dtype=np.int64) for s in sizes]  # synaptic currents
         prev = [np.zeros(s, dtype=np.int64) for s in sizes]  # s(t − 1), s(0) = 0
         last, stable = None, 0
         for t in range(timesteps):
             cur: list[np.ndarray] = []
             for l in range(len(sizes)):
+                syn = np.zeros(sizes[l], dtype=np.int64)
                 if l == 0:
-                    z = pixels
+                    b = pixels
                 else:
                     groups, b = mats[l - 1]
-                    z = b.copy()
                     for src, w, m in groups:
                         s_in = cur[src] if delay == 0 else prev[src]
-                        z = z + w @ s_in
+                        syn = syn + w @ s_in
                         synops[i, l] += int(m.sum(axis=0) @ s_in)
-                vv = leak(v[l], leaks[l])
-                vv = np.clip(vv + z, V_MIN, V_MAX)
-                s = (vv >= thresholds[l]).astype(np.int64)
-                v[l] = vv - thresholds[l] * s
+                v[l], u[l], s = neuron_step(
+                    v[l], u[l], syn, b, thresholds[l], leaks[l], dus[l], resets[l]
+                )
                 counts_out[l][i] += s
                 cur.append(s)
             prev = cur

@@ -56,6 +56,15 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
     def leak() -> int:
         return draw(st.one_of(st.just(0), st.integers(0, 4096)))
 
+    def neuron() -> dict:
+        """Reset mode and current decay: mostly the defaults."""
+        if draw(st.integers(0, 2)):
+            return {}
+        return {
+            "reset": draw(st.sampled_from(["subtract", "zero"])),
+            "du": draw(st.integers(0, 4096)),
+        }
+
     for _ in range(draw(st.integers(1, 3))):
         spatial = len(shape) == 3
         cc, hh, ww = shape if spatial else (shape[0], 1, 1)
@@ -69,13 +78,17 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             weight = rng.integers(-wmax, wmax + 1, size=(o, cc, k, k))
             bias = rng.integers(-bmax, bmax + 1, size=o)
             layers.append(
-                snnfast.Conv2d(weight, bias, threshold(), stride=s, padding=p, leak=leak())
+                snnfast.Conv2d(
+                    weight, bias, threshold(), stride=s, padding=p, leak=leak(), **neuron()
+                )
             )
             shape = (o, (hh + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1)
         elif kind == "pool":
             k = draw(st.integers(1, min(3, hh, ww)))
             layers.append(
-                snnfast.AvgPool2d(k, draw(st.integers(-wmax, wmax)), threshold(), leak=leak())
+                snnfast.AvgPool2d(
+                    k, draw(st.integers(-wmax, wmax)), threshold(), leak=leak(), **neuron()
+                )
             )
             shape = (cc, hh // k, ww // k)
         else:
@@ -83,7 +96,7 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             n_in = int(np.prod(shape))
             weight = rng.integers(-wmax, wmax + 1, size=(o, n_in))
             bias = rng.integers(-bmax, bmax + 1, size=o)
-            layers.append(snnfast.Dense(weight, bias, threshold(), leak=leak()))
+            layers.append(snnfast.Dense(weight, bias, threshold(), leak=leak(), **neuron()))
             shape = (o,)
     return snnfast.Network(layers, input_shape=(c, h, w), input_threshold=draw(st.integers(1, 400)))
 

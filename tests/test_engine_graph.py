@@ -109,13 +109,17 @@ def graphs(draw: st.DrawFn) -> snnfast.Network:
         threshold = draw(st.one_of(st.integers(1, 300), st.integers(1, 2**24)))
         leak = draw(st.one_of(st.just(0), st.integers(0, 4096)))
         bias = None if draw(st.booleans()) else rng.integers(-bmax, bmax + 1, size=channels)
-        layers.append(_layer(groups, threshold, bias, leak, draw(st.booleans())))
+        neuron = {
+            "reset": draw(st.sampled_from(["subtract", "zero"])),
+            "du": draw(st.one_of(st.just(4096), st.integers(0, 4096))),
+        }
+        layers.append(_layer(groups, threshold, bias, leak, draw(st.booleans()), neuron))
         assert out_hw is not None or dense
         shapes.append((channels,) if dense else (channels, *out_hw))  # type: ignore[misc]
     return snnfast.Network(layers, input_shape=(c, h, w), input_threshold=draw(st.integers(1, 400)))
 
 
-def _layer(groups, threshold, bias, leak, shorthand: bool) -> snnfast.Layer:
+def _layer(groups, threshold, bias, leak, shorthand: bool, neuron: dict) -> snnfast.Layer:
     """The layer, as a shorthand where one fits and ``shorthand`` asks for it."""
     square = all(
         isinstance(getattr(g, "stride", 1), (int, type(None)))
@@ -128,7 +132,15 @@ def _layer(groups, threshold, bias, leak, shorthand: bool) -> snnfast.Layer:
         b = zeros if bias is None else bias
         if isinstance(g, ConvSynapses) and bias is not None:
             return snnfast.Conv2d(
-                g.weight, b, threshold, g.stride, g.padding, leak, groups=g.groups, source=g.source
+                g.weight,
+                b,
+                threshold,
+                g.stride,
+                g.padding,
+                leak,
+                groups=g.groups,
+                source=g.source,
+                **neuron,
             )
         if isinstance(g, PoolSynapses) and bias is None and g.kernel[0] == g.kernel[1]:
             return snnfast.AvgPool2d(
@@ -139,10 +151,11 @@ def _layer(groups, threshold, bias, leak, shorthand: bool) -> snnfast.Layer:
                 stride=g.stride,
                 padding=g.padding,
                 source=g.source,
+                **neuron,
             )
         if isinstance(g, DenseSynapses) and bias is not None:
-            return snnfast.Dense(g.weight, b, threshold, leak, source=g.source)
-    return SpikingLayer(groups, threshold, bias=bias, leak=leak)
+            return snnfast.Dense(g.weight, b, threshold, leak, source=g.source, **neuron)
+    return SpikingLayer(groups, threshold, bias=bias, leak=leak, **neuron)
 
 
 def images_for(net: snnfast.Network, n: int, seed: int) -> np.ndarray:

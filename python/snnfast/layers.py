@@ -8,6 +8,9 @@ a leak) fed by one or more synapse groups, each from one earlier layer (its ``so
 * :class:`PoolSynapses`: channel-wise average pooling as synapses of one shared int16 weight;
 * :class:`DenseSynapses`: all-to-all, weight int16 ``[O, I]`` over the source flattened C, H, W.
 
+Every layer can also reset to zero instead of subtracting the threshold (``reset="zero"``) and
+carry a synaptic current with its own decay ``du`` (Loihi's CUBA compartment).
+
 A residual addition is two groups writing the same channels; a channel concatenation is groups
 writing disjoint channel ranges (``channel_offset``). ``source`` is the index of an earlier
 layer in the network's numbering (0 is the input layer, layer ``i`` is ``layers[i - 1]``);
@@ -104,6 +107,19 @@ def _padding(value: Any, where: str) -> tuple[int, int, int, int]:
 
 def _source(value: Any, where: str) -> int | None:
     return None if value is None else _int(value, "source", where)
+
+
+RESETS = ("subtract", "zero")
+DU_NONE = 4096
+"""``du`` of a neuron without current memory (the default)."""
+
+
+def _reset(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{where}: reset must be one of {', '.join(map(repr, RESETS))}, got {value!r}"
+        )
+    return value
 
 
 def short_repr(obj: Any) -> str:
@@ -303,6 +319,11 @@ class SpikingLayer:
         bias: int32, one per channel; ``None`` is zeros.
         leak: ``dv`` in ``0..4096``.
         name: what to call the layer in messages (default ``"spiking"``).
+        reset: after a spike, ``"subtract"`` the threshold (the default) or reset to
+            ``"zero"`` (as Loihi does).
+        du: the decay of a synaptic current in ``0..4096`` (Loihi's CUBA compartment: the
+            current keeps ``1 - du / 4096`` of itself each step); the default 4096 means no
+            current memory, the input goes straight to the potential.
     """
 
     synapses: Sequence[Synapses] | Synapses
@@ -310,6 +331,8 @@ class SpikingLayer:
     bias: np.ndarray | None = None
     leak: int = 0
     name: str | None = None
+    reset: str = field(default="subtract", kw_only=True)
+    du: int = field(default=DU_NONE, kw_only=True)
 
     kind: ClassVar[str] = "spiking"
 
@@ -357,6 +380,8 @@ class SpikingLayer:
             None if self.bias is None else int_array(self.bias, "bias", where, np.int32),
             _int(self.leak, "leak", where),
             self.name,
+            reset=_reset(self.reset, where),
+            du=_int(self.du, "du", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -365,13 +390,13 @@ class SpikingLayer:
             "leak": self.leak,
             "synapses": [g._params() for g in self.groups],
         }
-        if self.name is not None:
-            out["name"] = self.name
-        return out
+        return {**out, **_changed(self, ("name", "reset", "du"))}
 
 
 def _neuron(layer: Any, groups: Sequence[Synapses], bias: np.ndarray | None) -> SpikingLayer:
-    return SpikingLayer(tuple(groups), layer.threshold, bias, layer.leak)
+    return SpikingLayer(
+        tuple(groups), layer.threshold, bias, layer.leak, reset=layer.reset, du=layer.du
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -392,6 +417,8 @@ class Conv2d:
     leak: int = 0
     groups: int = field(default=1, kw_only=True)
     source: int | None = field(default=None, kw_only=True)
+    reset: str = field(default="subtract", kw_only=True)
+    du: int = field(default=DU_NONE, kw_only=True)
 
     kind: ClassVar[str] = "conv2d"
 
@@ -413,6 +440,8 @@ class Conv2d:
             _int(self.leak, "leak", where),
             groups=_int(self.groups, "groups", where),
             source=_source(self.source, where),
+            reset=_reset(self.reset, where),
+            du=_int(self.du, "du", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -422,7 +451,7 @@ class Conv2d:
             "padding": self.padding,
             "leak": self.leak,
         }
-        return {**out, **_changed(self, ("groups", "source"))}
+        return {**out, **_changed(self, ("groups", "source", "reset", "du"))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -443,6 +472,8 @@ class AvgPool2d:
     stride: int | None = field(default=None, kw_only=True)
     padding: int = field(default=0, kw_only=True)
     source: int | None = field(default=None, kw_only=True)
+    reset: str = field(default="subtract", kw_only=True)
+    du: int = field(default=DU_NONE, kw_only=True)
 
     kind: ClassVar[str] = "avgpool2d"
 
@@ -463,6 +494,8 @@ class AvgPool2d:
             stride=None if self.stride is None else _int(self.stride, "stride", where),
             padding=_int(self.padding, "padding", where),
             source=_source(self.source, where),
+            reset=_reset(self.reset, where),
+            du=_int(self.du, "du", where),
         )
 
     def _params(self) -> dict[str, Any]:
@@ -472,7 +505,7 @@ class AvgPool2d:
             "threshold": self.threshold,
             "leak": self.leak,
         }
-        return {**out, **_changed(self, ("stride", "padding", "source"))}
+        return {**out, **_changed(self, ("stride", "padding", "source", "reset", "du"))}
 
 
 @dataclass(frozen=True, eq=False)
@@ -488,6 +521,8 @@ class Dense:
     threshold: int
     leak: int = 0
     source: int | None = field(default=None, kw_only=True)
+    reset: str = field(default="subtract", kw_only=True)
+    du: int = field(default=DU_NONE, kw_only=True)
 
     kind: ClassVar[str] = "dense"
 
@@ -505,10 +540,13 @@ class Dense:
             _int(self.threshold, "threshold", where),
             _int(self.leak, "leak", where),
             source=_source(self.source, where),
+            reset=_reset(self.reset, where),
+            du=_int(self.du, "du", where),
         )
 
     def _params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "leak": self.leak, **_changed(self, ("source",))}
+        out = {"threshold": self.threshold, "leak": self.leak}
+        return {**out, **_changed(self, ("source", "reset", "du"))}
 
 
 Layer = Union[Conv2d, AvgPool2d, Dense, SpikingLayer]  # noqa: UP007 (a runtime alias)

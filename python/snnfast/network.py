@@ -11,8 +11,10 @@ This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has 
     v    = v - theta * s(t)                           # soft reset
 
 where the sum runs over the layer's synapse groups, each from its source layer
-(:mod:`snnfast.layers`). Layer 0 is the input layer: one neuron per pixel, bias = pixel value,
-threshold ``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
+(:mod:`snnfast.layers`). A layer may instead reset to zero (``reset="zero"``) and carry a
+synaptic current with its own decay ``du`` (Loihi's CUBA compartment; ``docs/neuron.md``).
+Layer 0 is the input layer: one neuron per pixel, bias = pixel value, threshold
+``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
 
 The simulation runs in the Rust core (:mod:`snnfast._core`), event-driven: only spikes cause
 synaptic work. Results are bit-exact for every batch size, thread count and kernel set.
@@ -587,6 +589,8 @@ def _engine_spec(layer: Layer) -> dict[str, Any]:
         "label": _label(layer),
         "threshold": sl.threshold,
         "leak": sl.leak,
+        "du": sl.du,
+        "reset": sl.reset,
         "bias": sl.bias,
         "groups": [g._spec() for g in sl.groups],
     }

@@ -20,7 +20,7 @@ use crate::error::{zeroed, Bytes, Error, Result};
 use crate::geometry::Shape;
 use crate::kernels::{Choice, Kernels, Task};
 use crate::network::{Group, Layer, Network, Synapses, NO_TARGET};
-use crate::neuron::{gather_spikes, mask_words, update_layer, Acc};
+use crate::neuron::{gather_spikes, mask_words, update_cuba, update_layer, Acc, Reset, LEAK_MAX};
 
 /// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
 pub const MAX_TIMESTEPS: usize = 1 << 20;
@@ -89,6 +89,8 @@ pub struct RunOutput {
 /// Per-layer state of one worker, reused from image to image.
 struct LayerState {
     v: Vec<i32>,
+    /// The synaptic current of CUBA layers (`du < 4096`); empty otherwise.
+    u: Vec<i32>,
     /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
     acc: Vec<i32>,
     acc16: Vec<i16>,
@@ -101,16 +103,18 @@ struct LayerState {
     counting: bool,
 }
 
-/// Bytes of one worker's state for a layer of `size` neurons (`None`: too many to count).
-pub(crate) fn state_bytes(size: Option<usize>, narrow: bool) -> Bytes {
+/// Bytes of one worker's state for a layer of `size` neurons (`None`: too many to count), with
+/// an i16 accumulator when `narrow` and a current register when `current`.
+pub(crate) fn state_bytes(size: Option<usize>, narrow: bool, current: bool) -> Bytes {
+    let per = if narrow { 18 } else { 20 } + if current { 4 } else { 0 };
     match size {
-        Some(n) => Bytes::of(n, if narrow { 18 } else { 20 }).plus(Bytes::of(mask_words(n), 8)),
+        Some(n) => Bytes::of(n, per).plus(Bytes::of(mask_words(n), 8)),
         None => Bytes(None),
     }
 }
 
 impl LayerState {
-    fn new(size: usize, narrow: bool) -> Result<Self> {
+    fn new(size: usize, narrow: bool, current: bool) -> Result<Self> {
         let what = "the simulation state";
         let mut spikes = Vec::new();
         let mut prev_spikes = Vec::new();
@@ -122,6 +126,7 @@ impl LayerState {
         reserve(&mut prev_spikes)?;
         Ok(LayerState {
             v: zeroed(size, what)?,
+            u: zeroed(if current { size } else { 0 }, what)?,
             acc: zeroed(if narrow { 0 } else { size }, what)?,
             acc16: zeroed(if narrow { size } else { 0 }, what)?,
             mask: zeroed(mask_words(size), what)?,
@@ -143,15 +148,12 @@ impl Workspaces {
         let cached = self.0.lock().map(|mut v| v.pop()).unwrap_or(None);
         match cached {
             Some(state) if state.len() == net.layers.len() + 1 => Ok(state),
-            _ => {
-                // The input layer has no synapses: its (always zero) accumulator is narrow.
-                let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
-                net.shapes()
-                    .iter()
-                    .zip(narrow)
-                    .map(|(s, n)| LayerState::new(s.size(), n))
-                    .collect()
-            }
+            _ => net
+                .shapes()
+                .iter()
+                .zip(state_kinds(net))
+                .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
+                .collect(),
         }
     }
 
@@ -160,6 +162,12 @@ impl Workspaces {
             v.push(state);
         }
     }
+}
+
+/// Per layer, input first: whether its accumulator is i16 and whether it has a current
+/// register. The input layer has no synapses: its (always zero) accumulator is narrow.
+fn state_kinds(net: &Network) -> impl Iterator<Item = (bool, bool)> + '_ {
+    std::iter::once((true, false)).chain(net.layers.iter().map(|l| (l.narrow, l.du < LEAK_MAX)))
 }
 
 /// Raw pointer to an output buffer, shared by the workers; each image's row is written by
@@ -308,12 +316,11 @@ fn run_bytes(net: &Network, n_out: usize, threads: usize, opts: &RunOptions) -> 
         .times(n_out)
         .plus(Bytes::of(n_out, 8).times(shapes.len()))
         .plus(Bytes::of(n_out, 4));
-    let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
     let worker = shapes
         .iter()
-        .zip(narrow)
-        .fold(Bytes::of(net.input.size(), 4), |b, (s, n)| {
-            b.plus(state_bytes(Some(s.size()), n))
+        .zip(state_kinds(net))
+        .fold(Bytes::of(net.input.size(), 4), |b, (s, (n, c))| {
+            b.plus(state_bytes(Some(s.size()), n, c))
         });
     outputs.plus(worker.times(threads))
 }
@@ -533,23 +540,33 @@ impl Task for LayerStep<'_> {
             };
         }
         if layer.narrow {
-            update(k, layer, &mut st.v, &mut st.acc16, &mut st.mask);
+            update(k, layer, &mut st.v, &mut st.u, &mut st.acc16, &mut st.mask);
         } else {
-            update(k, layer, &mut st.v, &mut st.acc, &mut st.mask);
+            update(k, layer, &mut st.v, &mut st.u, &mut st.acc, &mut st.mask);
         }
         finish_step(st);
         events
     }
 }
 
-/// Update a layer's neurons.
+/// Update a layer's neurons. Layers without a current register that reset by subtraction
+/// (every layer before CUBA neurons existed) take the original path.
 #[inline(always)]
-fn update<A: Acc, K: Kernels>(k: K, layer: &Layer, v: &mut [i32], acc: &mut [A], mask: &mut [u64]) {
-    let (th, dv, bias) = (layer.threshold, layer.leak, &layer.bias[..]);
-    if dv == 0 {
-        A::update_plain(k, v, acc, mask, bias, th)
-    } else {
-        update_layer::<A, true>(v, acc, mask, bias, th, dv)
+fn update<A: Acc, K: Kernels>(
+    k: K,
+    layer: &Layer,
+    v: &mut [i32],
+    u: &mut [i32],
+    acc: &mut [A],
+    mask: &mut [u64],
+) {
+    let (th, dv, du, bias) = (layer.threshold, layer.leak, layer.du, &layer.bias[..]);
+    match (du < LEAK_MAX, layer.reset) {
+        (false, Reset::Subtract) if dv == 0 => A::update_plain(k, v, acc, mask, bias, th),
+        (false, Reset::Subtract) => update_layer::<A, true>(v, acc, mask, bias, th, dv),
+        (false, Reset::Zero) => update_cuba::<A, false, true>(v, u, acc, mask, bias, th, dv, du),
+        (true, Reset::Subtract) => update_cuba::<A, true, false>(v, u, acc, mask, bias, th, dv, du),
+        (true, Reset::Zero) => update_cuba::<A, true, true>(v, u, acc, mask, bias, th, dv, du),
     }
 }
 
@@ -617,6 +634,7 @@ impl Simulation<'_> {
             st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
             let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
             st.v.fill(v0);
+            st.u.fill(0);
             st.acc.fill(0);
             st.acc16.fill(0);
             st.counts.fill(0);

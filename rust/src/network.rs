@@ -8,7 +8,7 @@
 
 use crate::error::{Bytes, Error, Result};
 use crate::geometry::{coords_of, Axis, Reach, Shape, MAX_NEURONS};
-use crate::neuron::{LEAK_MAX, V_MAX};
+use crate::neuron::{Reset, LEAK_MAX, V_MAX};
 
 /// Largest stride, padding or pooling kernel accepted.
 const MAX_PARAM: i64 = i32::MAX as i64;
@@ -58,6 +58,10 @@ pub struct LayerSpec {
     pub threshold: i64,
     /// Leak `dv` in `0..=4096`.
     pub leak: i64,
+    /// Current decay `du` in `0..=4096`; 4096 (no current memory) is the plain neuron.
+    pub du: i64,
+    /// `"subtract"` (the default) or `"zero"`.
+    pub reset: String,
 }
 
 impl LayerSpec {
@@ -73,6 +77,8 @@ impl LayerSpec {
             bias,
             threshold,
             leak: 0,
+            du: LEAK_MAX as i64,
+            reset: "subtract".to_string(),
         }
     }
 }
@@ -152,6 +158,9 @@ pub struct Layer {
     pub(crate) bias: Vec<i32>,
     pub threshold: i32,
     pub leak: i32,
+    /// Current decay `du`; `4096` means no current register (the input goes straight to `v`).
+    pub du: i32,
+    pub reset: Reset,
     /// The synaptic input of one step always fits i16 (sum of |weights| into any neuron over all
     /// groups ≤ 32767): the engine accumulates it in i16, twice as many lanes per vector.
     pub(crate) narrow: bool,
@@ -197,7 +206,7 @@ impl Network {
             ));
         }
         let mut shapes = vec![input];
-        let mut need = crate::engine::state_bytes(input.checked_size(), true);
+        let mut need = crate::engine::state_bytes(input.checked_size(), true, false);
         let check = |need: Bytes, place: &str| {
             need.check(memory_limit, &format!("the network (up to the {place})"))
         };
@@ -211,6 +220,7 @@ impl Network {
             need = need.plus(plan.table_bytes).plus(crate::engine::state_bytes(
                 plan.shape.checked_size(),
                 plan.narrow,
+                plan.du < LEAK_MAX,
             ));
             check(need, &place)?;
             check_neurons(plan.shape, &place)?;
@@ -365,6 +375,8 @@ struct LayerPlan {
     groups: Vec<GroupPlan>,
     threshold: i32,
     leak: i32,
+    du: i32,
+    reset: Reset,
     narrow: bool,
     table_bytes: Bytes,
 }
@@ -603,6 +615,16 @@ fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> 
     };
     let threshold = threshold(spec.threshold, place)?;
     let leak = int_in(spec.leak, "leak", 0, LEAK_MAX as i64, place)? as i32;
+    let du = int_in(spec.du, "du", 0, LEAK_MAX as i64, place)? as i32;
+    let reset = match spec.reset.as_str() {
+        "subtract" => Reset::Subtract,
+        "zero" => Reset::Zero,
+        other => {
+            return Err(Error::config(format!(
+                "{place}: reset must be one of 'subtract', 'zero', got {other:?}"
+            )))
+        }
+    };
     if let Some(bias) = &spec.bias {
         if bias.len() != channels {
             return Err(Error::shape(format!(
@@ -621,7 +643,7 @@ fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> 
     }
     let max_abs = abs.iter().copied().max().unwrap_or(0);
     let bias = spec.bias.as_deref().unwrap_or(&[]);
-    let narrow = check_current(max_abs, bias, place)?;
+    let narrow = check_current(max_abs, bias, du < LEAK_MAX, place)?;
     let table_bytes = groups
         .iter()
         .fold(Bytes::of(channels, 4), |b, p| b.plus(p.table_bytes));
@@ -631,18 +653,25 @@ fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> 
         groups,
         threshold,
         leak,
+        du,
+        reset,
         narrow,
         table_bytes,
     })
 }
 
-/// The largest input current a neuron can receive must keep `v + z` inside i32. Returns
-/// whether the synaptic part alone fits i16 (the layer can accumulate narrow).
-fn check_current(max_abs_input: i64, bias: &[i32], place: &str) -> Result<bool> {
+/// The largest input current a neuron can receive must keep every sum of the update inside
+/// i32: `v + z` without a current register; `u + input` and `v + u + b` (with `|u| ≤ 2^23`)
+/// with one. Returns whether the synaptic part alone fits i16 (the layer can accumulate
+/// narrow).
+fn check_current(max_abs_input: i64, bias: &[i32], current: bool, place: &str) -> Result<bool> {
     let max_bias = bias.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
-    let worst = max_abs_input
-        .saturating_add(max_bias)
-        .saturating_add(V_MAX as i64 + 1);
+    let state = V_MAX as i64 + 1;
+    let worst = if current {
+        (max_abs_input.saturating_add(state)).max(max_bias.saturating_add(2 * state))
+    } else {
+        max_abs_input.saturating_add(max_bias).saturating_add(state)
+    };
     if worst > i32::MAX as i64 {
         return Err(Error::config(format!(
             "{place}: the largest input current a neuron can receive (sum of |weights| \
@@ -668,6 +697,8 @@ fn build_layer(shapes: &[Shape], plan: LayerPlan, spec: &LayerSpec) -> Result<La
         bias: spec.bias.clone().unwrap_or_else(|| vec![0; shape.c]),
         threshold: plan.threshold,
         leak: plan.leak,
+        du: plan.du,
+        reset: plan.reset,
         narrow: plan.narrow,
     })
 }

@@ -9,6 +9,10 @@
 //! v = v − θ · s                             soft reset (reset by subtraction)
 //! ```
 //!
+//! Layers may instead reset to zero and carry a synaptic current `u` with its own decay `du`
+//! (Loihi's CUBA compartment, [`update_cuba`]): `u = sat24(u − sign(u)·((|u|·du) >> 12) + Σ W·s)`,
+//! then `v = sat24(leak(v) + u + b)`; `du = 4096` is the plain neuron above.
+//!
 //! Everything stays in `i32`: the network validation guarantees `|v| + |z| < 2^31`, and the leak
 //! product is split so it cannot overflow.
 
@@ -147,6 +151,64 @@ pub fn update_layer<A: Acc, const LEAKY: bool>(
     }
 }
 
+/// How a neuron's potential is reset after it spikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// `v − θ` (the default; keeps what exceeded the threshold).
+    Subtract,
+    /// `0`, as Loihi and Lava's bit-accurate LIF model reset.
+    Zero,
+}
+
+/// Update a layer of current-based (CUBA) neurons, or of neurons that reset to zero
+/// (`docs/neuron.md`): with `CURRENT`, the synaptic current `u` (one per neuron) decays by
+/// `du` and takes this step's input, saturated to 24 bits, and `v` integrates it; without,
+/// the input goes straight to `v` (`du = 4096`). With `ZERO` a spike resets `v` to 0, else it
+/// subtracts `θ`. Layout and mask as in [`update_layer`], which is the case
+/// `CURRENT = ZERO = false`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_cuba<A: Acc, const CURRENT: bool, const ZERO: bool>(
+    v: &mut [i32],
+    u: &mut [i32],
+    acc: &mut [A],
+    mask: &mut [u64],
+    bias: &[i32],
+    threshold: i32,
+    dv: i32,
+    du: i32,
+) {
+    let c = bias.len();
+    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    debug_assert!(!CURRENT || u.len() == v.len());
+    mask.fill(0);
+    let mut j = 0;
+    for i in 0..v.len() {
+        let input = acc[i].get();
+        let current = if CURRENT {
+            let x = saturate(leak(u[i], du) + input);
+            u[i] = x;
+            x
+        } else {
+            input
+        };
+        let x = saturate(leak(v[i], dv) + current + bias[j]);
+        let s = (x >= threshold) as i32;
+        let spiked = s.wrapping_neg(); // all ones where the neuron spiked
+        v[i] = if ZERO {
+            x & !spiked
+        } else {
+            x - (threshold & spiked)
+        };
+        acc[i] = A::default();
+        mask[i >> 6] |= (s as u64) << (i & 63);
+        j += 1;
+        if j == c {
+            j = 0;
+        }
+    }
+}
+
 /// Words of a spike bitmask for `n` neurons.
 pub fn mask_words(n: usize) -> usize {
     n.div_ceil(64)
@@ -196,6 +258,117 @@ mod tests {
         assert_eq!(step::<false>(0, -(1 << 30), 10, 0), (V_MIN, 0));
         assert_eq!(step::<false>(7, 5, 10, 0), (2, 1));
         assert_eq!(step::<false>(7, 2, 10, 0), (9, 0));
+    }
+
+    /// The CUBA rules with wide arithmetic, one neuron at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn cuba_wide(
+        v: i64,
+        u: i64,
+        input: i64,
+        bias: i64,
+        th: i64,
+        dv: i32,
+        du: i32,
+        zero: bool,
+    ) -> (i64, i64, bool) {
+        let decay = |x: i64, d: i32| x - x.signum() * ((x.abs() * d as i64) >> 12);
+        let sat = |x: i64| x.clamp(V_MIN as i64, V_MAX as i64);
+        let u = if du == LEAK_MAX {
+            input
+        } else {
+            sat(decay(u, du) + input)
+        };
+        let x = sat(decay(v, dv) + u + bias);
+        let spiked = x >= th;
+        let v = if !spiked {
+            x
+        } else if zero {
+            0
+        } else {
+            x - th
+        };
+        (v, u, spiked)
+    }
+
+    #[test]
+    fn cuba_update_matches_wide_arithmetic() {
+        let n = 24usize;
+        let bias: Vec<i32> = vec![-300, 0, 4000];
+        for &(dv, du) in &[
+            (0, 0),
+            (0, 1),
+            (7, 2048),
+            (4096, 4095),
+            (100, 4096),
+            (0, 4096),
+        ] {
+            for zero in [false, true] {
+                let mut v: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 350_001 % 16_000_000 - 8_000_000)
+                    .collect();
+                let mut u: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 123_457 % 16_000_000 - 8_000_000)
+                    .collect();
+                v[0] = V_MAX;
+                u[1] = V_MIN;
+                let acc0: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 77_777 % 9_000_000 - 4_500_000)
+                    .collect();
+                let (v0, u0) = (v.clone(), u.clone());
+                let mut acc = acc0.clone();
+                let mut mask = vec![0u64; 1];
+                let th = 1_000;
+                match (du == LEAK_MAX, zero) {
+                    (true, false) => update_cuba::<i32, false, false>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (true, true) => update_cuba::<i32, false, true>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (false, false) => update_cuba::<i32, true, false>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (false, true) => update_cuba::<i32, true, true>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                }
+                for i in 0..n {
+                    let (wv, wu, ws) = cuba_wide(
+                        v0[i] as i64,
+                        u0[i] as i64,
+                        acc0[i] as i64,
+                        bias[i % 3] as i64,
+                        th as i64,
+                        dv,
+                        du,
+                        zero,
+                    );
+                    assert_eq!(
+                        v[i] as i64, wv,
+                        "v, neuron {i}, dv {dv} du {du} zero {zero}"
+                    );
+                    if du != LEAK_MAX {
+                        assert_eq!(u[i] as i64, wu, "u, neuron {i}");
+                    }
+                    assert_eq!(mask[0] >> i & 1 == 1, ws);
+                    assert_eq!(acc[i], 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cuba_without_current_and_subtract_is_the_plain_update() {
+        let bias = vec![5, -3];
+        let v0: Vec<i32> = vec![100, -40, 7, V_MAX, V_MIN, 0];
+        let acc0: Vec<i16> = vec![30, -7, 0, 100, -100, 9];
+        let (mut a, mut b) = (v0.clone(), v0.clone());
+        let (mut aa, mut ab) = (acc0.clone(), acc0.clone());
+        let (mut ma, mut mb) = (vec![0u64], vec![0u64]);
+        update_layer::<i16, true>(&mut a, &mut aa, &mut ma, &bias, 50, 300);
+        update_cuba::<i16, false, false>(&mut b, &mut [], &mut ab, &mut mb, &bias, 50, 300, 4096);
+        assert_eq!((a, aa, ma), (b, ab, mb));
     }
 
     #[test]

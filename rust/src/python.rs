@@ -67,6 +67,8 @@ struct LayerArgs<'py> {
     label: String,
     threshold: i64,
     leak: i64,
+    du: i64,
+    reset: String,
     bias: Option<PyReadonlyArrayDyn<'py, i32>>,
     groups: Vec<GroupArgs<'py>>,
 }
@@ -129,6 +131,8 @@ impl LayerArgs<'_> {
             bias: self.bias.as_ref().map(|b| flat(b).0),
             threshold: self.threshold,
             leak: self.leak,
+            du: self.du,
+            reset: self.reset.clone(),
         })
     }
 }
