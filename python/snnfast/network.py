@@ -172,8 +172,9 @@ class RunResult:
         """Total input layer ``layer`` (of threshold ``threshold``) integrated over the run:
         ``spike_counts * threshold + membrane - floor(v_init * threshold)``, int64.
 
-        Soft reset removes exactly ``threshold`` per spike, so for a layer without leak this
-        is ``sum_t z(t)`` of the neuron equation, unless the 24-bit membrane saturated.
+        Soft reset removes exactly ``threshold`` per spike, so for a layer without leak that
+        resets by subtraction and has no current register (the defaults) this is
+        ``sum_t z(t)`` of the neuron equation, unless the 24-bit membrane saturated.
 
         Raises:
             ConfigError: the layer was not recorded.

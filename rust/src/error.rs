@@ -61,6 +61,19 @@ impl Error {
         }
     }
 
+    /// The system refused an allocation of `need` bytes for `what` (a fallible allocation
+    /// failed); the limit is reported as 0.
+    pub fn allocation(what: &str, need: Option<u64>) -> Self {
+        let need_text = need.map_or("more than 2^64 bytes".to_string(), bytes_text);
+        Error {
+            kind: ErrorKind::Memory {
+                need: need.unwrap_or(u64::MAX),
+                limit: 0,
+            },
+            message: format!("could not allocate {need_text} for {what}: the system refused"),
+        }
+    }
+
     pub fn interrupted() -> Self {
         Error {
             kind: ErrorKind::Interrupted,
@@ -121,13 +134,8 @@ impl Bytes {
 /// not an abort).
 pub fn zeroed<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::memory(
-            what,
-            (n as u64).checked_mul(std::mem::size_of::<T>() as u64),
-            0,
-        )
-    })?;
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::allocation(what, Bytes::of(n, std::mem::size_of::<T>()).0))?;
     v.resize(n, T::default());
     Ok(v)
 }

@@ -95,7 +95,7 @@ impl Reach {
         let mut start = Vec::new();
         start
             .try_reserve_exact(input + 1)
-            .map_err(|_| Error::memory("a window table", Bytes::of(input + 1, 8).0, 0))?;
+            .map_err(|_| Error::allocation("a window table", Bytes::of(input + 1, 8).0))?;
         let mut pairs = Vec::new();
         for i in 0..input {
             start.push(pairs.len());
@@ -125,7 +125,7 @@ impl Reach {
 pub fn coords_of(s: Shape) -> Result<Vec<[u32; 3]>> {
     let mut out = Vec::new();
     out.try_reserve_exact(s.size())
-        .map_err(|_| Error::memory("a coordinate table", Bytes::of(s.size(), 12).0, 0))?;
+        .map_err(|_| Error::allocation("a coordinate table", Bytes::of(s.size(), 12).0))?;
     for y in 0..s.h {
         for x in 0..s.w {
             for c in 0..s.c {

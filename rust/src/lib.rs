@@ -7,17 +7,20 @@
 //! * [`geometry`] — shapes and the windows of convolution and pooling.
 //! * [`network`] — layers and their synapse groups, validated once and compiled into scatter
 //!   tables.
-//! * [`engine`] — the event-driven simulation of a batch of images over threads.
+//! * [`engine`] — the event-driven simulation of a batch of images over threads; the per-step
+//!   hot code of one layer is in `step`.
 //!
 //! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
 //! exposed as `snnfast._core`.
 
+mod compile;
 pub mod engine;
 pub mod error;
 pub mod geometry;
 pub mod kernels;
 pub mod network;
 pub mod neuron;
+mod step;
 
 #[cfg(feature = "python")]
 mod python;

@@ -7,7 +7,7 @@
 //! synapses reach. Every structural check of snnfast's layers is written here, once.
 
 use crate::error::{Bytes, Error, Result};
-use crate::geometry::{coords_of, Axis, Reach, Shape, MAX_NEURONS};
+use crate::geometry::{Axis, Reach, Shape, MAX_NEURONS};
 use crate::neuron::{Reset, LEAK_MAX, V_MAX};
 
 /// Largest stride, padding or pooling kernel accepted.
@@ -138,6 +138,28 @@ pub struct GroupInfo {
     pub channels: (usize, usize),
 }
 
+impl GroupInfo {
+    /// A convolution or pooling group's description from its two axes.
+    fn window(
+        kind: &'static str,
+        source: usize,
+        rows: Axis,
+        cols: Axis,
+        groups: usize,
+        channels: (usize, usize),
+    ) -> GroupInfo {
+        GroupInfo {
+            kind,
+            source,
+            kernel: (rows.kernel, cols.kernel),
+            stride: (rows.stride, cols.stride),
+            padding: (rows.before, rows.after, cols.before, cols.after),
+            groups,
+            channels,
+        }
+    }
+}
+
 /// One compiled synapse group.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -230,7 +252,7 @@ impl Network {
         let layers = plans
             .into_iter()
             .zip(specs)
-            .map(|(plan, spec)| build_layer(&shapes, plan, spec))
+            .map(|(plan, spec)| crate::compile::build_layer(&shapes, plan, spec))
             .collect::<Result<Vec<_>>>()?;
         Ok(Network {
             input,
@@ -355,30 +377,30 @@ fn weight_dims<'a>(
 }
 
 /// A group's validated parameters (before its tables are built).
-struct GroupPlan {
-    info: GroupInfo,
+pub(crate) struct GroupPlan {
+    pub(crate) info: GroupInfo,
     /// The group's output (H, W) and channel count.
-    out_h: usize,
-    out_w: usize,
-    out_c: usize,
-    rows: Axis,
-    cols: Axis,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) out_c: usize,
+    pub(crate) rows: Axis,
+    pub(crate) cols: Axis,
     /// Largest sum of |weights| into one neuron of each of the group's output channels.
-    abs_sum: Vec<i64>,
-    table_bytes: Bytes,
+    pub(crate) abs_sum: Vec<i64>,
+    pub(crate) table_bytes: Bytes,
 }
 
 /// A layer's validated parameters.
-struct LayerPlan {
-    shape: Shape,
-    flat: bool,
-    groups: Vec<GroupPlan>,
-    threshold: i32,
-    leak: i32,
-    du: i32,
-    reset: Reset,
-    narrow: bool,
-    table_bytes: Bytes,
+pub(crate) struct LayerPlan {
+    pub(crate) shape: Shape,
+    pub(crate) flat: bool,
+    pub(crate) groups: Vec<GroupPlan>,
+    pub(crate) threshold: i32,
+    pub(crate) leak: i32,
+    pub(crate) du: i32,
+    pub(crate) reset: Reset,
+    pub(crate) narrow: bool,
+    pub(crate) table_bytes: Bytes,
 }
 
 fn axes(
@@ -487,15 +509,7 @@ fn plan_group(shapes: &[Shape], index: usize, g: &GroupSpec, place: &str) -> Res
                 .plus(cols.reach_bytes(src.w, ow))
                 .plus(Bytes::of(src.w, 12))
                 .plus(Bytes::of(src.size(), 12));
-            let info = GroupInfo {
-                kind: "conv",
-                source,
-                kernel: (kh, kw),
-                stride: (rows.stride, cols.stride),
-                padding: (rows.before, rows.after, cols.before, cols.after),
-                groups: ng,
-                channels: (offset, offset + o),
-            };
+            let info = GroupInfo::window("conv", source, rows, cols, ng, (offset, offset + o));
             (info, oh, ow, o, rows, cols, abs_sum, tables)
         }
         GroupKind::Pool {
@@ -513,15 +527,7 @@ fn plan_group(shapes: &[Shape], index: usize, g: &GroupSpec, place: &str) -> Res
             let tables = Bytes::of(src.size(), 12)
                 .plus(rows.reach_bytes(src.h, oh))
                 .plus(cols.reach_bytes(src.w, ow));
-            let info = GroupInfo {
-                kind: "pool",
-                source,
-                kernel: (kh, kw),
-                stride: (rows.stride, cols.stride),
-                padding: (rows.before, rows.after, cols.before, cols.after),
-                groups: 1,
-                channels: (offset, offset + src.c),
-            };
+            let info = GroupInfo::window("pool", source, rows, cols, 1, (offset, offset + src.c));
             (info, oh, ow, src.c, rows, cols, abs_sum, tables)
         }
         GroupKind::Dense { weight, shape } => {
@@ -680,132 +686,4 @@ fn check_current(max_abs_input: i64, bias: &[i32], current: bool, place: &str) -
         )));
     }
     Ok(max_abs_input <= i16::MAX as i64)
-}
-
-fn build_layer(shapes: &[Shape], plan: LayerPlan, spec: &LayerSpec) -> Result<Layer> {
-    let shape = plan.shape;
-    let groups = plan
-        .groups
-        .into_iter()
-        .zip(&spec.groups)
-        .map(|(p, g)| build_group(shapes, shape, p, &g.kind))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Layer {
-        shape,
-        flat: plan.flat,
-        groups,
-        bias: spec.bias.clone().unwrap_or_else(|| vec![0; shape.c]),
-        threshold: plan.threshold,
-        leak: plan.leak,
-        du: plan.du,
-        reset: plan.reset,
-        narrow: plan.narrow,
-    })
-}
-
-fn build_group(shapes: &[Shape], layer: Shape, p: GroupPlan, kind: &GroupKind) -> Result<Group> {
-    let src = shapes[p.info.source];
-    let offset = p.info.channels.0;
-    let synapses = match kind {
-        GroupKind::Conv { weight, .. } => {
-            let (kh, kw) = p.info.kernel;
-            let ng = p.info.groups;
-            let (opg, ipg) = (p.out_c / ng, src.c / ng);
-            let mut wt = crate::error::zeroed::<i16>(weight.len(), "convolution weights")?;
-            for oc in 0..p.out_c {
-                let (grp, o) = (oc / opg, oc % opg);
-                for ci in 0..ipg {
-                    let c = grp * ipg + ci;
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let w = weight[((oc * ipg + ci) * kh + ky) * kw + kx];
-                            wt[((c * kh + ky) * kw + (kw - 1 - kx)) * opg + o] = w;
-                        }
-                    }
-                }
-            }
-            let rows = Reach::new(src.h, p.out_h, p.rows)?;
-            let cols = Reach::new(src.w, p.out_w, p.cols)?;
-            // With x-stride 1, input column x reaches output columns x + left − kx:
-            // consecutive outputs for consecutive flipped kx. The run of one kernel row covers
-            // consecutive output positions, so it is contiguous only when this group writes
-            // every channel of the layer.
-            let contiguous = p.cols.stride == 1 && ng == 1 && p.out_c == layer.c;
-            let spans = contiguous.then(|| {
-                (0..src.w)
-                    .map(|x| match cols.of(x).iter().map(|&(_, ox)| ox).min() {
-                        Some(lo) => {
-                            let kxf = (kw - 1 + lo as usize - (x + p.cols.before)) as u32;
-                            (lo, kxf, cols.of(x).len() as u32)
-                        }
-                        None => (0, 0, 0),
-                    })
-                    .collect()
-            });
-            Synapses::Conv {
-                weight: wt,
-                kh,
-                kw,
-                ipg,
-                opg,
-                rows,
-                cols,
-                spans,
-                coords: coords_of(src)?,
-            }
-        }
-        GroupKind::Pool { weight, .. } => {
-            let weight = *weight as i16; // checked by `plan_group`
-            let rows = Reach::new(src.h, p.out_h, p.rows)?;
-            let cols = Reach::new(src.w, p.out_w, p.cols)?;
-            if p.rows.stride >= p.rows.kernel && p.cols.stride >= p.cols.kernel {
-                // Windows do not overlap: at most one synapse per presynaptic neuron.
-                let mut target = crate::error::zeroed::<u32>(src.size(), "a pooling table")?;
-                for y in 0..src.h {
-                    for x in 0..src.w {
-                        for c in 0..src.c {
-                            let t = match (rows.of(y).first(), cols.of(x).first()) {
-                                (Some(&(_, oy)), Some(&(_, ox))) => {
-                                    ((oy as usize * layer.w + ox as usize) * layer.c + offset + c)
-                                        as u32
-                                }
-                                _ => NO_TARGET,
-                            };
-                            target[(y * src.w + x) * src.c + c] = t;
-                        }
-                    }
-                }
-                Synapses::Pool { weight, target }
-            } else {
-                Synapses::PoolWindows {
-                    weight,
-                    rows,
-                    cols,
-                    coords: coords_of(src)?,
-                }
-            }
-        }
-        GroupKind::Dense { weight, .. } => {
-            let (o, n) = (p.out_c, src.size());
-            // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
-            let mut wt = crate::error::zeroed::<i16>(o * n, "dense weights")?;
-            for c in 0..src.c {
-                for y in 0..src.h {
-                    for x in 0..src.w {
-                        let chw = (c * src.h + y) * src.w + x;
-                        let hwc = (y * src.w + x) * src.c + c;
-                        for oc in 0..o {
-                            wt[hwc * o + oc] = weight[oc * n + chw];
-                        }
-                    }
-                }
-            }
-            Synapses::Dense { weight: wt, out: o }
-        }
-    };
-    Ok(Group {
-        info: p.info,
-        offset,
-        synapses,
-    })
 }
