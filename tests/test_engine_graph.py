@@ -144,7 +144,7 @@ def _layer(groups, threshold, bias, leak, shorthand: bool, neuron: dict) -> snnf
             )
         if isinstance(g, PoolSynapses) and bias is None and g.kernel[0] == g.kernel[1]:
             return snnfast.AvgPool2d(
-                g.kernel,
+                g.kernel[0],
                 g.weight,
                 threshold,
                 leak,

@@ -139,7 +139,7 @@ class RunResult:
         steps: int32 ``[N]``, time steps simulated per image (``timesteps`` unless the image
             exited early).
         timesteps, delay, v_init, early_exit: the run's settings.
-        kernels: the kernel set that ran (``"portable"``, ``"avx2"``; see
+        kernels: the kernel set that ran (``"portable"``, ``"avx2"``, ``"avx512"``; see
             :attr:`Network.kernels`).
     """
 
@@ -276,9 +276,9 @@ class Network:
 
     @property
     def kernels(self) -> str:
-        """The kernel set a run started now uses (``"portable"``, ``"avx2"``): the best this
-        processor has, or the one ``$SNNFAST_KERNELS`` names. :attr:`RunResult.kernels` tells
-        which one a run used."""
+        """The kernel set a run started now uses (``"portable"``, ``"avx2"``, ``"avx512"``): the
+        best this processor has, or the one ``$SNNFAST_KERNELS`` names.
+        :attr:`RunResult.kernels` tells which one a run used."""
         return _core.kernels()
 
     # -- geometry ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! and the table layouts).
 
 use crate::error::Result;
-use crate::geometry::{coords_of, Reach, Shape};
+use crate::geometry::{Coords, Reach, Shape};
 use crate::network::{
     Group, GroupKind, GroupPlan, Layer, LayerPlan, LayerSpec, Synapses, NO_TARGET,
 };
@@ -81,7 +81,7 @@ pub(crate) fn build_group(
                 rows,
                 cols,
                 spans,
-                coords: coords_of(src)?,
+                coords: Coords::of(src)?,
             }
         }
         GroupKind::Pool { weight, .. } => {
@@ -111,7 +111,7 @@ pub(crate) fn build_group(
                     weight,
                     rows,
                     cols,
-                    coords: coords_of(src)?,
+                    coords: Coords::of(src)?,
                 }
             }
         }

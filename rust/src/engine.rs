@@ -22,7 +22,7 @@ use crate::kernels::{Choice, Kernels};
 use crate::network::Network;
 use crate::neuron::{Acc, LEAK_MAX};
 pub(crate) use crate::step::state_bytes;
-use crate::step::{finish_step, LayerState, LayerStep};
+use crate::step::{finish_step, layer_step, LayerState};
 
 /// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
 pub const MAX_TIMESTEPS: usize = 1 << 20;
@@ -84,7 +84,7 @@ pub struct RunOutput {
     pub synops: Vec<i64>,
     /// `[S, N]`: time steps simulated for each image (the checkpoint unless it exited early).
     pub steps: Vec<i32>,
-    /// The kernel set that ran (`"portable"`, `"avx2"`).
+    /// The kernel set that ran (`"portable"`, `"avx2"`, `"avx512"`).
     pub kernels: &'static str,
 }
 
@@ -211,6 +211,7 @@ pub fn run_with(
     match opts.kernels {
         Choice::Portable(k) => job.run(k, threads, poll),
         Choice::Avx2(k) => job.run(k, threads, poll),
+        Choice::Avx512(k) => job.run(k, threads, poll),
     }?;
     Ok(RunOutput {
         spike_counts,
@@ -550,12 +551,7 @@ impl Simulation<'_> {
             }
             for (i, layer) in net.layers.iter().enumerate() {
                 let (below, above) = state.split_at_mut(i + 1);
-                synops[i + 1] += k.run(LayerStep {
-                    layer,
-                    sources: below,
-                    delay: opts.delay,
-                    state: &mut above[0],
-                });
+                synops[i + 1] += layer_step(k, layer, below, opts.delay, &mut above[0]);
             }
             if let Some(e) = opts.early_exit {
                 let out = state.last().expect("a network has an output layer");

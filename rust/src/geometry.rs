@@ -121,19 +121,84 @@ impl Reach {
     }
 }
 
-/// `[y, x, c]` of every neuron of a layer shaped `s`, in its H, W, C order.
-pub fn coords_of(s: Shape) -> Result<Vec<[u32; 3]>> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(s.size())
-        .map_err(|_| Error::allocation("a coordinate table", Bytes::of(s.size(), 12).0))?;
-    for y in 0..s.h {
-        for x in 0..s.w {
-            for c in 0..s.c {
-                out.push([y as u32, x as u32, c as u32]);
+/// `(y, x, c)` of every neuron of a layer, in its H, W, C order, so that a spike costs a load
+/// instead of divisions. Packed into one `u32` per neuron (`y`, `x`, `c` in bit fields as wide
+/// as the shape needs) when that fits, which keeps the table small enough to stay in cache;
+/// otherwise three `u32`s.
+#[derive(Debug, Clone)]
+pub struct Coords {
+    packed: Vec<u32>,
+    wide: Vec<[u32; 3]>,
+    /// Bit offsets of `y` and `x` in a packed entry, and the masks of `x` and `c`.
+    shift_y: u32,
+    shift_x: u32,
+    mask_x: u32,
+    mask_c: u32,
+}
+
+/// Bits needed to hold `0..n`.
+fn bits(n: usize) -> u32 {
+    usize::BITS - (n.max(1) - 1).leading_zeros()
+}
+
+impl Coords {
+    /// The coordinates of every neuron of a layer shaped `s`.
+    pub fn of(s: Shape) -> Result<Coords> {
+        let (bc, bx, by) = (bits(s.c), bits(s.w), bits(s.h));
+        let mut out = Coords {
+            packed: Vec::new(),
+            wide: Vec::new(),
+            shift_y: bc + bx,
+            shift_x: bc,
+            mask_x: ((1u64 << bx) - 1) as u32,
+            mask_c: ((1u64 << bc) - 1) as u32,
+        };
+        let fail = |size| Error::allocation("a coordinate table", Bytes::of(s.size(), size).0);
+        if bc + bx + by <= 32 {
+            out.packed
+                .try_reserve_exact(s.size())
+                .map_err(|_| fail(4))?;
+            for y in 0..s.h {
+                for x in 0..s.w {
+                    for c in 0..s.c {
+                        out.packed
+                            .push(((y as u32) << out.shift_y) | ((x as u32) << bc) | c as u32);
+                    }
+                }
+            }
+        } else {
+            out.wide.try_reserve_exact(s.size()).map_err(|_| fail(12))?;
+            for y in 0..s.h {
+                for x in 0..s.w {
+                    for c in 0..s.c {
+                        out.wide.push([y as u32, x as u32, c as u32]);
+                    }
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+
+    /// `(y, x, c)` of neuron `i` (its H, W, C index).
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> (usize, usize, usize) {
+        if self.wide.is_empty() {
+            let p = self.packed[i];
+            (
+                (p >> self.shift_y) as usize,
+                ((p >> self.shift_x) & self.mask_x) as usize,
+                (p & self.mask_c) as usize,
+            )
+        } else {
+            let [y, x, c] = self.wide[i];
+            (y as usize, x as usize, c as usize)
+        }
+    }
+
+    /// Bytes a table for a layer shaped `s` takes (at most).
+    pub fn bytes(s: Shape) -> Bytes {
+        Bytes::of(s.size(), 12)
+    }
 }
 
 #[cfg(test)]
@@ -186,13 +251,46 @@ mod tests {
     }
 
     #[test]
-    fn wide_coordinates_are_exact() {
+    fn coordinates_are_exact_packed_or_wide() {
+        for s in [
+            Shape {
+                c: 1,
+                h: 1,
+                w: 65_540,
+            },
+            Shape { c: 3, h: 5, w: 7 },
+            Shape { c: 1, h: 1, w: 1 },
+            Shape {
+                c: 2,
+                h: 1,
+                w: 1 << 31,
+            },
+        ] {
+            let coords = Coords::of(Shape {
+                w: s.w.min(70_000),
+                ..s
+            })
+            .unwrap();
+            let s = Shape {
+                w: s.w.min(70_000),
+                ..s
+            };
+            let mut i = 0;
+            for y in 0..s.h {
+                for x in 0..s.w {
+                    for c in 0..s.c {
+                        assert_eq!(coords.get(i), (y, x, c), "{s:?} at {i}");
+                        i += 1;
+                    }
+                }
+            }
+        }
+        // A shape whose fields need more than 32 bits uses the wide table.
         let s = Shape {
-            c: 1,
-            h: 1,
-            w: 65_540,
+            c: 3,
+            h: 3,
+            w: 1 << 29,
         };
-        let coords = coords_of(s).unwrap();
-        assert_eq!(coords[65_539], [0, 65_539, 0]);
+        assert!(bits(s.c) + bits(s.h) + bits(s.w) > 32);
     }
 }

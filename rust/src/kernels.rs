@@ -2,9 +2,9 @@
 //!
 //! A [`Kernels`] value is a set of kernels for one instruction set: the synaptic scatter of a
 //! run of output channels into an `i16` or `i32` accumulator, and the leak-free neuron update
-//! of a layer. [`Portable`] runs on every processor; [`Avx2`] is a token that can only be made
-//! by [`Avx2::detect`] on a processor that has AVX2, so no safe code can execute an AVX2
-//! instruction elsewhere. Both compute the same integers.
+//! of a layer. [`Portable`] runs on every processor; [`Avx2`] and [`Avx512`] are tokens that can
+//! only be made by their `detect` on a processor that has the instructions, so no safe code can
+//! execute them elsewhere. All compute the same integers.
 //!
 //! A run picks its kernels once ([`Choice::resolve`]: the best the processor has, or the one
 //! `SNNFAST_KERNELS` names) and the whole simulation is monomorphised for that type. Hot code
@@ -14,8 +14,8 @@
 
 use crate::error::{Error, Result};
 
-/// Environment variable that forces a kernel set: `portable` or `avx2` (default: the best the
-/// processor supports).
+/// Environment variable that forces a kernel set: `portable`, `avx2` or `avx512` (default: the
+/// best the processor supports).
 pub const ENV: &str = "SNNFAST_KERNELS";
 
 /// Work to be compiled for a kernel set (see [`Kernels::run`]). Implementations mark `run`
@@ -122,7 +122,7 @@ impl Kernels for Avx2 {
 
     #[inline(always)]
     fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len() % 8 == 0 {
+        if bias.len().is_multiple_of(8) {
             // SAFETY: `self` exists, so the processor has AVX2; `bias.len() % 8 == 0` as the
             // kernel requires (it checks the other lengths itself).
             unsafe { avx2::update_i16(v, acc, mask, bias, th) }
@@ -133,7 +133,7 @@ impl Kernels for Avx2 {
 
     #[inline(always)]
     fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len() % 8 == 0 {
+        if bias.len().is_multiple_of(8) {
             // SAFETY: as in `update_i16`.
             unsafe { avx2::update_i32(v, acc, mask, bias, th) }
         } else {
@@ -170,11 +170,98 @@ impl Kernels for Avx2 {
     }
 }
 
+/// AVX-512 kernels (F, BW and VL, with AVX2). A value of this type proves the processor has
+/// them: the only way to make one is [`Avx512::detect`].
+#[derive(Debug, Clone, Copy)]
+pub struct Avx512 {
+    avx2: Avx2,
+}
+
+impl Avx512 {
+    /// The AVX-512 kernels, if this processor has AVX-512 F, BW and VL (and AVX2).
+    pub fn detect() -> Option<Avx512> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            return Avx2::detect().map(|avx2| Avx512 { avx2 });
+        }
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Kernels for Avx512 {
+    const NAME: &'static str = "avx512";
+
+    #[inline(always)]
+    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
+        // SAFETY: `self` exists, so the processor has AVX-512 F, BW, VL (see `Avx512::detect`).
+        unsafe { avx512::add_i16(acc, w) }
+    }
+
+    #[inline(always)]
+    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
+        // SAFETY: as in `add_i16`.
+        unsafe { avx512::add_i32(acc, w) }
+    }
+
+    #[inline(always)]
+    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
+        if bias.len().is_multiple_of(16) {
+            // SAFETY: `self` exists, so the processor has AVX-512; `bias.len() % 16 == 0` as
+            // the kernel requires (it checks the other lengths itself).
+            unsafe { avx512::update_i16(v, acc, mask, bias, th) }
+        } else {
+            self.avx2.update_i16(v, acc, mask, bias, th)
+        }
+    }
+
+    #[inline(always)]
+    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
+        if bias.len().is_multiple_of(16) {
+            // SAFETY: as in `update_i16`.
+            unsafe { avx512::update_i32(v, acc, mask, bias, th) }
+        } else {
+            self.avx2.update_i32(v, acc, mask, bias, th)
+        }
+    }
+
+    #[inline(always)]
+    fn run<T: Task>(self, task: T) -> T::Output {
+        // SAFETY: `self` exists, so the processor has AVX-512 F, BW, VL and AVX2.
+        unsafe { avx512::run(self, task) }
+    }
+}
+
+/// Off x86-64 an `Avx512` can never be made; this impl only lets the engine name the type.
+#[cfg(not(target_arch = "x86_64"))]
+impl Kernels for Avx512 {
+    const NAME: &'static str = "avx512";
+    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
+        Portable.add_i16(acc, w)
+    }
+    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
+        Portable.add_i32(acc, w)
+    }
+    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
+        Portable.update_i16(v, acc, mask, bias, th)
+    }
+    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
+        Portable.update_i32(v, acc, mask, bias, th)
+    }
+    fn run<T: Task>(self, task: T) -> T::Output {
+        task.run(self)
+    }
+}
+
 /// Which kernel set a run uses.
 #[derive(Debug, Clone, Copy)]
 pub enum Choice {
     Portable(Portable),
     Avx2(Avx2),
+    Avx512(Avx512),
 }
 
 impl Choice {
@@ -182,18 +269,24 @@ impl Choice {
     ///
     /// Errors (`Config`) for an unknown name or one this processor cannot run.
     pub fn resolve(request: Option<&str>) -> Result<Choice> {
-        let avx2 = Avx2::detect();
+        let (avx2, avx512) = (Avx2::detect(), Avx512::detect());
+        let missing = |name: &str| {
+            Error::config(format!(
+                "{ENV}={name}, but this processor cannot run it; available: {}",
+                available().join(", ")
+            ))
+        };
         match request.map(str::trim) {
-            None | Some("") => Ok(avx2.map_or(Choice::Portable(Portable), Choice::Avx2)),
-            Some("portable") => Ok(Choice::Portable(Portable)),
-            Some("avx2") => avx2.map(Choice::Avx2).ok_or_else(|| {
-                Error::config(format!(
-                    "{ENV}=avx2, but this processor has no AVX2; available: {}",
-                    available().join(", ")
-                ))
+            None | Some("") => Ok(match (avx512, avx2) {
+                (Some(k), _) => Choice::Avx512(k),
+                (None, Some(k)) => Choice::Avx2(k),
+                (None, None) => Choice::Portable(Portable),
             }),
+            Some("portable") => Ok(Choice::Portable(Portable)),
+            Some("avx2") => avx2.map(Choice::Avx2).ok_or_else(|| missing("avx2")),
+            Some("avx512") => avx512.map(Choice::Avx512).ok_or_else(|| missing("avx512")),
             Some(other) => Err(Error::config(format!(
-                "{ENV} must be one of portable, avx2 (or unset for the best available), \
+                "{ENV} must be one of portable, avx2, avx512 (or unset for the best available), \
                  got {other:?}"
             ))),
         }
@@ -205,7 +298,7 @@ impl Choice {
             Ok(v) => Choice::resolve(Some(&v)),
             Err(std::env::VarError::NotPresent) => Choice::resolve(None),
             Err(std::env::VarError::NotUnicode(v)) => Err(Error::config(format!(
-                "{ENV} must be one of portable, avx2, got {v:?}"
+                "{ENV} must be one of portable, avx2, avx512, got {v:?}"
             ))),
         }
     }
@@ -214,6 +307,7 @@ impl Choice {
         match self {
             Choice::Portable(_) => Portable::NAME,
             Choice::Avx2(_) => Avx2::NAME,
+            Choice::Avx512(_) => Avx512::NAME,
         }
     }
 }
@@ -223,6 +317,9 @@ pub fn available() -> Vec<&'static str> {
     let mut out = vec![Portable::NAME];
     if Avx2::detect().is_some() {
         out.push(Avx2::NAME);
+    }
+    if Avx512::detect().is_some() {
+        out.push(Avx512::NAME);
     }
     out
 }
@@ -358,6 +455,154 @@ mod avx2 {
     );
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The AVX-512 intrinsics. Every function here is `unsafe`: the caller guarantees AVX-512
+    //! F, BW and VL, and AVX2. Tails shorter than a vector use masked loads and stores (masked-off
+    //! lanes are neither read nor written).
+
+    use std::arch::x86_64::*;
+
+    use super::Task;
+
+    /// Runs `task` inside a function compiled with AVX-512 (and AVX2) enabled.
+    ///
+    /// # Safety
+    /// The processor must support AVX-512 F, BW, VL and AVX2.
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn run<T: Task>(k: super::Avx512, task: T) -> T::Output {
+        task.run(k)
+    }
+
+    /// AVX-512 `acc[j] += w[j]` for i16, 32 lanes a vector.
+    ///
+    /// # Safety
+    /// The processor must support AVX-512 F, BW and VL.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn add_i16(acc: &mut [i16], w: &[i16]) {
+        let n = w.len();
+        assert!(acc.len() >= n);
+        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+        let mut j = 0;
+        while j + 32 <= n {
+            // SAFETY: j + 32 <= n <= the length of both slices; unaligned loads and stores.
+            unsafe {
+                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                let b = _mm512_loadu_si512(pw.add(j) as *const __m512i);
+                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi16(a, b));
+            }
+            j += 32;
+        }
+        if j < n {
+            let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
+                                                      // SAFETY: only the first n − j lanes are read and written (the mask), and those
+                                                      // lie inside both slices.
+            unsafe {
+                let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
+                let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
+                _mm512_mask_storeu_epi16(pa.add(j), m, _mm512_add_epi16(a, b));
+            }
+        }
+    }
+
+    /// AVX-512 `acc[j] += w[j]` for i32 accumulators and i16 weights, 16 lanes a vector.
+    ///
+    /// # Safety
+    /// The processor must support AVX-512 F, BW and VL.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    pub unsafe fn add_i32(acc: &mut [i32], w: &[i16]) {
+        let n = w.len();
+        assert!(acc.len() >= n);
+        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+        let mut j = 0;
+        while j + 16 <= n {
+            // SAFETY: j + 16 <= n <= the length of both slices; unaligned loads and stores.
+            unsafe {
+                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                let b = _mm512_cvtepi16_epi32(_mm256_loadu_si256(pw.add(j) as *const __m256i));
+                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi32(a, b));
+            }
+            j += 16;
+        }
+        if j < n {
+            let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
+                                                               // SAFETY: only the first n − j lanes are read and written (the mask), and those
+                                                               // lie inside both slices.
+            unsafe {
+                let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
+                let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
+                _mm512_mask_storeu_epi32(pa.add(j), m, _mm512_add_epi32(a, b));
+            }
+        }
+    }
+
+    /// The leak-free neuron update of `crate::neuron::update_layer`, 16 neurons a vector, the
+    /// spike bits straight from the comparison mask.
+    macro_rules! update_kernel {
+        ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
+            /// # Safety
+            /// The processor must support AVX-512 F, BW and VL. Panics unless
+            /// `bias.len() % 16 == 0`, `v.len() % bias.len() == 0`, `acc.len() == v.len()` and
+            /// the mask is long enough.
+            #[inline]
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name(
+                v: &mut [i32],
+                acc: &mut [$acc],
+                mask: &mut [u64],
+                bias: &[i32],
+                threshold: i32,
+            ) {
+                let (n, c) = (v.len(), bias.len());
+                assert!(c > 0 && c % 16 == 0 && n % c == 0);
+                assert!(acc.len() == n && mask.len() * 64 >= n);
+                mask.fill(0);
+                let th = _mm512_set1_epi32(threshold);
+                let lo = _mm512_set1_epi32(crate::neuron::V_MIN);
+                let hi = _mm512_set1_epi32(crate::neuron::V_MAX);
+                let (pv, pa, pb, pm) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr(), mask);
+                let mut i = 0;
+                while i < n {
+                    for j in (0..c).step_by(16) {
+                        // SAFETY: i + j + 16 <= n (c divides n, 16 divides c) and j + 16 <= c,
+                        // so every load and store is inside `v`, `acc` and `bias`.
+                        unsafe {
+                            let pvi = pv.add(i + j) as *mut __m512i;
+                            let z = _mm512_add_epi32(
+                                _mm512_loadu_si512(pb.add(j) as *const __m512i),
+                                $load(pa.add(i + j)),
+                            );
+                            let x = _mm512_add_epi32(_mm512_loadu_si512(pvi), z);
+                            let x = _mm512_min_epi32(_mm512_max_epi32(x, lo), hi);
+                            let spike: __mmask16 = _mm512_cmpge_epi32_mask(x, th);
+                            _mm512_storeu_si512(pvi, _mm512_mask_sub_epi32(x, spike, x, th));
+                            $zero(pa.add(i + j));
+                            // i + j is a multiple of 16: the 16 bits stay inside one word.
+                            pm[(i + j) >> 6] |= (spike as u64) << ((i + j) & 63);
+                        }
+                    }
+                    i += c;
+                }
+            }
+        };
+    }
+
+    update_kernel!(
+        update_i16,
+        i16,
+        |p: *mut i16| _mm512_cvtepi16_epi32(_mm256_loadu_si256(p as *const __m256i)),
+        |p: *mut i16| _mm256_storeu_si256(p as *mut __m256i, _mm256_setzero_si256())
+    );
+    update_kernel!(
+        update_i32,
+        i32,
+        |p: *mut i32| _mm512_loadu_si512(p as *const __m512i),
+        |p: *mut i32| _mm512_storeu_si512(p as *mut __m512i, _mm512_setzero_si512())
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,7 +611,7 @@ mod tests {
     /// Checks one kernel set against the portable one on awkward lengths and values.
     fn matches_portable<K: Kernels>(k: K) {
         let w: Vec<i16> = (0..53).map(|i| (i * 977 % 6000) as i16 - 3000).collect();
-        for len in [0, 1, 7, 8, 15, 16, 17, 53] {
+        for len in [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 53] {
             let mut a16: Vec<i16> = (0..60).map(|i| (i * 31) as i16 - 900).collect();
             let mut b16 = a16.clone();
             Portable.add_i16(&mut a16, &w[..len]);
@@ -378,7 +623,7 @@ mod tests {
             k.add_i32(&mut b32, &w[..len]);
             assert_eq!(a32, b32);
         }
-        for c in [8usize, 16, 3] {
+        for c in [8usize, 16, 3, 32, 48] {
             let n = c * 13;
             let mut v0: Vec<i32> = (0..n as i64)
                 .map(|i| ((i * 7919) % 4001 - 2000) as i32)
@@ -412,6 +657,9 @@ mod tests {
         if let Some(k) = Avx2::detect() {
             matches_portable(k);
         }
+        if let Some(k) = Avx512::detect() {
+            matches_portable(k);
+        }
     }
 
     #[test]
@@ -426,6 +674,10 @@ mod tests {
         match Avx2::detect() {
             Some(_) => assert_eq!(Choice::resolve(Some("avx2")).unwrap().name(), "avx2"),
             None => assert!(Choice::resolve(Some("avx2")).is_err()),
+        }
+        match Avx512::detect() {
+            Some(_) => assert_eq!(Choice::resolve(Some("avx512")).unwrap().name(), "avx512"),
+            None => assert!(Choice::resolve(Some("avx512")).is_err()),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! synapses reach. Every structural check of snnfast's layers is written here, once.
 
 use crate::error::{Bytes, Error, Result};
-use crate::geometry::{Axis, Reach, Shape, MAX_NEURONS};
+use crate::geometry::{Axis, Coords, Reach, Shape, MAX_NEURONS};
 use crate::neuron::{Reset, LEAK_MAX, V_MAX};
 
 /// Largest stride, padding or pooling kernel accepted.
@@ -102,7 +102,7 @@ pub(crate) enum Synapses {
         /// per input column, `(first output column, first flipped kx, count)`.
         spans: Option<Vec<(u32, u32, u32)>>,
         /// Per presynaptic neuron (H, W, C index): its `[y, x, c]`.
-        coords: Vec<[u32; 3]>,
+        coords: Coords,
     },
     /// Pooling whose windows do not overlap: per presynaptic neuron, the output neuron its one
     /// synapse reaches, or `NO_TARGET`.
@@ -112,7 +112,7 @@ pub(crate) enum Synapses {
         weight: i16,
         rows: Reach,
         cols: Reach,
-        coords: Vec<[u32; 3]>,
+        coords: Coords,
     },
     /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i`.
     Dense { weight: Vec<i16>, out: usize },
@@ -508,7 +508,7 @@ fn plan_group(shapes: &[Shape], index: usize, g: &GroupSpec, place: &str) -> Res
                 .plus(rows.reach_bytes(src.h, oh))
                 .plus(cols.reach_bytes(src.w, ow))
                 .plus(Bytes::of(src.w, 12))
-                .plus(Bytes::of(src.size(), 12));
+                .plus(Coords::bytes(src));
             let info = GroupInfo::window("conv", source, rows, cols, ng, (offset, offset + o));
             (info, oh, ow, o, rows, cols, abs_sum, tables)
         }
@@ -524,7 +524,7 @@ fn plan_group(shapes: &[Shape], index: usize, g: &GroupSpec, place: &str) -> Res
             let (rows, cols) = axes((kh, kw), *stride, *padding, place)?;
             let (oh, ow) = window_out(src, rows, cols, place)?;
             let abs_sum = vec![(kh as i64 * kw as i64).saturating_mul(w.abs()); src.c];
-            let tables = Bytes::of(src.size(), 12)
+            let tables = Coords::bytes(src)
                 .plus(rows.reach_bytes(src.h, oh))
                 .plus(cols.reach_bytes(src.w, ow));
             let info = GroupInfo::window("pool", source, rows, cols, 1, (offset, offset + src.c));

@@ -136,7 +136,7 @@ pub fn update_layer<A: Acc, const LEAKY: bool>(
     dv: i32,
 ) {
     let c = bias.len();
-    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    debug_assert!(v.len().is_multiple_of(c) && acc.len() == v.len() && mask.len() * 64 >= v.len());
     mask.fill(0);
     let mut j = 0;
     for i in 0..v.len() {
@@ -179,7 +179,7 @@ pub fn update_cuba<A: Acc, const CURRENT: bool, const ZERO: bool>(
     du: i32,
 ) {
     let c = bias.len();
-    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    debug_assert!(v.len().is_multiple_of(c) && acc.len() == v.len() && mask.len() * 64 >= v.len());
     debug_assert!(!CURRENT || u.len() == v.len());
     mask.fill(0);
     let mut j = 0;

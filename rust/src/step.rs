@@ -1,6 +1,6 @@
 //! One time step of one layer: the synaptic scatter of its groups' spikes, the neuron update,
 //! and the spikes it emits; and the per-worker state it works on. The hot code of the engine,
-//! compiled for the run's kernel set through [`LayerStep`].
+//! compiled for the run's kernel set through [`Task`]s ([`layer_step`]).
 
 use crate::error::{zeroed, Bytes, Error, Result};
 use crate::kernels::{Kernels, Task};
@@ -59,42 +59,81 @@ impl LayerState {
     }
 }
 
-/// One step of one layer as a [`Task`], so that it is compiled for the run's kernel set.
-pub(crate) struct LayerStep<'a> {
-    pub(crate) layer: &'a Layer,
-    /// The states of every earlier layer (the sources).
-    pub(crate) sources: &'a [LayerState],
-    pub(crate) delay: usize,
-    pub(crate) state: &'a mut LayerState,
+/// One step of one layer: each group's scatter and the neuron update run as [`Task`]s, so that
+/// they are compiled for the run's kernel set (each a small function of its own, as the
+/// compiler optimises the hot scatter loop best), then the spikes are collected. Returns the
+/// synaptic events. `sources` are the states of every earlier layer.
+#[inline]
+pub(crate) fn layer_step<K: Kernels>(
+    k: K,
+    layer: &Layer,
+    sources: &[LayerState],
+    delay: usize,
+    st: &mut LayerState,
+) -> i64 {
+    let mut events = 0;
+    for g in &layer.groups {
+        let src = &sources[g.info.source];
+        let spikes = if delay == 0 {
+            &src.spikes
+        } else {
+            &src.prev_spikes
+        };
+        events += if layer.narrow {
+            k.run(Scatter {
+                layer,
+                group: g,
+                spikes,
+                acc: &mut st.acc16[..],
+            })
+        } else {
+            k.run(Scatter {
+                layer,
+                group: g,
+                spikes,
+                acc: &mut st.acc[..],
+            })
+        };
+    }
+    k.run(Update { layer, state: st });
+    finish_step(st);
+    events
 }
 
-impl Task for LayerStep<'_> {
+/// The synapses of one group for this step's spikes, as a [`Task`] (see [`scatter`]).
+struct Scatter<'a, A> {
+    layer: &'a Layer,
+    group: &'a Group,
+    spikes: &'a [u32],
+    acc: &'a mut [A],
+}
+
+impl<A: Acc> Task for Scatter<'_, A> {
     type Output = i64;
 
     #[inline(always)]
     fn run<K: Kernels>(self, k: K) -> i64 {
+        scatter(k, self.layer, self.group, self.spikes, self.acc)
+    }
+}
+
+/// The neuron update of one layer, as a [`Task`] (see [`update`]).
+struct Update<'a> {
+    layer: &'a Layer,
+    state: &'a mut LayerState,
+}
+
+impl Task for Update<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<K: Kernels>(self, k: K) {
         let (layer, st) = (self.layer, self.state);
-        let mut events = 0;
-        for g in &layer.groups {
-            let src = &self.sources[g.info.source];
-            let spikes = if self.delay == 0 {
-                &src.spikes
-            } else {
-                &src.prev_spikes
-            };
-            events += if layer.narrow {
-                scatter(k, layer, g, spikes, &mut st.acc16)
-            } else {
-                scatter(k, layer, g, spikes, &mut st.acc)
-            };
-        }
         if layer.narrow {
             update(k, layer, &mut st.v, &mut st.u, &mut st.acc16, &mut st.mask);
         } else {
             update(k, layer, &mut st.v, &mut st.u, &mut st.acc, &mut st.mask);
         }
-        finish_step(st);
-        events
     }
 }
 
@@ -155,30 +194,39 @@ fn scatter<A: Acc, K: Kernels>(
             coords,
         } => {
             let (kh, kw, ipg, o) = (*kh, *kw, *ipg, *opg);
-            for &s in spikes {
-                let [y, x, c] = coords[s as usize];
-                let (y, x, c) = (y as usize, x as usize, c as usize);
-                let rs = rows.of(y);
-                if let Some(spans) = spans {
-                    // One group writing every channel (o == c_out, offset 0), x-stride 1.
+            // Weight offsets: input channel c, kernel row ky, flipped column kxf is
+            // ((c · kh + ky) · kw + kxf) · o.
+            let (w_row, w_chan) = (kw * o, kh * kw * o);
+            if let Some(spans) = spans {
+                // One group writing every channel (o == c_out, offset 0), x-stride 1: one
+                // contiguous run per kernel row.
+                let a_row = out_w * o;
+                for &s in spikes {
+                    let (y, x, c) = coords.get(s as usize);
+                    let rs = rows.of(y);
                     let (ox, kxf, n) = spans[x];
                     let len = n as usize * o;
                     events += (rs.len() * len) as i64;
+                    let w_base = c * w_chan + kxf as usize * o;
+                    let a_base = ox as usize * o;
                     for &(ky, oy) in rs {
-                        let w0 = ((c * kh + ky as usize) * kw + kxf as usize) * o;
-                        let a0 = (oy as usize * out_w + ox as usize) * o;
+                        let w0 = w_base + ky as usize * w_row;
+                        let a0 = a_base + oy as usize * a_row;
                         A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len]);
                     }
-                } else {
-                    let cs = cols.of(x);
+                }
+            } else {
+                for &s in spikes {
+                    let (y, x, c) = coords.get(s as usize);
+                    let (rs, cs) = (rows.of(y), cols.of(x));
                     let first = offset + (c / ipg) * o;
                     events += (rs.len() * cs.len() * o) as i64;
                     for &(ky, oy) in rs {
-                        let wrow = (c * kh + ky as usize) * kw;
-                        let arow = oy as usize * out_w;
+                        let w_base = c * w_chan + ky as usize * w_row + (kw - 1) * o;
+                        let a_base = oy as usize * out_w * c_out + first;
                         for &(kx, ox) in cs {
-                            let w0 = (wrow + kw - 1 - kx as usize) * o;
-                            let a0 = (arow + ox as usize) * c_out + first;
+                            let w0 = w_base - kx as usize * o;
+                            let a0 = a_base + ox as usize * c_out;
                             A::add_run(k, &mut acc[a0..a0 + o], &weight[w0..w0 + o]);
                         }
                     }
@@ -202,13 +250,12 @@ fn scatter<A: Acc, K: Kernels>(
             coords,
         } => {
             for &s in spikes {
-                let [y, x, c] = coords[s as usize];
-                let (rs, cs) = (rows.of(y as usize), cols.of(x as usize));
+                let (y, x, c) = coords.get(s as usize);
+                let (rs, cs) = (rows.of(y), cols.of(x));
                 events += (rs.len() * cs.len()) as i64;
                 for &(_, oy) in rs {
                     for &(_, ox) in cs {
-                        let a = &mut acc
-                            [(oy as usize * out_w + ox as usize) * c_out + offset + c as usize];
+                        let a = &mut acc[(oy as usize * out_w + ox as usize) * c_out + offset + c];
                         *a = a.add(*weight);
                     }
                 }
