@@ -104,71 +104,96 @@ impl Avx2 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Kernels for Avx2 {
-    const NAME: &'static str = "avx2";
-
-    #[inline(always)]
-    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
-        // SAFETY: `self` exists, so the processor has AVX2 (see `Avx2::detect`).
-        unsafe { avx2::add_i16(acc, w) }
-    }
-
-    #[inline(always)]
-    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
-        // SAFETY: `self` exists, so the processor has AVX2.
-        unsafe { avx2::add_i32(acc, w) }
-    }
-
-    #[inline(always)]
-    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len().is_multiple_of(8) {
-            // SAFETY: `self` exists, so the processor has AVX2; `bias.len() % 8 == 0` as the
-            // kernel requires (it checks the other lengths itself).
-            unsafe { avx2::update_i16(v, acc, mask, bias, th) }
-        } else {
-            Portable.update_i16(v, acc, mask, bias, th)
-        }
-    }
-
-    #[inline(always)]
-    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len().is_multiple_of(8) {
-            // SAFETY: as in `update_i16`.
-            unsafe { avx2::update_i32(v, acc, mask, bias, th) }
-        } else {
-            Portable.update_i32(v, acc, mask, bias, th)
-        }
-    }
-
-    #[inline(always)]
-    fn run<T: Task>(self, task: T) -> T::Output {
-        // SAFETY: `self` exists, so the processor has AVX2.
-        unsafe { avx2::run(self, task) }
-    }
-}
-
-/// Off x86-64 an `Avx2` can never be made ([`Avx2::detect`] returns `None`); this impl only
+/// Implements [`Kernels`] for a detection token `$ty` whose intrinsics live in module `$m`: the
+/// update kernels need `bias.len()` to be a multiple of `$lanes` (else `$fallback` runs).
+/// Off x86-64 the token can never be made (its `detect` returns `None`); the impl there only
 /// lets the engine name the type on every target.
-#[cfg(not(target_arch = "x86_64"))]
-impl Kernels for Avx2 {
-    const NAME: &'static str = "avx2";
-    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
-        Portable.add_i16(acc, w)
-    }
-    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
-        Portable.add_i32(acc, w)
-    }
-    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
-        Portable.update_i16(v, acc, mask, bias, th)
-    }
-    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
-        Portable.update_i32(v, acc, mask, bias, th)
-    }
-    fn run<T: Task>(self, task: T) -> T::Output {
-        task.run(self)
-    }
+macro_rules! vector_kernels {
+    ($ty:ty, $name:literal, $m:ident, $lanes:literal, |$k:ident| $fallback:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        impl Kernels for $ty {
+            const NAME: &'static str = $name;
+
+            #[inline(always)]
+            fn add_i16(self, acc: &mut [i16], w: &[i16]) {
+                // SAFETY: `self` exists, so the processor has the instructions of module `$m`
+                // (the only way to make the token is its `detect`).
+                unsafe { $m::add_i16(acc, w) }
+            }
+
+            #[inline(always)]
+            fn add_i32(self, acc: &mut [i32], w: &[i16]) {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::add_i32(acc, w) }
+            }
+
+            #[inline(always)]
+            fn update_i16(
+                self,
+                v: &mut [i32],
+                acc: &mut [i16],
+                mask: &mut [u64],
+                bias: &[i32],
+                th: i32,
+            ) {
+                let $k = self;
+                if bias.len().is_multiple_of($lanes) {
+                    // SAFETY: as in `add_i16`; `bias.len()` is a multiple of the vector width
+                    // as the kernel requires (it checks the other lengths itself).
+                    unsafe { $m::update_i16(v, acc, mask, bias, th) }
+                } else {
+                    $fallback.update_i16(v, acc, mask, bias, th)
+                }
+            }
+
+            #[inline(always)]
+            fn update_i32(
+                self,
+                v: &mut [i32],
+                acc: &mut [i32],
+                mask: &mut [u64],
+                bias: &[i32],
+                th: i32,
+            ) {
+                let $k = self;
+                if bias.len().is_multiple_of($lanes) {
+                    // SAFETY: as in `update_i16`.
+                    unsafe { $m::update_i32(v, acc, mask, bias, th) }
+                } else {
+                    $fallback.update_i32(v, acc, mask, bias, th)
+                }
+            }
+
+            #[inline(always)]
+            fn run<T: Task>(self, task: T) -> T::Output {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::run(self, task) }
+            }
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        impl Kernels for $ty {
+            const NAME: &'static str = $name;
+            fn add_i16(self, acc: &mut [i16], w: &[i16]) {
+                Portable.add_i16(acc, w)
+            }
+            fn add_i32(self, acc: &mut [i32], w: &[i16]) {
+                Portable.add_i32(acc, w)
+            }
+            fn update_i16(self, v: &mut [i32], a: &mut [i16], m: &mut [u64], b: &[i32], t: i32) {
+                Portable.update_i16(v, a, m, b, t)
+            }
+            fn update_i32(self, v: &mut [i32], a: &mut [i32], m: &mut [u64], b: &[i32], t: i32) {
+                Portable.update_i32(v, a, m, b, t)
+            }
+            fn run<T: Task>(self, task: T) -> T::Output {
+                task.run(self)
+            }
+        }
+    };
 }
+
+vector_kernels!(Avx2, "avx2", avx2, 8, |_k| Portable);
 
 /// AVX-512 kernels (F, BW and VL, with AVX2). A value of this type proves the processor has
 /// them: the only way to make one is [`Avx512::detect`].
@@ -191,70 +216,7 @@ impl Avx512 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-impl Kernels for Avx512 {
-    const NAME: &'static str = "avx512";
-
-    #[inline(always)]
-    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
-        // SAFETY: `self` exists, so the processor has AVX-512 F, BW, VL (see `Avx512::detect`).
-        unsafe { avx512::add_i16(acc, w) }
-    }
-
-    #[inline(always)]
-    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
-        // SAFETY: as in `add_i16`.
-        unsafe { avx512::add_i32(acc, w) }
-    }
-
-    #[inline(always)]
-    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len().is_multiple_of(16) {
-            // SAFETY: `self` exists, so the processor has AVX-512; `bias.len() % 16 == 0` as
-            // the kernel requires (it checks the other lengths itself).
-            unsafe { avx512::update_i16(v, acc, mask, bias, th) }
-        } else {
-            self.avx2.update_i16(v, acc, mask, bias, th)
-        }
-    }
-
-    #[inline(always)]
-    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
-        if bias.len().is_multiple_of(16) {
-            // SAFETY: as in `update_i16`.
-            unsafe { avx512::update_i32(v, acc, mask, bias, th) }
-        } else {
-            self.avx2.update_i32(v, acc, mask, bias, th)
-        }
-    }
-
-    #[inline(always)]
-    fn run<T: Task>(self, task: T) -> T::Output {
-        // SAFETY: `self` exists, so the processor has AVX-512 F, BW, VL and AVX2.
-        unsafe { avx512::run(self, task) }
-    }
-}
-
-/// Off x86-64 an `Avx512` can never be made; this impl only lets the engine name the type.
-#[cfg(not(target_arch = "x86_64"))]
-impl Kernels for Avx512 {
-    const NAME: &'static str = "avx512";
-    fn add_i16(self, acc: &mut [i16], w: &[i16]) {
-        Portable.add_i16(acc, w)
-    }
-    fn add_i32(self, acc: &mut [i32], w: &[i16]) {
-        Portable.add_i32(acc, w)
-    }
-    fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32) {
-        Portable.update_i16(v, acc, mask, bias, th)
-    }
-    fn update_i32(self, v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], th: i32) {
-        Portable.update_i32(v, acc, mask, bias, th)
-    }
-    fn run<T: Task>(self, task: T) -> T::Output {
-        task.run(self)
-    }
-}
+vector_kernels!(Avx512, "avx512", avx512, 16, |k| k.avx2);
 
 /// Which kernel set a run uses.
 #[derive(Debug, Clone, Copy)]
