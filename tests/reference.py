@@ -1,12 +1,15 @@
-"""A plain NumPy reference of DESIGN.md's integer neuron, written from the rules alone.
+"""A plain NumPy reference of the integer neuron of docs/neuron.md, written from the rules alone.
 
-It builds every layer's full weight matrix (C, H, W flattening) and steps all neurons with
-int64 arithmetic. Slow and obvious on purpose: the Rust engine must match it bit for bit.
+It builds, for every synapse group, the full weight matrix from its source layer to its layer
+(C, H, W flattening, PyTorch's geometry) and steps all neurons with int64 arithmetic. It reads
+the layer objects' fields itself (it does not use snnfast's own normalisation or the engine's
+geometry). Slow and obvious on purpose: the Rust engine must match it bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,58 +19,170 @@ V_MIN = -(2**23)
 V_MAX = 2**23 - 1
 
 
-def dense_matrices(net: snnfast.Network) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per layer: (weights [n_out, n_in], synapse-exists mask [n_out, n_in], bias per neuron)."""
+@dataclass
+class Group:
+    """One synapse group in plain terms."""
+
+    kind: str  # "conv", "pool" or "dense"
+    source: int | None
+    offset: int
+    weight: np.ndarray | int
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
+    groups: int = 1
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    a, b = v
+    return (int(a), int(b))
+
+
+def _pad4(v) -> tuple[int, int, int, int]:
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * 4
+    v = [int(x) for x in v]
+    if len(v) == 2:
+        return (v[0], v[0], v[1], v[1])
+    return (v[0], v[1], v[2], v[3])
+
+
+def _conv(w, source, offset, stride, padding, groups) -> Group:
+    w = np.asarray(w)
+    k = (w.shape[2], w.shape[3])
+    return Group("conv", source, offset, w, k, _pair(stride), _pad4(padding), groups)
+
+
+def _pool(kernel, weight, stride, padding, source, offset) -> Group:
+    k = _pair(kernel)
+    s = k if stride is None else _pair(stride)
+    return Group("pool", source, offset, int(weight), k, s, _pad4(padding))
+
+
+def groups_of(layer) -> list[Group]:
+    """A layer's synapse groups, read from its fields."""
+    if isinstance(layer, snnfast.Conv2d):
+        return [_conv(layer.weight, layer.source, 0, layer.stride, layer.padding, layer.groups)]
+    if isinstance(layer, snnfast.AvgPool2d):
+        return [_pool(layer.kernel, layer.weight, layer.stride, layer.padding, layer.source, 0)]
+    if isinstance(layer, snnfast.Dense):
+        return [Group("dense", layer.source, 0, np.asarray(layer.weight))]
+    syn = layer.synapses
     out = []
-    shapes = net.shapes
-    for l, layer in enumerate(net.layers, start=1):
-        src, dst = shapes[l - 1], shapes[l]
-        n_in, n_out = int(np.prod(src)), int(np.prod(dst))
-        w = np.zeros((n_out, n_in), dtype=np.int64)
-        m = np.zeros((n_out, n_in), dtype=bool)
-        if isinstance(layer, snnfast.Conv2d):
-            o_ch, i_ch, k, _ = layer.weight.shape
-            _, h, wd = src
-            _, oh, ow = dst
-            for o in range(o_ch):
-                for oy in range(oh):
-                    for ox in range(ow):
-                        row = (o * oh + oy) * ow + ox
-                        for c in range(i_ch):
-                            for ky in range(k):
-                                for kx in range(k):
-                                    iy = oy * layer.stride + ky - layer.padding
-                                    ix = ox * layer.stride + kx - layer.padding
-                                    if 0 <= iy < h and 0 <= ix < wd:
-                                        col = (c * h + iy) * wd + ix
-                                        w[row, col] = layer.weight[o, c, ky, kx]
-                                        m[row, col] = True
-            bias = np.repeat(layer.bias.astype(np.int64), oh * ow)
-        elif isinstance(layer, snnfast.AvgPool2d):
-            c_n, h, wd = src
-            _, oh, ow = dst
-            k = layer.kernel
-            for c in range(c_n):
-                for oy in range(oh):
-                    for ox in range(ow):
-                        row = (c * oh + oy) * ow + ox
-                        for ky in range(k):
-                            for kx in range(k):
-                                col = (c * h + oy * k + ky) * wd + ox * k + kx
-                                w[row, col] = layer.weight
-                                m[row, col] = True
-            bias = np.zeros(n_out, dtype=np.int64)
+    for g in [syn] if not isinstance(syn, (list, tuple)) else syn:
+        if isinstance(g, snnfast.ConvSynapses):
+            out.append(_conv(g.weight, g.source, g.channel_offset, g.stride, g.padding, g.groups))
+        elif isinstance(g, snnfast.PoolSynapses):
+            out.append(_pool(g.kernel, g.weight, g.stride, g.padding, g.source, g.channel_offset))
         else:
-            w[:] = layer.weight
-            m[:] = True
-            bias = layer.bias.astype(np.int64)
-        out.append((w, m, bias))
+            out.append(Group("dense", g.source, g.channel_offset, np.asarray(g.weight)))
+    return out
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (shape[0], 1, 1) if len(shape) == 1 else (shape[0], shape[1], shape[2])
+
+
+def group_matrix(g: Group, src: tuple[int, ...], dst: tuple[int, ...]):
+    """(weights [n_dst, n_src], synapse-exists mask) of one group from a layer shaped ``src``
+    into a layer shaped ``dst`` (both C, H, W or (O,))."""
+    ci, h, wd = _chw(src)
+    co, oh, ow = _chw(dst)
+    n_in, n_out = ci * h * wd, co * oh * ow
+    w = np.zeros((n_out, n_in), dtype=np.int64)
+    m = np.zeros((n_out, n_in), dtype=bool)
+    (kh, kw), (sh, sw), (pt, _, pl, _) = g.kernel, g.stride, g.padding
+    if g.kind == "dense":
+        o = g.weight.shape[0]
+        w[g.offset : g.offset + o] = g.weight
+        m[g.offset : g.offset + o] = True
+        return w, m
+    if g.kind == "conv":
+        o_n = g.weight.shape[0]
+        opg, ipg = o_n // g.groups, ci // g.groups
+        pairs = [
+            (g.offset + o, (o // opg) * ipg + c, g.weight[o, c])
+            for o in range(o_n)
+            for c in range(ipg)
+        ]
+    else:
+        pairs = [(g.offset + c, c, np.full((kh, kw), g.weight)) for c in range(ci)]
+    for oc, c, kernel in pairs:
+        for oy in range(oh):
+            for ox in range(ow):
+                row = (oc * oh + oy) * ow + ox
+                for ky in range(kh):
+                    for kx in range(kw):
+                        iy, ix = oy * sh + ky - pt, ox * sw + kx - pl
+                        if 0 <= iy < h and 0 <= ix < wd:
+                            col = (c * h + iy) * wd + ix
+                            w[row, col] = kernel[ky, kx]
+                            m[row, col] = True
+    return w, m
+
+
+def group_out(g: Group, src: tuple[int, ...]) -> tuple[int, int, int, bool]:
+    """(channels, H, W, flat) that group ``g`` makes from a source shaped ``src``."""
+    ci, h, wd = _chw(src)
+    if g.kind == "dense":
+        return (g.weight.shape[0], 1, 1, True)
+    (kh, kw), (sh, sw), (pt, pb, pl, pr) = g.kernel, g.stride, g.padding
+    c = g.weight.shape[0] if g.kind == "conv" else ci
+    return (c, (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1, False)
+
+
+def layer_shapes(net: snnfast.Network) -> list[tuple[int, ...]]:
+    """Every layer's shape, input first, computed here from the groups."""
+    shapes: list[tuple[int, ...]] = [tuple(net.input_shape)]
+    for l, layer in enumerate(net.layers, start=1):
+        outs = []
+        for g in groups_of(layer):
+            src = shapes[l - 1 if g.source is None else g.source]
+            c, h, w, flat = group_out(g, src)
+            outs.append((g.offset + c, h, w, flat))
+        channels = max(o[0] for o in outs)
+        shapes.append((channels,) if outs[0][3] else (channels, outs[0][1], outs[0][2]))
+    return shapes
+
+
+def matrices(net: snnfast.Network):
+    """Per layer: ([(source, weights, mask) per group], bias per neuron)."""
+    shapes = layer_shapes(net)
+    assert shapes == net.shapes, (shapes, net.shapes)
+    out = []
+    for l, layer in enumerate(net.layers, start=1):
+        mats = []
+        for g in groups_of(layer):
+            src = l - 1 if g.source is None else g.source
+            mats.append((src, *group_matrix(g, shapes[src], shapes[l])))
+        c, h, w = _chw(shapes[l])
+        bias = getattr(layer, "bias", None)
+        b = np.zeros(c, np.int64) if bias is None else np.asarray(bias, np.int64)
+        out.append((mats, np.repeat(b, h * w)))
     return out
 
 
 def leak(v: np.ndarray, dv: int) -> np.ndarray:
-    """v − sign(v)·((|v|·dv) >> 12)."""
+    """v − sign(v)·((|v|·dv) >> 12): the decay of the potential (dv) and of the current (du)."""
     return v - np.sign(v) * ((np.abs(v) * dv) >> 12)
+
+
+NO_CURRENT = 4096  # du of a neuron without current memory
+
+
+def neuron_step(v, u, syn, bias, threshold, dv, du, reset):
+    """One step of docs/neuron.md's neuron for whole arrays; returns (v, u, spikes)."""
+    if du == NO_CURRENT:
+        current = syn  # no current register: the input goes straight to v
+    else:
+        u = np.clip(leak(u, du) + syn, V_MIN, V_MAX)
+        current = u
+    x = np.clip(leak(v, dv) + current + bias, V_MIN, V_MAX)
+    s = (x >= threshold).astype(np.int64)
+    v = np.where(s == 1, 0, x) if reset == "zero" else x - threshold * s
+    return v, u, s
 
 
 def decision(counts: np.ndarray, v: np.ndarray) -> int | None:
@@ -87,10 +202,12 @@ def simulate(
     early_exit: int | None = None,
 ) -> dict[str, list]:
     """Run one batch; returns spike_counts, membrane (per layer, [N, *shape]), synops, steps."""
-    mats = dense_matrices(net)
+    mats = matrices(net)
     n = images.shape[0]
     thresholds = net.thresholds
     leaks = [0] + [layer.leak for layer in net.layers]
+    dus = [NO_CURRENT] + [layer.du for layer in net.layers]
+    resets = ["subtract"] + [layer.reset for layer in net.layers]
     sizes = net.sizes
     counts_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
     mem_out = [np.zeros((n, s), dtype=np.int64) for s in sizes]
@@ -101,22 +218,24 @@ def simulate(
         v = [
             np.full(s, math.floor(v_init * th), dtype=np.int64) for s, th in zip(sizes, thresholds)
         ]
+        u = [np.zeros(s, dtype=np.int64) for s in sizes]  # synaptic currents
         prev = [np.zeros(s, dtype=np.int64) for s in sizes]  # s(t − 1), s(0) = 0
         last, stable = None, 0
         for t in range(timesteps):
-            cur = []
+            cur: list[np.ndarray] = []
             for l in range(len(sizes)):
+                syn = np.zeros(sizes[l], dtype=np.int64)
                 if l == 0:
-                    z = pixels
+                    b = pixels
                 else:
-                    w, m, b = mats[l - 1]
-                    s_in = cur[l - 1] if delay == 0 else prev[l - 1]
-                    z = b + w @ s_in
-                    synops[i, l] += int(m.sum(axis=0) @ s_in)
-                vv = leak(v[l], leaks[l])
-                vv = np.clip(vv + z, V_MIN, V_MAX)
-                s = (vv >= thresholds[l]).astype(np.int64)
-                v[l] = vv - thresholds[l] * s
+                    groups, b = mats[l - 1]
+                    for src, w, m in groups:
+                        s_in = cur[src] if delay == 0 else prev[src]
+                        syn = syn + w @ s_in
+                        synops[i, l] += int(m.sum(axis=0) @ s_in)
+                v[l], u[l], s = neuron_step(
+                    v[l], u[l], syn, b, thresholds[l], leaks[l], dus[l], resets[l]
+                )
                 counts_out[l][i] += s
                 cur.append(s)
             prev = cur
@@ -136,3 +255,9 @@ def simulate(
         "synops": synops,
         "steps": steps,
     }
+
+
+def synapses_per_source(net: snnfast.Network, layer: int, group: int) -> np.ndarray:
+    """The reference's synapse count of each presynaptic neuron of one group."""
+    src, _, m = matrices(net)[layer - 1][0][group]
+    return m.sum(axis=0).reshape(net.shapes[src])

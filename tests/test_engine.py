@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,8 +14,28 @@ from hypothesis import strategies as st
 
 import snnfast
 from reference import V_MAX, V_MIN, simulate
+from snnfast import _core
 
 I16 = np.iinfo(np.int16)
+KERNELS = _core.available_kernels()
+
+
+@contextlib.contextmanager
+def forced_kernels(name: str | None) -> Iterator[None]:
+    """Runs inside use the kernel set ``name`` (``None``: the default choice)."""
+    env = _core.KERNELS_ENV
+    old = os.environ.get(env)
+    if name is None:
+        os.environ.pop(env, None)
+    else:
+        os.environ[env] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = old
 
 
 @st.composite
@@ -34,6 +56,15 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
     def leak() -> int:
         return draw(st.one_of(st.just(0), st.integers(0, 4096)))
 
+    def neuron() -> dict:
+        """Reset mode and current decay: mostly the defaults."""
+        if draw(st.integers(0, 2)):
+            return {}
+        return {
+            "reset": draw(st.sampled_from(["subtract", "zero"])),
+            "du": draw(st.integers(0, 4096)),
+        }
+
     for _ in range(draw(st.integers(1, 3))):
         spatial = len(shape) == 3
         cc, hh, ww = shape if spatial else (shape[0], 1, 1)
@@ -47,13 +78,17 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             weight = rng.integers(-wmax, wmax + 1, size=(o, cc, k, k))
             bias = rng.integers(-bmax, bmax + 1, size=o)
             layers.append(
-                snnfast.Conv2d(weight, bias, threshold(), stride=s, padding=p, leak=leak())
+                snnfast.Conv2d(
+                    weight, bias, threshold(), stride=s, padding=p, leak=leak(), **neuron()
+                )
             )
             shape = (o, (hh + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1)
         elif kind == "pool":
             k = draw(st.integers(1, min(3, hh, ww)))
             layers.append(
-                snnfast.AvgPool2d(k, draw(st.integers(-wmax, wmax)), threshold(), leak=leak())
+                snnfast.AvgPool2d(
+                    k, draw(st.integers(-wmax, wmax)), threshold(), leak=leak(), **neuron()
+                )
             )
             shape = (cc, hh // k, ww // k)
         else:
@@ -61,7 +96,7 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             n_in = int(np.prod(shape))
             weight = rng.integers(-wmax, wmax + 1, size=(o, n_in))
             bias = rng.integers(-bmax, bmax + 1, size=o)
-            layers.append(snnfast.Dense(weight, bias, threshold(), leak=leak()))
+            layers.append(snnfast.Dense(weight, bias, threshold(), leak=leak(), **neuron()))
             shape = (o,)
     return snnfast.Network(layers, input_shape=(c, h, w), input_threshold=draw(st.integers(1, 400)))
 
@@ -75,14 +110,19 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
     threads=st.integers(1, 3),
     early_exit=st.one_of(st.none(), st.integers(1, 4)),
     seed=st.integers(0, 2**32 - 1),
+    kernels=st.sampled_from(KERNELS),
 )
-def test_engine_matches_reference(net, n, timesteps, delay, v_init, threads, early_exit, seed):
+def test_engine_matches_reference(
+    net, n, timesteps, delay, v_init, threads, early_exit, seed, kernels
+):
     images = np.random.default_rng(seed).integers(
         0, 256, size=(n, *net.input_shape), dtype=np.uint8
     )
-    got = net.run(
-        images, timesteps, delay=delay, v_init=v_init, threads=threads, early_exit=early_exit
-    )
+    with forced_kernels(kernels):
+        got = net.run(
+            images, timesteps, delay=delay, v_init=v_init, threads=threads, early_exit=early_exit
+        )
+    assert got.kernels == kernels
     want = simulate(net, images, timesteps, delay=delay, v_init=v_init, early_exit=early_exit)
     for l in range(net.n_layers + 1):
         np.testing.assert_array_equal(
@@ -355,3 +395,36 @@ def test_public_names_resolve_without_torch():
     import subprocess
 
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kernel_choice_is_reported_and_forced():
+    net = small_cnn()
+    images = np.random.default_rng(7).integers(0, 256, (3, 1, 28, 28), dtype=np.uint8)
+    assert KERNELS[0] == "portable"
+    with forced_kernels(None):
+        assert net.kernels == _core.kernels() == KERNELS[-1]
+        best = net.run(images, 12, delay=1)
+        assert best.kernels == KERNELS[-1]
+    for name in KERNELS:
+        with forced_kernels(name):
+            assert net.kernels == name
+            res = net.run(images, 12, delay=1)
+        assert res.kernels == name
+        for l in range(net.n_layers + 1):
+            np.testing.assert_array_equal(res.membrane[l], best.membrane[l])
+            np.testing.assert_array_equal(res.spike_counts[l], best.spike_counts[l])
+    with forced_kernels("avx9"), pytest.raises(snnfast.ConfigError, match="SNNFAST_KERNELS"):
+        net.run(images, 4)
+
+
+def test_early_exit_ties_follow_the_chw_index_of_a_spatial_output():
+    # A pooling output layer with two channels: the decision's "lower index" is the C, H, W
+    # index, as in the reference (the engine once compared in its internal H, W, C order).
+    net = snnfast.Network([snnfast.AvgPool2d(2, 1, 1)], input_shape=(2, 3, 8), input_threshold=105)
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 2, 3, 8), dtype=np.uint8)
+    for name in KERNELS:
+        with forced_kernels(name):
+            got = net.run(images, 3, early_exit=2, threads=1)
+        want = simulate(net, images, 3, early_exit=2)
+        np.testing.assert_array_equal(got.steps, want["steps"])
+        np.testing.assert_array_equal(got.spike_counts[0], want["spike_counts"][0])

@@ -23,7 +23,19 @@ from .errors import (
     ShapeError,
     SnnfastError,
 )
-from .network import AvgPool2d, Conv2d, Dense, Layer, Network, RunResult
+from .network import (
+    AvgPool2d,
+    Conv2d,
+    ConvSynapses,
+    Dense,
+    DenseSynapses,
+    GroupGeometry,
+    Layer,
+    Network,
+    PoolSynapses,
+    RunResult,
+    SpikingLayer,
+)
 
 # Names re-exported from the pipeline modules, loaded on first use.
 _LAZY = {
@@ -57,10 +69,15 @@ __all__ = [
     "__version__",
     "AvgPool2d",
     "Conv2d",
+    "ConvSynapses",
     "Dense",
+    "DenseSynapses",
+    "GroupGeometry",
     "Layer",
     "Network",
+    "PoolSynapses",
     "RunResult",
+    "SpikingLayer",
     "SnnfastError",
     "ShapeError",
     "ConfigError",

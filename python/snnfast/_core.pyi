@@ -5,20 +5,40 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Engine", "__version__"]
+__all__ = [
+    "Engine",
+    "KERNELS_ENV",
+    "MAX_TIMESTEPS",
+    "__version__",
+    "available_kernels",
+    "kernels",
+]
 __version__: str
+KERNELS_ENV: str
+MAX_TIMESTEPS: int
+
+def kernels() -> str: ...
+def available_kernels() -> list[str]: ...
 
 @final
 class Engine:
     def __new__(
-        cls, layers: list[dict[str, Any]], input_shape: list[int], input_threshold: int
+        cls,
+        layers: list[dict[str, Any]],
+        *,
+        input_shape: tuple[int, int, int],
+        input_threshold: int,
+        memory_limit: int,
     ) -> Engine: ...
     def shapes(self) -> list[list[int]]: ...
     def synapse_counts(self) -> list[int]: ...
     def fan_out(self, layer: int) -> npt.NDArray[np.uint64]: ...
+    def groups(self, layer: int) -> list[dict[str, Any]]: ...
+    def group_fan_out(self, layer: int, group: int) -> npt.NDArray[np.uint64]: ...
     def run(
         self,
         images: npt.NDArray[np.uint8],
+        *,
         timesteps: int,
         delay: int,
         v_init: float,
@@ -26,9 +46,11 @@ class Engine:
         record: list[int],
         early_exit: int | None,
         checkpoints: list[int],
+        memory_limit: int,
     ) -> tuple[
         list[npt.NDArray[np.int32]],
         list[npt.NDArray[np.int32]],
         npt.NDArray[np.int64],
         npt.NDArray[np.int32],
+        str,
     ]: ...

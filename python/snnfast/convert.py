@@ -116,7 +116,17 @@ from .ann import Architecture
 from .converted import CalibrationRecord, ConversionConfig, ConvertedModel
 from .errors import ConfigError, ModelFormatError, ShapeError
 from .graph import Graph, check_images
-from .network import AvgPool2d, Conv2d, Dense, Layer, Network
+from .network import (
+    AvgPool2d,
+    Conv2d,
+    ConvSynapses,
+    Dense,
+    DenseSynapses,
+    Layer,
+    Network,
+    PoolSynapses,
+    SpikingLayer,
+)
 
 __all__ = ["ConversionConfig", "ConvertedModel", "convert", "convert_graph"]
 
@@ -497,9 +507,7 @@ def _square(g: Group) -> bool:
 
 def _general_layer(q: _QLayer, bias: np.ndarray) -> Layer:
     """A layer of several synapse groups, or one the chain shorthands cannot express."""
-    from .network import ConvSynapses, DenseSynapses, PoolSynapses, SpikingLayer  # type: ignore[attr-defined]
-
-    synapses = []
+    synapses: list[ConvSynapses | PoolSynapses | DenseSynapses] = []
     for qg in q.groups:
         g = qg.group
         if g.kind == "conv":

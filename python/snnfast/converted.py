@@ -223,7 +223,7 @@ class ConvertedModel:
     # -- identity and files ---------------------------------------------------------------
 
     def _record(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        net_spec, net_arrays = self.network.to_record()
+        net_spec, net_arrays = self.network.to_container()
         graph_spec, graph_arrays = self.graph.to_record()
         body = {
             "network": net_spec,
@@ -274,9 +274,10 @@ class ConvertedModel:
             if contents.kind == _LEGACY_FORMAT:
                 return _load_legacy(contents.body, contents.arrays, str(path))
             body, arrays = contents.body, contents.arrays
-            net = Network.from_record(
+            net = Network.from_container(
                 body["network"],
                 {k[4:]: v for k, v in arrays.items() if k.startswith("snn.")},
+                where=str(path),
             )
             graph = Graph.from_record(
                 body["graph"], {k[4:]: v for k, v in arrays.items() if k.startswith("ann.")}
@@ -328,7 +329,7 @@ def _load_legacy(
             f"{where} has conversion record version {record.get('version')}, this snnfast "
             "reads 1 (in this file format)"
         )
-    net = Network.from_legacy_record(header, arrays)
+    net = Network.from_container(header, arrays, where=where)
     arch = Architecture.parse(record["arch"])
     state = check_state(arch, {k: _decode_array(v) for k, v in record["ann_state"].items()})
     cal = dict(record["calibration"])

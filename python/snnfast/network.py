@@ -1,182 +1,127 @@
-"""The integer spiking network: layers, the network, and its run results.
+"""The integer spiking network: the network, its geometry, its file, and its run results.
 
-This is the engine contract of ``DESIGN.md``. Every hidden layer ``l`` has integer weights
+This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has integer weights
 (int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
 ``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
 
-    z    = b + sum_j W[i, j] * s_prev[j](t - d)      # d = delay, 0 or 1; s(0) = 0
+    z    = b + sum_j W[i, j] * s_src[j](t - d)       # d = delay, 0 or 1; s(0) = 0
     v    = v - sign(v) * ((|v| * dv) >> 12)           # leak, truncating toward zero
     v    = saturate_24bit(v + z)                      # [-2**23, 2**23 - 1]
     s(t) = 1 if v >= theta else 0
     v    = v - theta * s(t)                           # soft reset
 
+where the sum runs over the layer's synapse groups, each from its source layer
+(:mod:`snnfast.layers`). A layer may instead reset to zero (``reset="zero"``) and carry a
+synaptic current with its own decay ``du`` (Loihi's CUBA compartment; ``docs/neuron.md``).
 Layer 0 is the input layer: one neuron per pixel, bias = pixel value, threshold
 ``input_threshold``. Potentials start at ``floor(v_init * theta_l)``.
 
 The simulation runs in the Rust core (:mod:`snnfast._core`), event-driven: only spikes cause
-synaptic work. Results are bit-exact for every batch size and thread count.
+synaptic work. Results are bit-exact for every batch size, thread count and kernel set.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-from . import _core
-from ._io import atomic_write
+from . import _checks, _container, _core
+from ._records import Record
 from .errors import ConfigError, ModelFormatError, ShapeError
+from .layers import (
+    LAYER_KINDS,
+    SYNAPSE_KINDS,
+    AvgPool2d,
+    Conv2d,
+    ConvSynapses,
+    Dense,
+    DenseSynapses,
+    Layer,
+    PoolSynapses,
+    SpikingLayer,
+)
+from .settings import MAX_TIMESTEPS
 
-__all__ = ["Conv2d", "AvgPool2d", "Dense", "Layer", "Network", "RunResult"]
+__all__ = [
+    "AvgPool2d",
+    "Conv2d",
+    "ConvSynapses",
+    "Dense",
+    "DenseSynapses",
+    "GroupGeometry",
+    "Layer",
+    "Network",
+    "PoolSynapses",
+    "RunResult",
+    "SpikingLayer",
+]
 
-_I16 = np.iinfo(np.int16)
-_I32 = np.iinfo(np.int32)
-FORMAT_VERSION = 1
+FORMAT = "network"
+FORMAT_VERSION = 2
+"""Version 2: the checksummed container (:mod:`snnfast._container`), layer graphs. Version 1
+files (chains, unchecked) still load."""
+_LAYER_CLASSES = (Conv2d, AvgPool2d, Dense, SpikingLayer)
 
-
-def _int_array(value: Any, name: str, where: str, dtype: type, ndim: int) -> np.ndarray:
-    """Check that ``value`` is an integer array of rank ``ndim`` that fits ``dtype``."""
-    arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise ShapeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ShapeError(f"{where}: {name} must have {ndim} dimensions, got shape {arr.shape}")
-    info = np.iinfo(dtype)
-    if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise ConfigError(
-            f"{where}: {name} values must fit {np.dtype(dtype).name} "
-            f"[{info.min}, {info.max}], got range [{arr.min()}, {arr.max()}]"
-        )
-    return np.ascontiguousarray(arr, dtype=dtype)
-
-
-def _int_scalar(value: Any, name: str, where: str, lo: int, hi: int) -> int:
-    """Check that ``value`` is an integer in ``[lo, hi]``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ConfigError(f"{where}: {name} must be in [{lo}, {hi}], got {int(value)}")
-    return int(value)
+_limit_cache: tuple[float, str | None, int] = (-math.inf, None, 0)
 
 
-@dataclass(frozen=True, eq=False)
-class Conv2d:
-    """Convolution layer: ``weight`` int16 ``[O, I, K, K]`` (PyTorch order), ``bias`` int32 ``[O]``.
+def _memory_limit() -> int:
+    """:func:`snnfast._checks.memory_limit`, read again at most once a second (it reads
+    ``/proc/meminfo``, which would cost a batch-1 run several percent) or when
+    ``$SNNFAST_MEMORY_LIMIT`` changes."""
+    global _limit_cache
+    env = os.environ.get(_checks.MEMORY_ENV)
+    now = time.monotonic()
+    when, seen, limit = _limit_cache
+    if env != seen or now - when > 1.0:
+        limit = _checks.memory_limit()
+        _limit_cache = (now, env, limit)
+    return limit
 
-    Zero padding has no synapses; the output size is the one PyTorch computes:
-    ``(H + 2 * padding - K) // stride + 1``.
+
+def _int_in(value: Any, name: str, lo: int, hi: int, where: str) -> int:
+    """:func:`snnfast._checks.integer` with a fast path for a plain ``int`` in range (a run's
+    arguments are checked on every call; at batch 1 the general check costs about 1 %)."""
+    if type(value) is int and lo <= value <= hi:
+        return value
+    return _checks.integer(value, name, lo, hi, where=where)
+
+
+@dataclass(frozen=True)
+class GroupGeometry(Record):
+    """How one synapse group connects its source to its layer (what a chip mapper needs).
+
+    Attributes:
+        layer: the layer the group feeds (1-based; 0 is the input layer).
+        index: the group's position in the layer (0-based).
+        kind: ``"conv"``, ``"pool"`` or ``"dense"``.
+        source: the layer it comes from.
+        kernel: ``(kh, kw)``; ``(1, 1)`` for dense.
+        stride: ``(sh, sw)``.
+        padding: ``(top, bottom, left, right)``; zero padding has no synapses.
+        groups: convolution groups (1 for pooling, which is channel-wise, and dense).
+        channels: ``(start, stop)``: the layer's channels the group writes.
+        source_shape: the source's neuron shape.
+        synapses: the group's synapse count.
     """
 
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: int
-    stride: int = 1
-    padding: int = 0
-    leak: int = 0
-
-    kind = "conv2d"
-
-    def _validated(self, where: str) -> Conv2d:
-        w = _int_array(self.weight, "weight", where, np.int16, 4)
-        if w.shape[2] != w.shape[3]:
-            raise ShapeError(
-                f"{where}: weight must have square kernels [O, I, K, K], got {w.shape}"
-            )
-        b = _int_array(self.bias, "bias", where, np.int32, 1)
-        if b.shape[0] != w.shape[0]:
-            raise ShapeError(
-                f"{where}: bias has {b.shape[0]} entries, weight has {w.shape[0]} output channels"
-            )
-        return Conv2d(
-            w,
-            b,
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.stride, "stride", where, 1, 1 << 16),
-            _int_scalar(self.padding, "padding", where, 0, 1 << 16),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "stride": self.stride,
-            "padding": self.padding,
-            "leak": self.leak,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class AvgPool2d:
-    """Average pooling as a spiking layer: ``kernel x kernel`` windows, stride ``kernel``.
-
-    Channel-wise; every synapse has the same integer ``weight``; no bias. Output size is
-    ``floor(H / kernel) x floor(W / kernel)``: rows and columns that fit no window have no synapse.
-    """
-
-    kernel: int
-    weight: int
-    threshold: int
-    leak: int = 0
-
-    kind = "avgpool2d"
-
-    def _validated(self, where: str) -> AvgPool2d:
-        return AvgPool2d(
-            _int_scalar(self.kernel, "kernel", where, 1, 1 << 16),
-            _int_scalar(self.weight, "weight", where, int(_I16.min), int(_I16.max)),
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "kernel": self.kernel,
-            "weight": self.weight,
-            "threshold": self.threshold,
-            "leak": self.leak,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class Dense:
-    """Fully connected layer: ``weight`` int16 ``[O, I]``, ``bias`` int32 ``[O]``.
-
-    Its input is the previous layer flattened in C, H, W order.
-    """
-
-    weight: np.ndarray
-    bias: np.ndarray
-    threshold: int
-    leak: int = 0
-
-    kind = "dense"
-
-    def _validated(self, where: str) -> Dense:
-        w = _int_array(self.weight, "weight", where, np.int16, 2)
-        b = _int_array(self.bias, "bias", where, np.int32, 1)
-        if b.shape[0] != w.shape[0]:
-            raise ShapeError(
-                f"{where}: bias has {b.shape[0]} entries but weight has {w.shape[0]} outputs"
-            )
-        return Dense(
-            w,
-            b,
-            _int_scalar(self.threshold, "threshold", where, 1, _I32.max),
-            _int_scalar(self.leak, "leak", where, 0, 4096),
-        )
-
-    def _params(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "leak": self.leak}
-
-
-Layer = Union[Conv2d, AvgPool2d, Dense]  # noqa: UP007 (a runtime alias)
+    layer: int
+    index: int
+    kind: str
+    source: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]
+    groups: int
+    channels: tuple[int, int]
+    source_shape: tuple[int, ...]
+    synapses: int
 
 
 @dataclass(frozen=True)
@@ -194,6 +139,8 @@ class RunResult:
         steps: int32 ``[N]``, time steps simulated per image (``timesteps`` unless the image
             exited early).
         timesteps, delay, v_init, early_exit: the run's settings.
+        kernels: the kernel set that ran (``"portable"``, ``"avx2"``, ``"avx512"``; see
+            :attr:`Network.kernels`).
     """
 
     spike_counts: list[np.ndarray | None]
@@ -205,6 +152,16 @@ class RunResult:
     delay: int
     v_init: float
     early_exit: int | None = None
+    kernels: str = ""
+
+    def __repr__(self) -> str:
+        recorded = [l for l, c in enumerate(self.spike_counts) if c is not None]
+        per_image = float(self.synops.sum()) / max(1, self.n_images)
+        return (
+            f"RunResult({self.n_images} images, timesteps={self.timesteps}, delay={self.delay}, "
+            f"v_init={self.v_init}, early_exit={self.early_exit}, kernels={self.kernels!r}, "
+            f"recorded layers {recorded}, {per_image:.4g} synaptic events per image)"
+        )
 
     @property
     def n_images(self) -> int:
@@ -215,8 +172,9 @@ class RunResult:
         """Total input layer ``layer`` (of threshold ``threshold``) integrated over the run:
         ``spike_counts * threshold + membrane - floor(v_init * threshold)``, int64.
 
-        Soft reset removes exactly ``threshold`` per spike, so for a layer without leak this
-        is ``sum_t z(t)`` of the neuron equation, unless the 24-bit membrane saturated.
+        Soft reset removes exactly ``threshold`` per spike, so for a layer without leak that
+        resets by subtraction and has no current register (the defaults) this is
+        ``sum_t z(t)`` of the neuron equation, unless the 24-bit membrane saturated.
 
         Raises:
             ConfigError: the layer was not recorded.
@@ -244,15 +202,21 @@ class Network:
     """An integer spiking network, simulated event-driven by the Rust core.
 
     Args:
-        layers: hidden and output layers in order (:class:`Conv2d`, :class:`AvgPool2d`,
-            :class:`Dense`).
+        layers: hidden and output layers, each after the layers it takes input from, the
+            output layer last: any mix of :class:`SpikingLayer` and its shorthands
+            :class:`Conv2d`, :class:`AvgPool2d`, :class:`Dense`. A synapse group's ``source``
+            is an index in this numbering (0 = the input layer, ``i`` = ``layers[i - 1]``);
+            ``None`` is the layer just before.
         input_shape: ``(C, H, W)`` of the uint8 input images.
         input_threshold: threshold of the input layer (a pixel ``p`` fires at rate
             ``p / input_threshold``).
 
+    The network keeps read-only copies of the arrays it is given (:attr:`layers`).
+
     Raises:
-        ShapeError: a layer's array has the wrong rank or dtype, or layer shapes do not chain.
-        ConfigError: a threshold, leak, stride or value is out of range.
+        ShapeError: a layer's array has the wrong rank or dtype, or shapes do not fit.
+        ConfigError: a threshold, leak, stride, source or value is out of range.
+        MemoryLimitError: its tables would need more memory than allowed.
     """
 
     layers: Sequence[Layer]
@@ -263,27 +227,59 @@ class Network:
     _sizes: list[int] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        shape = tuple(int(s) for s in np.asarray(self.input_shape).reshape(-1))
-        if len(shape) != 3 or min(shape) < 1:
-            raise ShapeError(f"input_shape must be (C, H, W) with positive sizes, got {shape}")
-        self.input_shape = shape
-        self.input_threshold = _int_scalar(
-            self.input_threshold, "input_threshold", "input layer", 1, _I32.max
+        where = "input layer"
+        if isinstance(self.input_shape, (str, bytes)) or not isinstance(
+            self.input_shape, (Sequence, np.ndarray)
+        ):
+            raise ShapeError(f"input_shape must be (C, H, W), got {self.input_shape!r}")
+        shape = tuple(
+            _checks.integer(s, "input_shape entry", -(2**63), 2**63 - 1, where=where)
+            for s in self.input_shape
         )
-        if len(self.layers) == 0:
-            raise ShapeError("a network needs at least one layer after the input")
+        if len(shape) != 3:
+            raise ShapeError(f"input_shape must be (C, H, W), got {shape}")
+        self.input_shape = shape
+        self.input_threshold = _checks.integer(
+            self.input_threshold, "input_threshold", -(2**63), 2**63 - 1, where=where
+        )
+        if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Sequence):
+            raise ConfigError(
+                f"layers must be a list or tuple of layers, got {type(self.layers).__name__}"
+            )
         checked: list[Layer] = []
         for i, layer in enumerate(self.layers, start=1):
-            if not isinstance(layer, (Conv2d, AvgPool2d, Dense)):
+            if not isinstance(layer, _LAYER_CLASSES):
                 raise ConfigError(
-                    f"layer {i}: expected Conv2d, AvgPool2d or Dense, got {type(layer).__name__}"
+                    f"layer {i}: expected SpikingLayer, Conv2d, AvgPool2d or Dense, "
+                    f"got {type(layer).__name__}"
                 )
-            checked.append(layer._validated(f"layer {i} ({layer.kind})"))
+            checked.append(layer._validated(f"layer {i} ({_label(layer)})"))
         self.layers = checked
-        specs = [_layer_spec(layer) for layer in checked]
-        self._engine = _core.Engine(specs, list(shape), self.input_threshold)
+        self._engine = _core.Engine(
+            [_engine_spec(layer) for layer in checked],
+            input_shape=shape,
+            input_threshold=self.input_threshold,
+            memory_limit=_memory_limit(),
+        )
         self._shapes = [tuple(s) for s in self._engine.shapes()]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
+
+    def __repr__(self) -> str:
+        layers = ", ".join(
+            f"{i} {_label(layer)} {shape}"
+            for i, (layer, shape) in enumerate(zip(self.layers, self._shapes[1:]), start=1)
+        )
+        return (
+            f"Network(input {self.input_shape} threshold {self.input_threshold}; "
+            f"{self.n_layers} layers: {layers}; {sum(self._sizes):,} neurons)"
+        )
+
+    @property
+    def kernels(self) -> str:
+        """The kernel set a run started now uses (``"portable"``, ``"avx2"``, ``"avx512"``): the
+        best this processor has, or the one ``$SNNFAST_KERNELS`` names.
+        :attr:`RunResult.kernels` tells which one a run used."""
+        return _core.kernels()
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -294,7 +290,8 @@ class Network:
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
-        """Shape of each layer's neurons, input first: ``(C, H, W)`` or ``(O,)`` for Dense."""
+        """Shape of each layer's neurons, input first: ``(C, H, W)``, or ``(O,)`` for a layer
+        of dense synapses."""
         return list(self._shapes)
 
     @property
@@ -307,17 +304,54 @@ class Network:
         """Threshold of each layer, input first."""
         return [self.input_threshold] + [int(layer.threshold) for layer in self.layers]
 
+    def _layer_index(self, layer: Any, where: str, lo: int = 0) -> int:
+        return _checks.integer(layer, "layer", lo, self.n_layers, where=where)
+
+    def synapse_groups(self, layer: int) -> tuple[GroupGeometry, ...]:
+        """The synapse groups feeding ``layer`` (1-based; the input layer has none), with
+        their geometry and synapse counts."""
+        l = self._layer_index(layer, "synapse_groups")
+        if l == 0:
+            return ()
+        out = []
+        for g, d in enumerate(self._engine.groups(l)):
+            src = int(d["source"])
+            out.append(
+                GroupGeometry(
+                    layer=l,
+                    index=g,
+                    kind=str(d["kind"]),
+                    source=src,
+                    kernel=tuple(d["kernel"]),
+                    stride=tuple(d["stride"]),
+                    padding=tuple(d["padding"]),
+                    groups=int(d["groups"]),
+                    channels=tuple(d["channels"]),
+                    source_shape=self._shapes[src],
+                    synapses=int(d["synapses"]),
+                )
+            )
+        return tuple(out)
+
+    def group_fan_out(self, layer: int, group: int) -> np.ndarray:
+        """Synapses from each neuron of the source of group ``group`` of ``layer`` into
+        ``layer``: int64, shaped like the source layer's neurons."""
+        groups = self.synapse_groups(self._layer_index(layer, "group_fan_out", lo=1))
+        g = _checks.integer(group, "group", 0, len(groups) - 1, where="group_fan_out")
+        flat = np.asarray(self._engine.group_fan_out(int(layer), g), dtype=np.int64)
+        return flat.reshape(groups[g].source_shape)
+
     def synapse_counts(self) -> list[int]:
-        """Number of synapses into each layer (input first, 0); padding positions have none."""
+        """Number of synapses into each layer (input first, 0), summed over its groups;
+        padding positions have none."""
         return [int(x) for x in self._engine.synapse_counts()]
 
     def fan_out(self, layer: int) -> np.ndarray:
-        """Synapses leaving each neuron of ``layer`` (0 = input) into ``layer + 1``: int64, shaped
-        like that layer's neurons."""
-        if not 0 <= layer < self.n_layers:
-            raise ConfigError(f"fan_out: layer must be in [0, {self.n_layers - 1}], got {layer}")
-        flat = np.asarray(self._engine.fan_out(layer), dtype=np.int64)
-        return flat.reshape(self._shapes[layer])
+        """Synapses leaving each neuron of ``layer`` (0 = input) into every layer it feeds
+        (in a chain, ``layer + 1``): int64, shaped like that layer's neurons."""
+        l = _checks.integer(layer, "layer", 0, self.n_layers - 1, where="fan_out")
+        flat = np.asarray(self._engine.fan_out(l), dtype=np.int64)
+        return flat.reshape(self._shapes[l])
 
     # -- simulation -------------------------------------------------------------------------
 
@@ -338,7 +372,8 @@ class Network:
             timesteps: number of time steps ``T >= 1``.
             delay: 0, or 1 for Loihi pipelining (spikes reach the next layer a step later).
             v_init: initial potential as a fraction of each layer's threshold, in ``[0, 1)``.
-            threads: worker threads (default: all cores); images run in parallel.
+            threads: worker threads (default: all usable cores,
+                :func:`snnfast._checks.all_cores`); images run in parallel.
             record: layers (0 = input) whose spike counts and potentials are returned;
                 default all. Others are ``None``; synops are always counted for every layer.
             early_exit: stop an image once its output decision (the output neuron with the
@@ -350,7 +385,7 @@ class Network:
             ShapeError: wrong dtype, rank or shape, or an empty batch.
             ConfigError: ``timesteps``, ``delay``, ``v_init``, ``threads`` or ``record`` invalid.
         """
-        timesteps = _int_scalar(timesteps, "timesteps", "run", 1, 1 << 24)
+        timesteps = _int_in(timesteps, "timesteps", 1, MAX_TIMESTEPS, "run")
         return self._run(images, [timesteps], delay, v_init, threads, record, early_exit, "run")[0]
 
     def run_checkpoints(
@@ -384,7 +419,10 @@ class Network:
                 f"run_checkpoints: checkpoints must be a sequence of step counts, "
                 f"got {checkpoints!r}"
             )
-        steps = [_int_scalar(c, "checkpoint", "run_checkpoints", 1, 1 << 24) for c in checkpoints]
+        steps = [
+            _checks.positive_int(c, "checkpoint", MAX_TIMESTEPS, where="run_checkpoints")
+            for c in checkpoints
+        ]
         if not steps or len(set(steps)) != len(steps):
             raise ConfigError(
                 f"run_checkpoints: checkpoints must be distinct and not empty, got {steps}"
@@ -405,24 +443,31 @@ class Network:
         where: str,
     ) -> list[RunResult]:
         imgs = self._check_images(images)
-        delay = _int_scalar(delay, "delay", where, 0, 1)
-        if isinstance(v_init, (bool, np.bool_)) or not isinstance(v_init, (int, float, np.number)):
-            raise ConfigError(f"{where}: v_init must be a number in [0, 1), got {v_init!r}")
-        v_init = float(v_init)
-        if not 0.0 <= v_init < 1.0:
-            raise ConfigError(f"{where}: v_init must be in [0, 1), got {v_init}")
-        if threads is None:
-            threads = os.cpu_count() or 1
-        threads = _int_scalar(threads, "threads", where, 1, 4096)
+        delay = _int_in(delay, "delay", 0, 1, where)
+        if not (type(v_init) is float and 0.0 <= v_init < 1.0):
+            v_init = _checks.number(v_init, "v_init", 0.0, 1.0, hi_open=True, where=where)
+        n_threads = (
+            _checks.threads(threads, where=where)
+            if threads is None
+            else _int_in(threads, "threads", 1, _checks.MAX_THREADS, where)
+        )
         n_total = self.n_layers + 1
         if record is None:
             rec = list(range(n_total))
         else:
-            rec = sorted({_int_scalar(l, "record entry", where, 0, n_total - 1) for l in record})
+            rec = sorted({_int_in(l, "record entry", 0, n_total - 1, where) for l in record})
         if early_exit is not None:
-            early_exit = _int_scalar(early_exit, "early_exit", where, 1, 1 << 24)
-        counts, membrane, synops, steps = self._engine.run(
-            imgs, checkpoints[-1], delay, v_init, threads, rec, early_exit, checkpoints
+            early_exit = _int_in(early_exit, "early_exit", 1, MAX_TIMESTEPS, where)
+        counts, membrane, synops, steps, kernels = self._engine.run(
+            imgs,
+            timesteps=checkpoints[-1],
+            delay=delay,
+            v_init=v_init,
+            threads=n_threads,
+            record=rec,
+            early_exit=early_exit,
+            checkpoints=checkpoints,
+            memory_limit=_memory_limit(),
         )
         n, s = imgs.shape[0], len(checkpoints)
         synops = synops.reshape(s, n, n_total)
@@ -438,7 +483,9 @@ class Network:
                 sc[l], mem[l] = c[k], m[k]
             updates = steps[k].astype(np.int64)[:, None] * sizes
             results.append(
-                RunResult(sc, mem, synops[k], updates, steps[k], t, delay, v_init, early_exit)
+                RunResult(
+                    sc, mem, synops[k], updates, steps[k], t, delay, v_init, early_exit, kernels
+                )
             )
         return results
 
@@ -464,148 +511,113 @@ class Network:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def to_record(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """``(spec, arrays)``: the network as JSON data and named integer arrays."""
-        spec = {
-            "input_shape": list(self.input_shape),
-            "input_threshold": self.input_threshold,
-            "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
-        }
+    def to_container(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The network as a container body and its arrays (what :meth:`save` writes), for file
+        kinds that hold a network; :meth:`from_container` reads it back."""
         arrays: dict[str, np.ndarray] = {}
+        entries = []
         for i, layer in enumerate(self.layers):
+            entries.append({"kind": layer.kind, **layer._params()})
             if isinstance(layer, (Conv2d, Dense)):
                 arrays[f"layer{i}.weight"] = layer.weight
                 arrays[f"layer{i}.bias"] = layer.bias
-        return spec, arrays
+            elif isinstance(layer, SpikingLayer):
+                if layer.bias is not None:
+                    arrays[f"layer{i}.bias"] = layer.bias
+                for j, g in enumerate(layer.groups):
+                    if isinstance(g, (ConvSynapses, DenseSynapses)):
+                        arrays[f"layer{i}.synapses{j}.weight"] = g.weight
+        body = {
+            "input_shape": list(self.input_shape),
+            "input_threshold": self.input_threshold,
+            "layers": entries,
+        }
+        return body, arrays
 
     @classmethod
-    def from_record(cls, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Network:
-        """Rebuild a network from :meth:`to_record`'s output.
+    def from_container(
+        cls, body: Mapping[str, Any], arrays: Mapping[str, np.ndarray], where: str = "network"
+    ) -> Network:
+        """The network :meth:`to_container` described.
 
         Raises:
-            ModelFormatError: the record is damaged.
+            ModelFormatError: the description is damaged (and names what is wrong).
         """
-        return cls.from_legacy_record(spec, arrays)
-
-    @classmethod
-    def from_legacy_record(
-        cls, spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
-    ) -> Network:
-        """A chain network from the layer list of the first file format."""
-        layers: list[Layer] = []
         try:
-            for i, entry in enumerate(spec["layers"]):
-                params = {k: v for k, v in entry.items() if k != "kind"}
-                if entry["kind"] == "conv2d":
-                    layers.append(
-                        Conv2d(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif entry["kind"] == "dense":
-                    layers.append(
-                        Dense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif entry["kind"] == "avgpool2d":
-                    layers.append(AvgPool2d(**params))
-                else:
-                    raise ModelFormatError(f"layer {i + 1} has unknown kind {entry['kind']!r}")
-            return cls(layers, tuple(spec["input_shape"]), spec["input_threshold"])
-        except (KeyError, TypeError) as exc:
-            raise ModelFormatError(f"layer list is damaged ({exc})") from exc
+            layers = [_load_layer(e, i, arrays, where) for i, e in enumerate(body["layers"])]
+            shape = tuple(body["input_shape"])
+            threshold = body["input_threshold"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{where}: layer list is damaged ({exc!r})") from exc
+        try:
+            return cls(layers, shape, threshold)
+        except (ShapeError, ConfigError) as exc:
+            raise ModelFormatError(f"{where} describes an invalid network: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> None:
-        """Write the network (and JSON-serialisable ``metadata``) to an ``.npz`` file, atomically.
-
-        The file holds only integer arrays and one JSON header; loading it runs no code.
-        """
-        header: dict[str, Any] = {
-            "format": "snnfast.network",
-            "version": FORMAT_VERSION,
-            "input_shape": list(self.input_shape),
-            "input_threshold": self.input_threshold,
-            "layers": [{"kind": layer.kind, **layer._params()} for layer in self.layers],
-            "metadata": dict(metadata or {}),
-        }
-        arrays: dict[str, Any] = {
-            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        }
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, (Conv2d, Dense)):
-                arrays[f"layer{i}.weight"] = layer.weight
-                arrays[f"layer{i}.bias"] = layer.bias
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        with atomic_write(path) as fh:
-            fh.write(buf.getvalue())
+        """Write the network (and JSON-serialisable ``metadata``) to one checksummed container
+        file (:mod:`snnfast._container`), atomically. Loading it runs no code."""
+        body, arrays = self.to_container()
+        body["metadata"] = dict(metadata or {})
+        _container.write(path, FORMAT, FORMAT_VERSION, body, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> tuple[Network, dict[str, Any]]:
-        """Read a network written by :meth:`save`; returns ``(network, metadata)``.
+        """Read a network written by :meth:`save` (or by the first file version); returns
+        ``(network, metadata)``.
 
         Raises:
             ModelFormatError: the file is missing, not an snnfast network, or damaged.
+            MemoryLimitError: its arrays or tables would need more memory than allowed.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise ModelFormatError(f"no network file at {p}")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                header = json.loads(bytes(z["header"]).decode())
-                arrays = {k: z[k] for k in z.files if k != "header"}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ModelFormatError(f"{p} is not a readable snnfast network file: {exc}") from exc
-        if header.get("format") != "snnfast.network":
-            raise ModelFormatError(f"{p} is not an snnfast network file")
-        if header.get("version") != FORMAT_VERSION:
-            raise ModelFormatError(
-                f"{p} has network format version {header.get('version')}, "
-                f"this snnfast reads version {FORMAT_VERSION}"
-            )
-        layers: list[Layer] = []
-        try:
-            for i, spec in enumerate(header["layers"]):
-                params = {k: v for k, v in spec.items() if k != "kind"}
-                if spec["kind"] == "conv2d":
-                    layers.append(
-                        Conv2d(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif spec["kind"] == "dense":
-                    layers.append(
-                        Dense(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
-                    )
-                elif spec["kind"] == "avgpool2d":
-                    layers.append(AvgPool2d(**params))
-                else:
-                    raise ModelFormatError(f"{p}: layer {i + 1} has unknown kind {spec['kind']!r}")
-        except (KeyError, TypeError) as exc:
-            raise ModelFormatError(f"{p}: layer list is damaged ({exc})") from exc
-        net = cls(layers, tuple(header["input_shape"]), header["input_threshold"])
-        return net, dict(header.get("metadata", {}))
+        contents = _container.read(path, FORMAT, (1, FORMAT_VERSION), what="network")
+        net = cls.from_container(contents.body, contents.arrays, where=str(path))
+        metadata = contents.body.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ModelFormatError(f"{path}: metadata is not a JSON object")
+        return net, metadata
 
 
-def _layer_spec(layer: Layer) -> dict[str, Any]:
-    """The plain dict the Rust core takes for one layer."""
-    if isinstance(layer, Conv2d):
-        return {
-            "kind": "conv2d",
-            "weight": layer.weight,
-            "bias": layer.bias,
-            "threshold": layer.threshold,
-            "stride": layer.stride,
-            "padding": layer.padding,
-            "leak": layer.leak,
-        }
-    if isinstance(layer, AvgPool2d):
-        return {
-            "kind": "avgpool2d",
-            "kernel": layer.kernel,
-            "weight": layer.weight,
-            "threshold": layer.threshold,
-            "leak": layer.leak,
-        }
+def _label(layer: Layer) -> str:
+    """What messages call a layer: its name, or its kind."""
+    return layer.label if isinstance(layer, SpikingLayer) else layer.kind
+
+
+def _engine_spec(layer: Layer) -> dict[str, Any]:
+    """The dict the Rust core takes for one (validated) layer."""
+    sl = layer.as_spiking_layer()
     return {
-        "kind": "dense",
-        "weight": layer.weight,
-        "bias": layer.bias,
-        "threshold": layer.threshold,
-        "leak": layer.leak,
+        "label": _label(layer),
+        "threshold": sl.threshold,
+        "leak": sl.leak,
+        "du": sl.du,
+        "reset": sl.reset,
+        "bias": sl.bias,
+        "groups": [g._spec() for g in sl.groups],
     }
+
+
+def _load_layer(
+    entry: Mapping[str, Any], i: int, arrays: Mapping[str, np.ndarray], where: str
+) -> Layer:
+    """One layer of a network file: its JSON entry and arrays."""
+    params = {k: v for k, v in entry.items() if k != "kind"}
+    kind = entry["kind"]
+    cls = LAYER_KINDS.get(kind)
+    if cls is None:
+        raise ModelFormatError(f"{where}: layer {i + 1} has unknown kind {kind!r}")
+    if cls in (Conv2d, Dense):
+        return cls(arrays[f"layer{i}.weight"], arrays[f"layer{i}.bias"], **params)
+    if cls is AvgPool2d:
+        return AvgPool2d(**params)
+    groups = []
+    for j, g in enumerate(params.pop("synapses")):
+        gp = {k: v for k, v in g.items() if k != "kind"}
+        gcls = SYNAPSE_KINDS.get(g["kind"])
+        if gcls is None:
+            raise ModelFormatError(f"{where}: layer {i + 1} has a group of kind {g['kind']!r}")
+        if gcls is PoolSynapses:
+            groups.append(PoolSynapses(**gp))
+        else:
+            groups.append(gcls(arrays[f"layer{i}.synapses{j}.weight"], **gp))
+    return SpikingLayer(groups, bias=arrays.get(f"layer{i}.bias"), **params)

@@ -1,25 +1,39 @@
 //! Event-driven simulation of a batch of images.
 //!
-//! Each step, each layer (input first) receives the spikes of the layer below (this step with
-//! `delay = 0`, the previous step with `delay = 1`), scatters the synapses of exactly those
-//! spikes into an accumulator, then updates every neuron once ([`crate::neuron`]). Synaptic work
-//! therefore follows the spike count; the neuron updates are the fixed `neurons × T` that a chip
-//! also performs.
+//! Each step, each layer (input first) receives the spikes of its synapse groups' sources (this
+//! step with `delay = 0`, the previous step with `delay = 1`), scatters the synapses of exactly
+//! those spikes into an accumulator, then updates every neuron once ([`crate::neuron`]).
+//! Synaptic work therefore follows the spike count; the neuron updates are the fixed
+//! `neurons × T` that a chip also performs.
 //!
-//! Images are independent: they are shared out to `threads` scoped worker threads (no global
-//! pool, so a forked process is safe), each with its own reusable state, writing to disjoint rows
-//! of the outputs. Results do not depend on the batch size or the thread count.
+//! Images are independent: they are shared out to `threads` workers (the calling thread and
+//! scoped threads; no global pool, so a forked process is safe), each with its own reusable
+//! state, writing to disjoint rows of the outputs. Results do not depend on the batch size or
+//! the thread count. Every worker checks a cancel flag once per step; the calling thread also
+//! calls the run's poll hook about every [`POLL_INTERVAL`], which may cancel the run.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::network::{Layer, Network, Shape, Synapses, NO_TARGET};
-use crate::neuron::{gather_spikes, mask_words, update_layer, Acc};
+use crate::error::{zeroed, Bytes, Error, Result};
+use crate::geometry::Shape;
+use crate::kernels::{Choice, Kernels};
+use crate::network::Network;
+use crate::neuron::{Acc, LEAK_MAX};
+pub(crate) use crate::step::state_bytes;
+use crate::step::{finish_step, layer_step, LayerState};
+
+/// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
+pub const MAX_TIMESTEPS: usize = 1 << 20;
+
+/// How often the calling thread calls a run's poll hook.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// How to run a batch.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Time steps, `1..=MAX_TIMESTEPS`.
     pub timesteps: usize,
     /// 0: spikes reach the next layer in the same step; 1: one step later (Loihi pipelining).
     pub delay: usize,
@@ -36,6 +50,28 @@ pub struct RunOptions {
     /// exactly what a run of `c` steps returns, so one run of `T` steps serves every shorter
     /// run too.
     pub checkpoints: Vec<usize>,
+    /// The kernel set to run with.
+    pub kernels: Choice,
+    /// Bytes the run's outputs and worker state may take (checked before allocating).
+    pub memory_limit: u64,
+}
+
+impl RunOptions {
+    /// `timesteps` steps, no delay, `v_init = 0`, one thread, nothing recorded, no early exit,
+    /// no checkpoints, the best kernels of this processor, no memory limit.
+    pub fn new(timesteps: usize) -> RunOptions {
+        RunOptions {
+            timesteps,
+            delay: 0,
+            v_init: 0.0,
+            threads: 1,
+            record: Vec::new(),
+            early_exit: None,
+            checkpoints: Vec::new(),
+            kernels: Choice::resolve(None).expect("the default kernel choice always resolves"),
+            memory_limit: u64::MAX,
+        }
+    }
 }
 
 /// What a run returns, for each of the `S` checkpoints (`S = 1` without checkpoints): per
@@ -48,36 +84,8 @@ pub struct RunOutput {
     pub synops: Vec<i64>,
     /// `[S, N]`: time steps simulated for each image (the checkpoint unless it exited early).
     pub steps: Vec<i32>,
-}
-
-/// Per-layer state of one worker, reused from image to image.
-struct LayerState {
-    v: Vec<i32>,
-    /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
-    acc: Vec<i32>,
-    acc16: Vec<i16>,
-    /// Spike bits of this step (bit `i % 64` of word `i / 64`).
-    mask: Vec<u64>,
-    spikes: Vec<u32>,
-    prev_spikes: Vec<u32>,
-    counts: Vec<i32>,
-    /// Whether this run needs the layer's spike counts (recorded, or the early-exit decision).
-    counting: bool,
-}
-
-impl LayerState {
-    fn new(size: usize, narrow: bool) -> Self {
-        LayerState {
-            v: vec![0; size],
-            acc: vec![0; if narrow { 0 } else { size }],
-            acc16: vec![0; if narrow { size } else { 0 }],
-            mask: vec![0; mask_words(size)],
-            spikes: Vec::with_capacity(size),
-            prev_spikes: Vec::with_capacity(size),
-            counts: vec![0; size],
-            counting: true,
-        }
-    }
+    /// The kernel set that ran (`"portable"`, `"avx2"`, `"avx512"`).
+    pub kernels: &'static str,
 }
 
 /// Per-worker simulation state kept between runs of one network, so that running a single
@@ -86,19 +94,16 @@ impl LayerState {
 pub struct Workspaces(Mutex<Vec<Vec<LayerState>>>);
 
 impl Workspaces {
-    fn take(&self, net: &Network) -> Vec<LayerState> {
+    fn take(&self, net: &Network) -> Result<Vec<LayerState>> {
         let cached = self.0.lock().map(|mut v| v.pop()).unwrap_or(None);
         match cached {
-            Some(state) if state.len() == net.layers.len() + 1 => state,
-            _ => {
-                // The input layer has no synapses: its (always zero) accumulator is narrow.
-                let narrow = std::iter::once(true).chain(net.layers.iter().map(|l| l.narrow));
-                net.shapes()
-                    .iter()
-                    .zip(narrow)
-                    .map(|(s, n)| LayerState::new(s.size(), n))
-                    .collect()
-            }
+            Some(state) if state.len() == net.layers.len() + 1 => Ok(state),
+            _ => net
+                .shapes()
+                .iter()
+                .zip(state_kinds(net))
+                .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
+                .collect(),
         }
     }
 
@@ -109,12 +114,22 @@ impl Workspaces {
     }
 }
 
+/// Per layer, input first: whether its accumulator is i16 and whether it has a current
+/// register. The input layer has no synapses: its (always zero) accumulator is narrow.
+fn state_kinds(net: &Network) -> impl Iterator<Item = (bool, bool)> + '_ {
+    std::iter::once((true, false)).chain(net.layers.iter().map(|l| (l.narrow, l.du < LEAK_MAX)))
+}
+
 /// Raw pointer to an output buffer, shared by the workers; each image's row is written by
 /// exactly one worker.
 #[derive(Clone, Copy)]
 struct Out<T>(*mut T);
-unsafe impl<T> Send for Out<T> {}
-unsafe impl<T> Sync for Out<T> {}
+// SAFETY: an `Out` is only a base address; the workers write through it only with `row`,
+// whose contract (disjoint rows, buffer alive for the scope) makes sharing it sound. `T` is a
+// plain integer type here (`i32`, `i64`), which is itself `Send`.
+unsafe impl<T: Send> Send for Out<T> {}
+// SAFETY: as for `Send`: shared references to an `Out` only hand out the pointer value.
+unsafe impl<T: Send> Sync for Out<T> {}
 
 impl<T> Out<T> {
     /// The row of `len` values starting at `row · len`.
@@ -122,28 +137,30 @@ impl<T> Out<T> {
     /// # Safety
     /// The row must be inside the buffer and written by no one else meanwhile.
     unsafe fn row<'a>(self, row: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(row * len), len)
+        // SAFETY: the caller guarantees that `row * len .. (row + 1) * len` lies inside the
+        // buffer and that nobody else reads or writes it while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(row * len), len) }
     }
 }
 
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
 pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput> {
-    run_with(net, images, opts, &Workspaces::default())
+    run_with(net, images, opts, &Workspaces::default(), &mut || false)
 }
 
-/// [`run`], reusing the per-worker state kept in `workspaces` (which belong to `net`).
+/// [`run`], reusing the per-worker state kept in `workspaces` (which belong to `net`), with a
+/// poll hook: the calling thread calls `poll` about every [`POLL_INTERVAL`] while the run
+/// lasts, and when it returns `true` every worker stops at its next step and the run returns
+/// an `Interrupted` error.
 pub fn run_with(
     net: &Network,
     images: &[u8],
     opts: &RunOptions,
     workspaces: &Workspaces,
+    poll: &mut dyn FnMut() -> bool,
 ) -> Result<RunOutput> {
     let input = net.input;
-    let n_img = if input.size() == 0 {
-        0
-    } else {
-        images.len() / input.size()
-    };
+    let n_img = images.len() / input.size();
     if n_img == 0 || images.len() != n_img * input.size() {
         return Err(Error::shape(format!(
             "images must hold N x {} x {} x {} values with N > 0, got {} values",
@@ -153,111 +170,110 @@ pub fn run_with(
             images.len()
         )));
     }
-    if opts.timesteps == 0 {
-        return Err(Error::config("timesteps must be >= 1"));
-    }
-    if opts.delay > 1 {
-        return Err(Error::config(format!(
-            "delay must be 0 or 1, got {}",
-            opts.delay
-        )));
-    }
-    if !(0.0..1.0).contains(&opts.v_init) {
-        return Err(Error::config(format!(
-            "v_init must be in [0, 1), got {}",
-            opts.v_init
-        )));
-    }
-    let n_layers = net.layers.len() + 1;
-    if opts.early_exit == Some(0) {
-        return Err(Error::config("early_exit must be >= 1 step"));
-    }
-    if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
-        return Err(Error::config(format!(
-            "record: layer {bad} does not exist (the network has layers 0..{})",
-            n_layers - 1
-        )));
-    }
+    check_options(net, opts)?;
     let checkpoints = checkpoints(opts)?;
     let n_out = checkpoints.len() * n_img;
     let shapes = net.shapes();
-    let mut spike_counts: Vec<Vec<i32>> = opts
-        .record
-        .iter()
-        .map(|&l| vec![0; n_out * shapes[l].size()])
-        .collect();
-    let mut membrane = spike_counts.clone();
-    let mut synops = vec![0i64; n_out * n_layers];
-    let mut steps = vec![0i32; n_out];
-
-    let counts_out: Vec<Out<i32>> = spike_counts
-        .iter_mut()
-        .map(|v| Out(v.as_mut_ptr()))
-        .collect();
-    let mem_out: Vec<Out<i32>> = membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect();
-    let syn_out = Out(synops.as_mut_ptr());
-    let steps_out = Out(steps.as_mut_ptr());
-    let next = AtomicUsize::new(0);
-    let avx2 = has_avx2();
-
-    let worker = || {
-        let mut state = workspaces.take(net);
-        let mut pixels = vec![0i32; input.size()];
-        let mut row = vec![0i64; n_layers];
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n_img {
-                break;
-            }
-            load_image(
-                &images[i * input.size()..(i + 1) * input.size()],
-                input,
-                &mut pixels,
-            );
-            let emit = |k: usize, state: &[LayerState], synops: &[i64], used: usize| {
-                let at = k * n_img + i;
-                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
-                // rows written here are disjoint from every other worker's; the buffers outlive
-                // the scope.
-                unsafe {
-                    syn_out.row(at, n_layers).copy_from_slice(synops);
-                    steps_out.row(at, 1)[0] = used as i32;
-                    for (r, &l) in opts.record.iter().enumerate() {
-                        let size = shapes[l].size();
-                        to_chw(&state[l].counts, shapes[l], counts_out[r].row(at, size));
-                        to_chw(&state[l].v, shapes[l], mem_out[r].row(at, size));
-                    }
-                }
-            };
-            simulate(
-                net,
-                &pixels,
-                opts,
-                &checkpoints,
-                &mut state,
-                &mut row,
-                avx2,
-                emit,
-            );
-        }
-        workspaces.give(state);
-    };
+    let n_layers = shapes.len();
     let threads = opts.threads.clamp(1, n_img);
-    if threads == 1 {
-        worker();
-    } else {
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(worker);
-            }
-        });
+    run_bytes(net, n_out, threads, opts).check(opts.memory_limit, "this run")?;
+    let what = "the run's outputs";
+    let mut spike_counts = Vec::with_capacity(opts.record.len());
+    let mut membrane = Vec::with_capacity(opts.record.len());
+    for &l in &opts.record {
+        spike_counts.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
+        membrane.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
     }
+    let mut synops = zeroed::<i64>(n_out * n_layers, what)?;
+    let mut steps = zeroed::<i32>(n_out, what)?;
+    let outputs = Outputs {
+        counts: spike_counts
+            .iter_mut()
+            .map(|v| Out(v.as_mut_ptr()))
+            .collect(),
+        membrane: membrane.iter_mut().map(|v| Out(v.as_mut_ptr())).collect(),
+        synops: Out(synops.as_mut_ptr()),
+        steps: Out(steps.as_mut_ptr()),
+    };
+    let job = Job {
+        net,
+        images,
+        n_img,
+        opts,
+        checkpoints: &checkpoints,
+        shapes: &shapes,
+        workspaces,
+        outputs,
+        next: AtomicUsize::new(0),
+        cancel: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+    match opts.kernels {
+        Choice::Portable(k) => job.run(k, threads, poll),
+        Choice::Avx2(k) => job.run(k, threads, poll),
+        Choice::Avx512(k) => job.run(k, threads, poll),
+    }?;
     Ok(RunOutput {
         spike_counts,
         membrane,
         synops,
         steps,
+        kernels: opts.kernels.name(),
     })
+}
+
+fn check_options(net: &Network, opts: &RunOptions) -> Result<()> {
+    let n_layers = net.layers.len() + 1;
+    if !(1..=MAX_TIMESTEPS).contains(&opts.timesteps) {
+        return Err(Error::config(format!(
+            "run: timesteps must be an integer in [1, {MAX_TIMESTEPS}], got {}",
+            opts.timesteps
+        )));
+    }
+    if opts.delay > 1 {
+        return Err(Error::config(format!(
+            "run: delay must be an integer in [0, 1], got {}",
+            opts.delay
+        )));
+    }
+    if !(0.0..1.0).contains(&opts.v_init) {
+        return Err(Error::config(format!(
+            "run: v_init must be a finite number in [0.0, 1.0), got {}",
+            opts.v_init
+        )));
+    }
+    if let Some(e) = opts.early_exit.filter(|e| !(1..=MAX_TIMESTEPS).contains(e)) {
+        return Err(Error::config(format!(
+            "run: early_exit must be an integer in [1, {MAX_TIMESTEPS}], got {e}"
+        )));
+    }
+    if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
+        return Err(Error::config(format!(
+            "run: record entry must be an integer in [0, {}], got {bad}",
+            n_layers - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes a run of `n_out` = checkpoints × images outputs on `threads` workers allocates.
+fn run_bytes(net: &Network, n_out: usize, threads: usize, opts: &RunOptions) -> Bytes {
+    let shapes = net.shapes();
+    let recorded = opts
+        .record
+        .iter()
+        .fold(Bytes::ZERO, |b, &l| b.plus(Bytes::of(shapes[l].size(), 8)));
+    let outputs = recorded
+        .times(n_out)
+        .plus(Bytes::of(n_out, 8).times(shapes.len()))
+        .plus(Bytes::of(n_out, 4));
+    let worker = shapes
+        .iter()
+        .zip(state_kinds(net))
+        .fold(Bytes::of(net.input.size(), 4), |b, (s, (n, c))| {
+            b.plus(state_bytes(Some(s.size()), n, c))
+        });
+    outputs.plus(worker.times(threads))
 }
 
 /// The checkpoints of a run, checked; `[timesteps]` when none are given.
@@ -268,11 +284,162 @@ fn checkpoints(opts: &RunOptions) -> Result<Vec<usize>> {
     let c = &opts.checkpoints;
     if c[0] == 0 || c.windows(2).any(|w| w[0] >= w[1]) || *c.last().unwrap() != opts.timesteps {
         return Err(Error::config(format!(
-            "checkpoints must increase, start at >= 1 and end at timesteps = {}, got {c:?}",
+            "run: checkpoints must increase, start at >= 1 and end at timesteps = {}, got {c:?}",
             opts.timesteps
         )));
     }
     Ok(c.clone())
+}
+
+/// Where the workers write their results.
+struct Outputs {
+    counts: Vec<Out<i32>>,
+    membrane: Vec<Out<i32>>,
+    synops: Out<i64>,
+    steps: Out<i32>,
+}
+
+/// One batch to simulate, shared by the workers.
+struct Job<'a> {
+    net: &'a Network,
+    images: &'a [u8],
+    n_img: usize,
+    opts: &'a RunOptions,
+    checkpoints: &'a [usize],
+    shapes: &'a [Shape],
+    workspaces: &'a Workspaces,
+    outputs: Outputs,
+    /// The next image no worker has taken yet.
+    next: AtomicUsize,
+    /// Set to stop every worker at its next step.
+    cancel: AtomicBool,
+    /// The first error a worker met (its state could not be allocated).
+    failure: Mutex<Option<Error>>,
+}
+
+/// What a worker checks once per step: the cancel flag, and on the calling thread the poll
+/// hook (about every [`POLL_INTERVAL`]).
+struct Watch<'a> {
+    cancel: &'a AtomicBool,
+    poll: Option<&'a mut dyn FnMut() -> bool>,
+    next_poll: Instant,
+}
+
+impl Watch<'_> {
+    /// Whether the run is to stop now.
+    #[inline]
+    fn stopped(&mut self) -> bool {
+        if self.cancel.load(Ordering::Relaxed) {
+            return true;
+        }
+        if let Some(poll) = self.poll.as_mut() {
+            let now = Instant::now();
+            if now >= self.next_poll {
+                self.next_poll = now + POLL_INTERVAL;
+                if poll() {
+                    self.cancel.store(true, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+impl Job<'_> {
+    /// Simulate every image with the kernels `k` on `threads` workers, the calling thread
+    /// being one of them.
+    fn run<K: Kernels>(&self, k: K, threads: usize, poll: &mut dyn FnMut() -> bool) -> Result<()> {
+        let mut main = Watch {
+            cancel: &self.cancel,
+            poll: Some(poll),
+            next_poll: Instant::now() + POLL_INTERVAL,
+        };
+        if threads == 1 {
+            self.worker(k, &mut main);
+        } else {
+            let caller = std::thread::current();
+            let others = AtomicUsize::new(threads - 1);
+            std::thread::scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(|| {
+                        let mut watch = Watch {
+                            cancel: &self.cancel,
+                            poll: None,
+                            next_poll: Instant::now(),
+                        };
+                        self.worker(k, &mut watch);
+                        others.fetch_sub(1, Ordering::Release);
+                        caller.unpark();
+                    });
+                }
+                self.worker(k, &mut main);
+                // Keep polling while the other workers finish their last images.
+                while others.load(Ordering::Acquire) > 0 {
+                    std::thread::park_timeout(POLL_INTERVAL);
+                    main.stopped();
+                }
+            });
+        }
+        if let Some(err) = self.failure.lock().ok().and_then(|mut f| f.take()) {
+            return Err(err);
+        }
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::interrupted());
+        }
+        Ok(())
+    }
+
+    /// Take images until none is left or the run is stopped.
+    fn worker<K: Kernels>(&self, k: K, watch: &mut Watch) {
+        let (net, input, n_img) = (self.net, self.net.input, self.n_img);
+        let n_layers = net.layers.len() + 1;
+        let out = &self.outputs;
+        let mut state = match self.workspaces.take(net) {
+            Ok(state) => state,
+            Err(err) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(err);
+                }
+                self.cancel.store(true, Ordering::Relaxed);
+                return;
+            }
+        };
+        let mut pixels = vec![0i32; input.size()];
+        let mut row = vec![0i64; n_layers];
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= n_img {
+                break;
+            }
+            let image = &self.images[i * input.size()..(i + 1) * input.size()];
+            load_image(image, input, &mut pixels);
+            let emit = |c: usize, state: &[LayerState], synops: &[i64], used: usize| {
+                let at = c * n_img + i;
+                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
+                // rows written here (row `c · N + i` of each buffer, inside it since c < S and
+                // i < N) are disjoint from every other worker's; the buffers outlive the scope.
+                unsafe {
+                    out.synops.row(at, n_layers).copy_from_slice(synops);
+                    out.steps.row(at, 1)[0] = used as i32;
+                    for (r, &l) in self.opts.record.iter().enumerate() {
+                        let (shape, size) = (self.shapes[l], self.shapes[l].size());
+                        to_chw(&state[l].counts, shape, out.counts[r].row(at, size));
+                        to_chw(&state[l].v, shape, out.membrane[r].row(at, size));
+                    }
+                }
+            };
+            let sim = Simulation {
+                net,
+                opts: self.opts,
+                checkpoints: self.checkpoints,
+            };
+            if !sim.image(k, &pixels, &mut state, &mut row, watch, emit) {
+                break;
+            }
+        }
+        self.workspaces.give(state);
+    }
 }
 
 /// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
@@ -294,345 +461,159 @@ fn to_chw(src: &[i32], shape: Shape, out: &mut [i32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx2() -> bool {
-    false
-}
-
-/// Defines `$name(avx2, args…)`: the inline body compiled twice, for the baseline processor
-/// and with AVX2 enabled, choosing at run time. Both run the same integer code, so they give
-/// the same result; the kernels are small standalone functions so that LLVM vectorises them.
-macro_rules! dispatch {
-    (@pick $body:path) => { $body };
-    (@pick $body:path, $avx_body:path) => { $avx_body };
-    ($(#[$doc:meta])* fn $name:ident / $avx:ident => $body:path $(| $avx_body:path)? [ $($arg:ident : $ty:ty),* ] -> $ret:ty) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $avx($($arg: $ty),*) -> $ret {
-            dispatch!(@pick $body $(, $avx_body)?)($($arg),*)
-        }
-
-        $(#[$doc])*
-        #[inline]
-        fn $name(avx2: bool, $($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the processor supports AVX2 (checked at run time by the caller).
-                return unsafe { $avx($($arg),*) };
-            }
-            let _ = avx2;
-            $body($($arg),*)
-        }
-    };
-}
-
-dispatch! {
-    /// Scatter this step's spikes into an i32 accumulator.
-    fn scatter32 / scatter32_avx2 => scatter::<i32, false> | scatter::<i32, true> [layer: &Layer, spikes: &[u32], acc: &mut [i32]] -> i64
-}
-
-dispatch! {
-    /// Scatter this step's spikes into an i16 accumulator.
-    fn scatter16 / scatter16_avx2 => scatter::<i16, false> | scatter::<i16, true> [layer: &Layer, spikes: &[u32], acc: &mut [i16]] -> i64
-}
-
-dispatch! {
-    /// Update a leaky layer (i32 accumulator).
-    fn leaky32 / leaky32_avx2 => update_layer::<i32, true> [v: &mut [i32], acc: &mut [i32], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
-}
-
-dispatch! {
-    /// Update a leaky layer (i16 accumulator).
-    fn leaky16 / leaky16_avx2 => update_layer::<i16, true> [v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], threshold: i32, dv: i32] -> ()
-}
-
-/// One step of a layer: scatter the incoming spikes, update the neurons, collect the spikes.
-/// Returns the synaptic events.
-#[inline]
-fn layer_step(avx2: bool, layer: &Layer, spikes: &[u32], dst: &mut LayerState) -> i64 {
-    let st = dst;
-    let events = if layer.narrow {
-        let events = scatter16(avx2, layer, spikes, &mut st.acc16);
-        update(
-            avx2,
-            layer,
-            &mut st.v,
-            &mut st.acc16,
-            &mut st.mask,
-            &layer.bias,
-        );
-        events
-    } else {
-        let events = scatter32(avx2, layer, spikes, &mut st.acc);
-        update(
-            avx2,
-            layer,
-            &mut st.v,
-            &mut st.acc,
-            &mut st.mask,
-            &layer.bias,
-        );
-        events
-    };
-    finish_step(st);
-    events
-}
-
-/// Update a layer's neurons (with `bias`, which for the input layer is the pixels).
-#[inline]
-fn update<A: Acc + Leaky>(
-    avx2: bool,
-    layer: &Layer,
-    v: &mut [i32],
-    acc: &mut [A],
-    mask: &mut [u64],
-    bias: &[i32],
-) {
-    let (th, dv) = (layer.threshold, layer.leak);
-    match (dv, avx2) {
-        (0, true) => A::update_plain::<true>(v, acc, mask, bias, th),
-        (0, false) => A::update_plain::<false>(v, acc, mask, bias, th),
-        _ => A::leaky(avx2, v, acc, mask, bias, th, dv),
-    }
-}
-
-/// The leaky update of each accumulator type, through the run-time dispatch.
-trait Leaky: Sized {
-    fn leaky(
-        avx2: bool,
-        v: &mut [i32],
-        acc: &mut [Self],
-        mask: &mut [u64],
-        bias: &[i32],
-        threshold: i32,
-        dv: i32,
-    );
-}
-
-impl Leaky for i16 {
-    fn leaky(a: bool, v: &mut [i32], acc: &mut [i16], m: &mut [u64], b: &[i32], t: i32, d: i32) {
-        leaky16(a, v, acc, m, b, t, d)
-    }
-}
-
-impl Leaky for i32 {
-    fn leaky(a: bool, v: &mut [i32], acc: &mut [i32], m: &mut [u64], b: &[i32], t: i32, d: i32) {
-        leaky32(a, v, acc, m, b, t, d)
-    }
-}
-
 /// The output decision: the output neuron with the most spikes, ties broken by the higher
 /// membrane potential, then by the lower index. `None` while the output layer has not spiked.
+/// `counts` and `v` are in C, H, W order (the order the index refers to).
 pub fn decision(counts: &[i32], v: &[i32]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 0..counts.len() {
-        if counts[i] == 0 {
+    decision_by(counts.len(), |i| (counts[i], v[i]))
+}
+
+/// [`decision`] over `n` neurons whose `(count, potential)` in C, H, W order is `at(i)`.
+#[inline]
+fn decision_by(n: usize, at: impl Fn(usize) -> (i32, i32)) -> Option<usize> {
+    let mut best: Option<(usize, (i32, i32))> = None;
+    for i in 0..n {
+        let cv = at(i);
+        if cv.0 == 0 {
             continue;
         }
         best = match best {
-            Some(b) if (counts[b], v[b]) >= (counts[i], v[i]) => Some(b),
-            _ => Some(i),
+            Some((b, bcv)) if bcv >= cv => Some((b, bcv)),
+            _ => Some((i, cv)),
         };
     }
-    best
+    best.map(|(i, _)| i)
 }
 
-/// Simulate one image: every step, the input layer, then each layer in order. After the step
-/// that reaches checkpoint `k` (and, when the image exits early, for every checkpoint left),
-/// calls `emit(k, state, synops, steps simulated)`.
-#[allow(clippy::too_many_arguments)]
-fn simulate(
-    net: &Network,
-    pixels: &[i32],
-    opts: &RunOptions,
-    checkpoints: &[usize],
-    state: &mut [LayerState],
-    synops: &mut [i64],
-    avx2: bool,
-    mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
-) {
-    let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
-        .chain(net.layers.iter().map(|l| l.threshold))
-        .collect();
-    let out_layer = state.len() - 1;
-    for (l, st) in state.iter_mut().enumerate() {
-        st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
-        let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
-        st.v.fill(v0);
-        st.acc.fill(0);
-        st.acc16.fill(0);
-        st.counts.fill(0);
-        st.spikes.clear();
-        st.prev_spikes.clear();
-    }
-    synops.fill(0);
-    let (mut last, mut stable) = (None, 0usize);
-    let mut next = 0;
-    for t in 0..opts.timesteps {
-        for st in state.iter_mut() {
-            std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
+/// [`decision`] of a layer shaped `shape` whose state is stored H, W, C.
+fn decision_hwc(st: &LayerState, shape: Shape) -> Option<usize> {
+    let hw = shape.h * shape.w;
+    decision_by(st.counts.len(), |i| {
+        let (c, p) = (i / hw, i % hw);
+        let j = p * shape.c + c;
+        (st.counts[j], st.v[j])
+    })
+}
+
+/// What every image of a run shares.
+struct Simulation<'a> {
+    net: &'a Network,
+    opts: &'a RunOptions,
+    checkpoints: &'a [usize],
+}
+
+impl Simulation<'_> {
+    /// Simulate one image: every step, the input layer, then each layer in order. After the
+    /// step that reaches checkpoint `c` (and, when the image exits early, for every checkpoint
+    /// left), calls `emit(c, state, synops, steps simulated)`. Returns `false` if the run was
+    /// stopped first.
+    fn image<K: Kernels>(
+        &self,
+        k: K,
+        pixels: &[i32],
+        state: &mut [LayerState],
+        synops: &mut [i64],
+        watch: &mut Watch,
+        mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
+    ) -> bool {
+        let (net, opts, checkpoints) = (self.net, self.opts, self.checkpoints);
+        let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
+            .chain(net.layers.iter().map(|l| l.threshold))
+            .collect();
+        let out_layer = state.len() - 1;
+        for (l, st) in state.iter_mut().enumerate() {
+            st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
+            let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
+            st.v.fill(v0);
+            st.u.fill(0);
+            st.acc.fill(0);
+            st.acc16.fill(0);
+            st.counts.fill(0);
+            st.spikes.clear();
+            st.prev_spikes.clear();
         }
-        // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
-        {
-            let st = &mut state[0];
-            let th = net.input_threshold;
-            if avx2 {
-                i16::update_plain::<true>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
-            } else {
-                i16::update_plain::<false>(&mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
+        synops.fill(0);
+        let (mut last, mut stable) = (None, 0usize);
+        let mut next = 0;
+        for t in 0..opts.timesteps {
+            if watch.stopped() {
+                return false;
             }
-            finish_step(st);
-        }
-        for (l, layer) in net.layers.iter().enumerate() {
-            let (below, above) = state.split_at_mut(l + 1);
-            let src = &below[l];
-            let spikes = if opts.delay == 0 {
-                &src.spikes
-            } else {
-                &src.prev_spikes
-            };
-            synops[l + 1] += layer_step(avx2, layer, spikes, &mut above[0]);
-        }
-        if let Some(k) = opts.early_exit {
-            let out = state.last().expect("a network has an output layer");
-            let now = decision(&out.counts, &out.v);
-            stable = match now {
-                None => 0,
-                Some(_) if now == last => stable + 1,
-                Some(_) => 1,
-            };
-            last = now;
-            if stable >= k {
-                // A run of any later checkpoint's length would stop here too.
-                for k in next..checkpoints.len() {
-                    emit(k, state, synops, t + 1);
-                }
-                return;
+            for st in state.iter_mut() {
+                std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
             }
-        }
-        if checkpoints[next] == t + 1 {
-            emit(next, state, synops, t + 1);
-            next += 1;
-        }
-    }
-}
-
-/// Collect this step's spikes from the mask and count them.
-#[inline(always)]
-fn finish_step(st: &mut LayerState) {
-    gather_spikes(&st.mask, &mut st.spikes);
-    if st.counting {
-        for &i in &st.spikes {
-            st.counts[i as usize] += 1;
-        }
-    }
-}
-
-/// Add the synapses of every spike in `spikes` (H, W, C indices of a layer shaped `src`) into
-/// `acc`; returns the number of synaptic events.
-#[inline(always)]
-fn scatter<A: Acc, const AVX2: bool>(layer: &Layer, spikes: &[u32], acc: &mut [A]) -> i64 {
-    let mut events = 0i64;
-    match &layer.synapses {
-        Synapses::Conv {
-            weight,
-            kernel,
-            out_ch,
-            rows,
-            cols,
-            spans,
-            coords,
-        } => {
-            let (k, o, out_w) = (*kernel, *out_ch, layer.shape.w);
-            for &s in spikes {
-                let [y, x, c] = coords[s as usize];
-                let (y, x, c) = (y as usize, x as usize, c as usize);
-                let rs = rows.of(y);
-                if let Some(spans) = spans {
-                    let (ox, kxf, n) = spans[x];
-                    let len = n as usize * o;
-                    events += (rs.len() * len) as i64;
-                    for &(ky, oy) in rs {
-                        let w0 = ((c * k + ky as usize) * k + kxf as usize) * o;
-                        let a0 = (oy as usize * out_w + ox as usize) * o;
-                        A::add_run::<AVX2>(&mut acc[a0..a0 + len], &weight[w0..w0 + len]);
+            // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
+            {
+                let st = &mut state[0];
+                let th = net.input_threshold;
+                i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
+                finish_step(st);
+            }
+            for (i, layer) in net.layers.iter().enumerate() {
+                let (below, above) = state.split_at_mut(i + 1);
+                synops[i + 1] += layer_step(k, layer, below, opts.delay, &mut above[0]);
+            }
+            if let Some(e) = opts.early_exit {
+                let out = state.last().expect("a network has an output layer");
+                let shape = net
+                    .layers
+                    .last()
+                    .expect("a network has an output layer")
+                    .shape;
+                let now = decision_hwc(out, shape);
+                stable = match now {
+                    None => 0,
+                    Some(_) if now == last => stable + 1,
+                    Some(_) => 1,
+                };
+                last = now;
+                if stable >= e {
+                    // A run of any later checkpoint's length would stop here too.
+                    for c in next..checkpoints.len() {
+                        emit(c, state, synops, t + 1);
                     }
-                } else {
-                    let cs = cols.of(x);
-                    events += (rs.len() * cs.len() * o) as i64;
-                    for &(ky, oy) in rs {
-                        let wrow = (c * k + ky as usize) * k;
-                        let arow = oy as usize * out_w;
-                        for &(kx, ox) in cs {
-                            let w0 = (wrow + k - 1 - kx as usize) * o;
-                            let a0 = (arow + ox as usize) * o;
-                            A::add_run::<AVX2>(&mut acc[a0..a0 + o], &weight[w0..w0 + o]);
-                        }
-                    }
+                    return true;
                 }
             }
-        }
-        Synapses::Pool { weight, target, .. } => {
-            for &s in spikes {
-                let t = target[s as usize];
-                if t != NO_TARGET {
-                    let a = &mut acc[t as usize];
-                    *a = a.add(*weight);
-                    events += 1;
-                }
+            if checkpoints[next] == t + 1 {
+                emit(next, state, synops, t + 1);
+                next += 1;
             }
         }
-        Synapses::Dense { weight, out } => {
-            let o = *out;
-            for &s in spikes {
-                let w0 = s as usize * o;
-                A::add_run::<AVX2>(acc, &weight[w0..w0 + o]);
-            }
-            events = (spikes.len() * o) as i64;
-        }
+        true
     }
-    events
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::{LayerKind, LayerSpec};
+    use crate::network::{GroupKind, GroupSpec, LayerSpec};
+
+    fn net(input: Shape, threshold: i64, specs: &[LayerSpec]) -> crate::Result<Network> {
+        Network::new(input, threshold, specs, u64::MAX)
+    }
 
     fn opts(t: usize, delay: usize, threads: usize, record: Vec<usize>) -> RunOptions {
         RunOptions {
-            timesteps: t,
             delay,
-            v_init: 0.0,
             threads,
             record,
-            early_exit: None,
-            checkpoints: vec![],
+            ..RunOptions::new(t)
         }
     }
 
     fn dense(out: usize, inp: usize, w: i16, threshold: i32) -> LayerSpec {
-        LayerSpec {
-            kind: LayerKind::Dense {
-                weight: vec![w; out * inp],
-                out,
-                inp,
-            },
-            bias: vec![0; out],
-            threshold,
-            leak: 0,
-        }
+        let kind = GroupKind::Dense {
+            weight: vec![w; out * inp],
+            shape: vec![out, inp],
+        };
+        LayerSpec::chain("dense", kind, Some(vec![0; out]), threshold as i64)
     }
 
     #[test]
     fn input_layer_fires_at_pixel_rate() {
         let input = Shape { c: 1, h: 1, w: 4 };
-        let net = Network::new(input, 255, &[dense(1, 4, 0, 1)]).unwrap();
+        let net = net(input, 255, &[dense(1, 4, 0, 1)]).unwrap();
         let out = run(&net, &[0, 51, 128, 255], &opts(10, 0, 1, vec![0])).unwrap();
         // v accumulates p per step and fires whenever it reaches 255: floor(10 p / 255) spikes.
         assert_eq!(out.spike_counts[0], vec![0, 2, 5, 10]);
@@ -642,7 +623,7 @@ mod tests {
     #[test]
     fn delay_postpones_the_next_layer_by_one_step() {
         let input = Shape { c: 1, h: 1, w: 1 };
-        let net = Network::new(input, 255, &[dense(1, 1, 1, 1)]).unwrap();
+        let net = net(input, 255, &[dense(1, 1, 1, 1)]).unwrap();
         let now = run(&net, &[255], &opts(5, 0, 1, vec![1])).unwrap();
         let late = run(&net, &[255], &opts(5, 1, 1, vec![1])).unwrap();
         assert_eq!(now.spike_counts[0], vec![5]);
@@ -654,20 +635,15 @@ mod tests {
     #[test]
     fn conv_counts_synapses_without_padding_positions() {
         let input = Shape { c: 1, h: 3, w: 3 };
-        let conv = LayerSpec {
-            kind: LayerKind::Conv2d {
-                weight: vec![1; 9],
-                out_ch: 1,
-                in_ch: 1,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-            },
-            bias: vec![0],
-            threshold: 1000,
-            leak: 0,
+        let kind = GroupKind::Conv {
+            weight: vec![1; 9],
+            shape: vec![1, 1, 3, 3],
+            stride: (1, 1),
+            padding: [1; 4],
+            groups: 1,
         };
-        let net = Network::new(input, 255, &[conv]).unwrap();
+        let conv = LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000);
+        let net = net(input, 255, &[conv]).unwrap();
         // Corner pixels reach 4 outputs, edges 6, the centre 9: 4·4 + 4·6 + 9 = 49 synapses.
         assert_eq!(net.synapse_counts(), vec![0, 49]);
         let out = run(&net, &[255; 9], &opts(1, 0, 1, vec![1])).unwrap();
@@ -678,7 +654,7 @@ mod tests {
     #[test]
     fn results_do_not_depend_on_threads() {
         let input = Shape { c: 1, h: 2, w: 2 };
-        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let net = net(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
         let images: Vec<u8> = (0..4 * 9).map(|i| (i * 37 % 256) as u8).collect();
         let a = run(&net, &images, &opts(20, 1, 1, vec![0, 1, 2])).unwrap();
         let b = run(&net, &images, &opts(20, 1, 4, vec![0, 1, 2])).unwrap();
@@ -697,7 +673,7 @@ mod tests {
     #[test]
     fn early_exit_stops_once_the_decision_is_stable() {
         let input = Shape { c: 1, h: 1, w: 2 };
-        let net = Network::new(input, 255, &[dense(2, 2, 1, 1)]).unwrap();
+        let net = net(input, 255, &[dense(2, 2, 1, 1)]).unwrap();
         let mut o = opts(50, 0, 1, vec![1]);
         o.early_exit = Some(3);
         // Output fires from step 1 on; both neurons tie, the decision (index 0) is stable at
@@ -713,7 +689,7 @@ mod tests {
     #[test]
     fn checkpoints_equal_shorter_runs() {
         let input = Shape { c: 1, h: 2, w: 2 };
-        let net = Network::new(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
+        let net = net(input, 100, &[dense(3, 4, 7, 20), dense(2, 3, -3, 5)]).unwrap();
         let images: Vec<u8> = (0..4 * 5).map(|i| (i * 53 % 256) as u8).collect();
         for early_exit in [None, Some(2)] {
             let mut o = opts(12, 1, 2, vec![0, 2]);
@@ -746,14 +722,101 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let input = Shape { c: 1, h: 1, w: 2 };
-        assert!(Network::new(input, 0, &[dense(1, 2, 1, 1)]).is_err());
-        assert!(Network::new(input, 1, &[dense(1, 3, 1, 1)]).is_err());
-        assert!(Network::new(input, 1, &[dense(1, 2, 1, 0)]).is_err());
-        let net = Network::new(input, 1, &[dense(1, 2, 1, 1)]).unwrap();
+        assert!(net(input, 0, &[dense(1, 2, 1, 1)]).is_err());
+        assert!(net(input, 1, &[dense(1, 3, 1, 1)]).is_err());
+        assert!(net(input, 1, &[dense(1, 2, 1, 0)]).is_err());
+        let net = net(input, 1, &[dense(1, 2, 1, 1)]).unwrap();
         assert!(run(&net, &[], &opts(1, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2, 3], &opts(1, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(0, 0, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(1, 2, 1, vec![])).is_err());
         assert!(run(&net, &[1, 2], &opts(1, 0, 1, vec![5])).is_err());
+    }
+
+    #[test]
+    fn residual_groups_add_and_depthwise_groups_stay_in_their_channels() {
+        // Input 2x1x3; layer 1: depthwise 1x1 conv (channel c times c + 1); layer 2: the
+        // residual sum of layer 1 (weight 10) and the input (weight 100), both pooled 1x1.
+        let input = Shape { c: 2, h: 1, w: 3 };
+        let conv = LayerSpec::chain(
+            "conv2d",
+            GroupKind::Conv {
+                weight: vec![1, 2],
+                shape: vec![2, 1, 1, 1],
+                stride: (1, 1),
+                padding: [0; 4],
+                groups: 2,
+            },
+            None,
+            1000,
+        );
+        let pool = |source, weight| GroupSpec {
+            kind: GroupKind::Pool {
+                kernel: (1, 1),
+                weight,
+                stride: (1, 1),
+                padding: [0; 4],
+            },
+            source,
+            channel_offset: 0,
+        };
+        let add = LayerSpec {
+            groups: vec![pool(1, 10), pool(0, 100)],
+            ..LayerSpec::chain(
+                "spiking",
+                GroupKind::Dense {
+                    weight: vec![],
+                    shape: vec![],
+                },
+                None,
+                1 << 20,
+            )
+        };
+        let net = net(input, 255, &[conv, add]).unwrap();
+        assert_eq!(net.synapse_counts(), vec![0, 6, 12]);
+        assert_eq!(net.fan_out(0), vec![2; 6]);
+        // Channel 0 pixels 255, channel 1 pixels 0: only channel 0 spikes, every step.
+        let image = [255, 255, 255, 0, 0, 0];
+        let out = run(&net, &image, &opts(1, 0, 1, vec![1, 2])).unwrap();
+        assert_eq!(out.membrane[0], vec![1, 1, 1, 0, 0, 0]);
+        assert_eq!(out.membrane[1], vec![100, 100, 100, 0, 0, 0]);
+        let late = run(&net, &image, &opts(2, 1, 1, vec![2])).unwrap();
+        // delay 1: step 2 sees the input's step-1 spikes (100) and layer 1's step-1 spikes
+        // (none: layer 1 received nothing in step 1).
+        assert_eq!(late.membrane[0], vec![100, 100, 100, 0, 0, 0]);
+    }
+
+    #[test]
+    fn graph_errors_name_the_group() {
+        let input = Shape { c: 1, h: 4, w: 4 };
+        let pool = |source, k| GroupSpec {
+            kind: GroupKind::Pool {
+                kernel: (k, k),
+                weight: 1,
+                stride: (k, k),
+                padding: [0; 4],
+            },
+            source,
+            channel_offset: 0,
+        };
+        let layer = |groups| LayerSpec {
+            groups,
+            ..LayerSpec::chain(
+                "spiking",
+                GroupKind::Dense {
+                    weight: vec![],
+                    shape: vec![],
+                },
+                None,
+                5,
+            )
+        };
+        let err = net(input, 9, &[layer(vec![pool(1, 1)])]).unwrap_err();
+        assert!(err.message.contains("source"), "{}", err.message);
+        let err = net(input, 9, &[layer(vec![pool(0, 1), pool(0, 2)])]).unwrap_err();
+        assert!(err.message.contains("agree on H and W"), "{}", err.message);
+        assert!(net(input, 9, &[layer(vec![])]).is_err());
+        let err = net(input, 9, &[layer(vec![pool(0, 1)])]).map(|n| n.shapes());
+        assert_eq!(err.unwrap()[1], Shape { c: 1, h: 4, w: 4 });
     }
 }

@@ -1,21 +1,31 @@
 //! snnfast core: an event-driven, bit-exact integer spiking network engine.
 //!
-//! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written).
-//! * [`network`] — layers, their geometry and validation, compiled into scatter tables.
-//! * [`engine`] — the event-driven simulation of a batch of images over threads.
+//! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written;
+//!   the rules are in `docs/neuron.md`).
+//! * [`kernels`] — the hot loops per instruction set (portable, AVX2) and the one run-time
+//!   choice between them.
+//! * [`geometry`] — shapes and the windows of convolution and pooling.
+//! * [`network`] — layers and their synapse groups, validated once and compiled into scatter
+//!   tables.
+//! * [`engine`] — the event-driven simulation of a batch of images over threads; the per-step
+//!   hot code of one layer is in `step`.
 //!
 //! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
 //! exposed as `snnfast._core`.
 
+mod compile;
 pub mod engine;
 pub mod error;
+pub mod geometry;
+pub mod kernels;
 pub mod network;
 pub mod neuron;
-pub mod simd;
+mod step;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces};
+pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces, MAX_TIMESTEPS};
 pub use error::{Error, ErrorKind, Result};
-pub use network::{LayerSpec, Network, Shape};
+pub use geometry::Shape;
+pub use network::{GroupKind, GroupSpec, LayerSpec, Network};

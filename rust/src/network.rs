@@ -1,158 +1,190 @@
-//! Layers, their geometry, and validation.
+//! Layers as the user describes them, their validation, and the compiled network.
 //!
-//! A [`Network`] is compiled from [`LayerSpec`]s into scatter tables: for every presynaptic
-//! neuron the engine can find, without search, the output neurons its synapses reach. Neurons
-//! are stored position-major with the channel innermost (H, W, C), so that the synapses of one
-//! spike land on contiguous runs of output channels.
+//! A layer's neurons are fed by one or more *synapse groups*, each from one earlier layer (its
+//! source): a residual addition is two groups into the same channels, a concatenation is groups
+//! writing disjoint channel ranges. A [`Network`] is compiled from [`LayerSpec`]s into scatter
+//! tables: for every presynaptic neuron the engine finds, without search, the output neurons its
+//! synapses reach. Every structural check of snnfast's layers is written here, once.
 
-use crate::error::{Error, Result};
-use crate::neuron::{LEAK_MAX, V_MAX};
+use crate::error::{Bytes, Error, Result};
+use crate::geometry::{Axis, Coords, Reach, Shape, MAX_NEURONS};
+use crate::neuron::{Reset, LEAK_MAX, V_MAX};
 
-/// Shape of a layer's neurons: channels × height × width (a dense layer is `O × 1 × 1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-}
+/// Largest stride, padding or pooling kernel accepted.
+const MAX_PARAM: i64 = i32::MAX as i64;
 
-impl Shape {
-    pub fn size(&self) -> usize {
-        self.c * self.h * self.w
-    }
-}
-
-/// What kind of layer, with its weights in PyTorch order.
+/// What a synapse group is, with its weights in PyTorch order, as the user gives it (unchecked:
+/// [`Network::new`] validates everything).
 #[derive(Debug, Clone)]
-pub enum LayerKind {
-    /// `weight` is `[out_ch, in_ch, kernel, kernel]`, row-major.
-    Conv2d {
+pub enum GroupKind {
+    /// `weight` has `shape` `[O, I / groups, KH, KW]`, row-major; `stride` is `(sh, sw)` and
+    /// `padding` `(top, bottom, left, right)`, zero padding without synapses.
+    Conv {
         weight: Vec<i16>,
-        out_ch: usize,
-        in_ch: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
+        shape: Vec<usize>,
+        stride: (i64, i64),
+        padding: [i64; 4],
+        groups: i64,
     },
-    /// `kernel × kernel` windows with stride `kernel`, channel-wise, one shared weight.
-    AvgPool2d { kernel: usize, weight: i16 },
-    /// `weight` is `[out, in]`, row-major; its input is the previous layer flattened C, H, W.
-    Dense {
-        weight: Vec<i16>,
-        out: usize,
-        inp: usize,
+    /// Channel-wise windows `kernel = (kh, kw)`, every synapse of weight `weight`.
+    Pool {
+        kernel: (i64, i64),
+        weight: i64,
+        stride: (i64, i64),
+        padding: [i64; 4],
     },
+    /// `weight` has `shape` `[O, I]`, row-major; its input is the source flattened C, H, W.
+    Dense { weight: Vec<i16>, shape: Vec<usize> },
+}
+
+/// One synapse group: its kind, its source layer (an index below the layer's own; 0 is the
+/// input) and the first channel of the layer it writes.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub kind: GroupKind,
+    pub source: i64,
+    pub channel_offset: i64,
 }
 
 /// One hidden (or output) layer as the user describes it.
 #[derive(Debug, Clone)]
 pub struct LayerSpec {
-    pub kind: LayerKind,
-    /// One bias per output channel (empty for pooling: zero bias).
-    pub bias: Vec<i32>,
-    pub threshold: i32,
+    /// What to call the layer in messages (`"conv2d"`, `"spiking"`, a user's name).
+    pub label: String,
+    pub groups: Vec<GroupSpec>,
+    /// One bias per channel; `None` is all zeros.
+    pub bias: Option<Vec<i32>>,
+    /// Threshold, at least 1.
+    pub threshold: i64,
     /// Leak `dv` in `0..=4096`.
-    pub leak: i32,
+    pub leak: i64,
+    /// Current decay `du` in `0..=4096`; 4096 (no current memory) is the plain neuron.
+    pub du: i64,
+    /// `"subtract"` (the default) or `"zero"`.
+    pub reset: String,
 }
 
 impl LayerSpec {
-    pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            LayerKind::Conv2d { .. } => "conv2d",
-            LayerKind::AvgPool2d { .. } => "avgpool2d",
-            LayerKind::Dense { .. } => "dense",
+    /// A layer of one group from the layer before it (`index − 1`).
+    pub fn chain(label: &str, kind: GroupKind, bias: Option<Vec<i32>>, threshold: i64) -> Self {
+        LayerSpec {
+            label: label.to_string(),
+            groups: vec![GroupSpec {
+                kind,
+                source: -1,
+                channel_offset: 0,
+            }],
+            bias,
+            threshold,
+            leak: 0,
+            du: LEAK_MAX as i64,
+            reset: "subtract".to_string(),
         }
     }
 }
 
-/// For one input coordinate (a row or a column), the `(kernel offset, output coordinate)` pairs
-/// its synapses reach, stored flat with offsets.
-#[derive(Debug, Clone)]
-pub(crate) struct Reach {
-    start: Vec<u32>,
-    pairs: Vec<(u32, u32)>,
-}
-
-impl Reach {
-    /// Input coordinate `i` reaches output `o` through kernel offset `k` when
-    /// `o·stride + k − padding = i`, `0 ≤ k < kernel`, `0 ≤ o < out`.
-    fn new(input: usize, out: usize, kernel: usize, stride: usize, padding: usize) -> Reach {
-        let mut start = Vec::with_capacity(input + 1);
-        let mut pairs = Vec::new();
-        for i in 0..input {
-            start.push(pairs.len() as u32);
-            for k in 0..kernel {
-                let num = i as i64 + padding as i64 - k as i64;
-                if num >= 0 && num % stride as i64 == 0 && ((num / stride as i64) as usize) < out {
-                    pairs.push((k as u32, (num / stride as i64) as u32));
-                }
-            }
-        }
-        start.push(pairs.len() as u32);
-        Reach { start, pairs }
-    }
-
-    #[inline(always)]
-    pub(crate) fn of(&self, i: usize) -> &[(u32, u32)] {
-        &self.pairs[self.start[i] as usize..self.start[i + 1] as usize]
-    }
-}
-
-/// The synapses into a layer, arranged for scattering.
+/// The synapses of one group, arranged for scattering.
 #[derive(Debug, Clone)]
 pub(crate) enum Synapses {
-    /// `weight[((c_in · k + ky) · k + (k − 1 − kx)) · out_ch + o]`: the kernel
-    /// is flipped along x so that, with stride 1, the synapses of one spike onto one output row
-    /// are a single contiguous run of weights landing on a contiguous run of outputs.
+    /// `weight[((c · kh + ky) · kw + (kw − 1 − kx)) · opg + o]` for input channel `c` (its group
+    /// is `c / ipg`) and the group's output `o`: the kernel is flipped along x so that, with
+    /// x-stride 1, the synapses of one spike onto one output row are one contiguous run.
     Conv {
         weight: Vec<i16>,
-        kernel: usize,
-        out_ch: usize,
+        kh: usize,
+        kw: usize,
+        /// Input and output channels per convolution group.
+        ipg: usize,
+        opg: usize,
         rows: Reach,
         cols: Reach,
-        /// Stride 1 only: per input column, `(first output column, first flipped kx, count)`.
+        /// Only for x-stride 1 with one convolution group writing every channel of the layer:
+        /// per input column, `(first output column, first flipped kx, count)`.
         spans: Option<Vec<(u32, u32, u32)>>,
-        /// Per presynaptic neuron (H, W, C index): its `[y, x, c]`, so that a spike costs a
-        /// load instead of three divisions.
-        coords: Vec<[u16; 3]>,
+        /// Per presynaptic neuron (H, W, C index): its `[y, x, c]`.
+        coords: Coords,
     },
-    Pool {
+    /// Pooling whose windows do not overlap: per presynaptic neuron, the output neuron its one
+    /// synapse reaches, or `NO_TARGET`.
+    Pool { weight: i16, target: Vec<u32> },
+    /// Pooling with overlapping windows.
+    PoolWindows {
         weight: i16,
-        /// Per presynaptic neuron: the output neuron its one synapse reaches, or `NO_TARGET`
-        /// (rows and columns that fit no window).
-        target: Vec<u32>,
+        rows: Reach,
+        cols: Reach,
+        coords: Coords,
     },
-    /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i` (H, W, C index).
+    /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i`.
     Dense { weight: Vec<i16>, out: usize },
 }
 
 /// Marks a presynaptic neuron without a synapse into a pooling layer.
 pub(crate) const NO_TARGET: u32 = u32::MAX;
 
-/// `[y, x, c]` of every neuron of a layer shaped `s`, in its H, W, C order.
-fn coords_of(s: Shape) -> Vec<[u16; 3]> {
-    let mut out = Vec::with_capacity(s.size());
-    for y in 0..s.h {
-        for x in 0..s.w {
-            for c in 0..s.c {
-                out.push([y as u16, x as u16, c as u16]);
-            }
-        }
-    }
-    out
+/// What a group is, for the chip mapper and the user (not needed to simulate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// `"conv"`, `"pool"` or `"dense"`.
+    pub kind: &'static str,
+    pub source: usize,
+    /// `(kh, kw)`; `(1, 1)` for dense.
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    /// `(top, bottom, left, right)`.
+    pub padding: (usize, usize, usize, usize),
+    /// Convolution groups (1 for pooling and dense; pooling is channel-wise).
+    pub groups: usize,
+    /// Channels of the layer this group writes: `channel_offset .. channel_offset + n`.
+    pub channels: (usize, usize),
 }
 
-/// A compiled layer: its neurons and the synapses that feed them.
+impl GroupInfo {
+    /// A convolution or pooling group's description from its two axes.
+    fn window(
+        kind: &'static str,
+        source: usize,
+        rows: Axis,
+        cols: Axis,
+        groups: usize,
+        channels: (usize, usize),
+    ) -> GroupInfo {
+        GroupInfo {
+            kind,
+            source,
+            kernel: (rows.kernel, cols.kernel),
+            stride: (rows.stride, cols.stride),
+            padding: (rows.before, rows.after, cols.before, cols.after),
+            groups,
+            channels,
+        }
+    }
+}
+
+/// One compiled synapse group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub info: GroupInfo,
+    /// First channel of the layer the group writes.
+    pub(crate) offset: usize,
+    pub(crate) synapses: Synapses,
+}
+
+/// A compiled layer: its neurons and the synapse groups that feed them.
 #[derive(Debug, Clone)]
 pub struct Layer {
     pub shape: Shape,
-    pub(crate) synapses: Synapses,
-    /// One per channel (all zero for pooling).
+    /// A dense layer: its neurons have no spatial shape (`(O,)`).
+    pub flat: bool,
+    pub groups: Vec<Group>,
+    /// One per channel.
     pub(crate) bias: Vec<i32>,
     pub threshold: i32,
     pub leak: i32,
-    /// The synaptic input of one step always fits i16 (sum of |weights| into any neuron
-    /// ≤ 32767): the engine accumulates it in i16, twice as many lanes per vector.
+    /// Current decay `du`; `4096` means no current register (the input goes straight to `v`).
+    pub du: i32,
+    pub reset: Reset,
+    /// The synaptic input of one step always fits i16 (sum of |weights| into any neuron over all
+    /// groups ≤ 32767): the engine accumulates it in i16, twice as many lanes per vector.
     pub(crate) narrow: bool,
 }
 
@@ -164,36 +196,64 @@ pub struct Network {
     pub layers: Vec<Layer>,
 }
 
+/// `value` if it is in `lo..=hi`, else a `Config` error in the one wording of snnfast
+/// (`"layer 2 (conv2d): stride must be an integer in [1, 2147483647], got 0"`).
+pub fn int_in(value: i64, name: &str, lo: i64, hi: i64, place: &str) -> Result<i64> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::config(format!(
+            "{place}: {name} must be an integer in [{lo}, {hi}], got {value}"
+        )))
+    }
+}
+
+fn param(value: i64, name: &str, lo: i64, place: &str) -> Result<usize> {
+    Ok(int_in(value, name, lo, MAX_PARAM, place)? as usize)
+}
+
 impl Network {
-    /// Validate `specs` against `input` and compile them.
-    pub fn new(input: Shape, input_threshold: i32, specs: &[LayerSpec]) -> Result<Network> {
-        if input.size() == 0 {
-            return Err(Error::shape(format!(
-                "input shape must be positive, got ({}, {}, {})",
-                input.c, input.h, input.w
-            )));
-        }
-        if input_threshold <= 0 {
-            return Err(Error::config(format!(
-                "input layer: threshold must be > 0, got {input_threshold}"
-            )));
-        }
+    /// Validate `specs` against `input` and compile them, refusing (a `Memory` error) what
+    /// would need more than `memory_limit` bytes for its tables, weights and one worker's state.
+    pub fn new(
+        input: Shape,
+        input_threshold: i64,
+        specs: &[LayerSpec],
+        memory_limit: u64,
+    ) -> Result<Network> {
+        let input_threshold = threshold(input_threshold, "input layer")?;
         if specs.is_empty() {
             return Err(Error::shape(
                 "a network needs at least one layer after the input",
             ));
         }
-        let mut layers = Vec::with_capacity(specs.len());
-        let mut prev = input;
+        let mut shapes = vec![input];
+        let mut need = crate::engine::state_bytes(input.checked_size(), true, false);
+        let check = |need: Bytes, place: &str| {
+            need.check(memory_limit, &format!("the network (up to the {place})"))
+        };
+        check(need, "input layer")?;
+        check_neurons(input, "input layer")?;
+        let mut plans = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let layer = compile(
-                prev,
-                spec,
-                &format!("layer {} ({})", i + 1, spec.kind_name()),
-            )?;
-            prev = layer.shape;
-            layers.push(layer);
+            let index = i + 1;
+            let place = format!("layer {index} ({})", spec.label);
+            let plan = plan_layer(&shapes, index, spec, &place)?;
+            need = need.plus(plan.table_bytes).plus(crate::engine::state_bytes(
+                plan.shape.checked_size(),
+                plan.narrow,
+                plan.du < LEAK_MAX,
+            ));
+            check(need, &place)?;
+            check_neurons(plan.shape, &place)?;
+            shapes.push(plan.shape);
+            plans.push(plan);
         }
+        let layers = plans
+            .into_iter()
+            .zip(specs)
+            .map(|(plan, spec)| crate::compile::build_layer(&shapes, plan, spec))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Network {
             input,
             input_threshold,
@@ -208,281 +268,422 @@ impl Network {
             .collect()
     }
 
-    /// Synapses leaving each neuron of layer `l` (0 = input) into layer `l + 1`, in C, H, W order.
-    pub fn fan_out(&self, l: usize) -> Vec<u64> {
-        let src = self.shapes()[l];
-        let next = &self.layers[l];
+    /// Synapses from each neuron of the source of group `g` of layer `layer` (1-based) into
+    /// that layer, in the source's C, H, W order.
+    pub fn group_fan_out(&self, layer: usize, g: usize) -> Vec<u64> {
+        let shapes = self.shapes();
+        let group = &self.layers[layer - 1].groups[g];
+        let src = shapes[group.info.source];
         let mut out = vec![0u64; src.size()];
         for c in 0..src.c {
             for y in 0..src.h {
                 for x in 0..src.w {
                     let hwc = (y * src.w + x) * src.c + c;
-                    out[(c * src.h + y) * src.w + x] = next.synapses_of(src, hwc) as u64;
+                    out[(c * src.h + y) * src.w + x] = group.synapses_of(src, hwc) as u64;
                 }
             }
         }
         out
     }
 
-    /// Number of synapses into each layer, input first (0).
-    pub fn synapse_counts(&self) -> Vec<u64> {
-        let mut counts = vec![0u64];
-        for l in 0..self.layers.len() {
-            counts.push(self.fan_out(l).iter().sum());
+    /// Synapses leaving each neuron of layer `l` (0 = input) into every layer it feeds, in
+    /// C, H, W order.
+    pub fn fan_out(&self, l: usize) -> Vec<u64> {
+        let mut out = vec![0u64; self.shapes()[l].size()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            for (g, group) in layer.groups.iter().enumerate() {
+                if group.info.source == l {
+                    for (o, n) in out.iter_mut().zip(self.group_fan_out(i + 1, g)) {
+                        *o += n;
+                    }
+                }
+            }
         }
-        counts
+        out
+    }
+
+    /// Synapse count of each group of layer `layer` (1-based).
+    pub fn group_synapses(&self, layer: usize) -> Vec<u64> {
+        (0..self.layers[layer - 1].groups.len())
+            .map(|g| self.group_fan_out(layer, g).iter().sum())
+            .collect()
+    }
+
+    /// Number of synapses into each layer (summed over its groups), input first (0).
+    pub fn synapse_counts(&self) -> Vec<u64> {
+        std::iter::once(0)
+            .chain((1..=self.layers.len()).map(|l| self.group_synapses(l).iter().sum()))
+            .collect()
     }
 }
 
-impl Layer {
-    /// Whether this is a dense layer (its neurons have no spatial shape).
-    pub fn is_dense(&self) -> bool {
-        matches!(self.synapses, Synapses::Dense { .. })
-    }
-
-    /// Number of synapses that presynaptic neuron `hwc` (in layer shape `src`) has into this layer.
-    #[inline(always)]
+impl Group {
+    /// Number of synapses that presynaptic neuron `hwc` (of the source shaped `src`) has into
+    /// this group's layer.
     pub(crate) fn synapses_of(&self, src: Shape, hwc: usize) -> usize {
+        let x = (hwc / src.c) % src.w;
+        let y = hwc / (src.c * src.w);
         match &self.synapses {
             Synapses::Conv {
-                rows, cols, out_ch, ..
-            } => {
-                let x = (hwc / src.c) % src.w;
-                let y = hwc / (src.c * src.w);
-                rows.of(y).len() * cols.of(x).len() * out_ch
-            }
+                rows, cols, opg, ..
+            } => rows.of(y).len() * cols.of(x).len() * opg,
             Synapses::Pool { target, .. } => (target[hwc] != NO_TARGET) as usize,
+            Synapses::PoolWindows { rows, cols, .. } => rows.of(y).len() * cols.of(x).len(),
             Synapses::Dense { out, .. } => *out,
         }
     }
 }
 
-fn check_common(spec: &LayerSpec, channels: usize, name: &str) -> Result<()> {
-    if spec.threshold <= 0 {
-        return Err(Error::config(format!(
-            "{name}: threshold must be > 0, got {}",
-            spec.threshold
-        )));
+fn check_neurons(shape: Shape, place: &str) -> Result<()> {
+    match shape.checked_size() {
+        Some(n) if n <= MAX_NEURONS => Ok(()),
+        _ => Err(Error::shape(format!(
+            "{place}: {} neurons (shape {}), more than the engine's {MAX_NEURONS} per layer",
+            shape.c as u128 * shape.h as u128 * shape.w as u128,
+            shape.text()
+        ))),
     }
-    if !(0..=LEAK_MAX).contains(&spec.leak) {
-        return Err(Error::config(format!(
-            "{name}: leak must be in 0..=4096, got {}",
-            spec.leak
-        )));
-    }
-    if spec.bias.len() != channels {
+}
+
+/// A layer's threshold, checked: `1..=i32::MAX`.
+fn threshold(value: i64, place: &str) -> Result<i32> {
+    Ok(int_in(value, "threshold", 1, i32::MAX as i64, place)? as i32)
+}
+
+/// `shape` of a weight array of `len` values with `dims` dimensions, checked.
+fn weight_dims<'a>(
+    len: usize,
+    shape: &'a [usize],
+    dims: usize,
+    names: &str,
+    place: &str,
+) -> Result<&'a [usize]> {
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(len) {
         return Err(Error::shape(format!(
-            "{name}: bias has {} entries, the layer has {channels} output channels",
-            spec.bias.len()
+            "{place}: weight has {len} values, its shape {shape:?} says otherwise"
         )));
     }
-    Ok(())
-}
-
-/// The largest input current a neuron can receive must keep `v + z` inside i32. Returns
-/// whether the synaptic part alone fits i16 (the layer can accumulate narrow).
-fn check_current(max_abs_input: i64, bias: &[i32], name: &str) -> Result<bool> {
-    let max_bias = bias.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
-    let worst = max_abs_input + max_bias + V_MAX as i64 + 1;
-    if worst > i32::MAX as i64 {
-        return Err(Error::config(format!(
-            "{name}: the largest input current a neuron can receive (sum of |weights| {max_abs_input} \
-             + |bias| {max_bias}) does not fit the engine's 32-bit accumulator with a 24-bit \
-             potential; scale weights or bias down"
+    if shape.len() != dims {
+        return Err(Error::shape(format!(
+            "{place}: weight must have {dims} dimensions {names}, got shape {shape:?}"
         )));
     }
-    Ok(max_abs_input <= i16::MAX as i64)
+    if shape.contains(&0) {
+        return Err(Error::shape(format!(
+            "{place}: weight must not have an empty dimension, got shape {shape:?}"
+        )));
+    }
+    Ok(shape)
 }
 
-fn compile(prev: Shape, spec: &LayerSpec, name: &str) -> Result<Layer> {
-    match &spec.kind {
-        LayerKind::Conv2d {
+/// A group's validated parameters (before its tables are built).
+pub(crate) struct GroupPlan {
+    pub(crate) info: GroupInfo,
+    /// The group's output (H, W) and channel count.
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) out_c: usize,
+    pub(crate) rows: Axis,
+    pub(crate) cols: Axis,
+    /// Largest sum of |weights| into one neuron of each of the group's output channels.
+    pub(crate) abs_sum: Vec<i64>,
+    pub(crate) table_bytes: Bytes,
+}
+
+/// A layer's validated parameters.
+pub(crate) struct LayerPlan {
+    pub(crate) shape: Shape,
+    pub(crate) flat: bool,
+    pub(crate) groups: Vec<GroupPlan>,
+    pub(crate) threshold: i32,
+    pub(crate) leak: i32,
+    pub(crate) du: i32,
+    pub(crate) reset: Reset,
+    pub(crate) narrow: bool,
+    pub(crate) table_bytes: Bytes,
+}
+
+fn axes(
+    kernel: (usize, usize),
+    stride: (i64, i64),
+    padding: [i64; 4],
+    place: &str,
+) -> Result<(Axis, Axis)> {
+    let (sh, sw) = (
+        param(stride.0, "stride", 1, place)?,
+        param(stride.1, "stride", 1, place)?,
+    );
+    let [t, b, l, r] = padding.map(|p| param(p, "padding", 0, place));
+    let rows = Axis {
+        kernel: kernel.0,
+        stride: sh,
+        before: t?,
+        after: b?,
+    };
+    let cols = Axis {
+        kernel: kernel.1,
+        stride: sw,
+        before: l?,
+        after: r?,
+    };
+    Ok((rows, cols))
+}
+
+/// Output size of a window over `src`, or an error naming the kernel and the padded input.
+fn window_out(src: Shape, rows: Axis, cols: Axis, place: &str) -> Result<(usize, usize)> {
+    match (rows.out_len(src.h), cols.out_len(src.w)) {
+        (Some(h), Some(w)) => Ok((h, w)),
+        _ => Err(Error::shape(format!(
+            "{place}: kernel {}x{} is larger than the padded input {}x{} (source shape {}, \
+             padding top {}, bottom {}, left {}, right {})",
+            rows.kernel,
+            cols.kernel,
+            rows.padded(src.h),
+            cols.padded(src.w),
+            src.text(),
+            rows.before,
+            rows.after,
+            cols.before,
+            cols.after
+        ))),
+    }
+}
+
+fn plan_group(shapes: &[Shape], index: usize, g: &GroupSpec, place: &str) -> Result<GroupPlan> {
+    let source = if g.source < 0 {
+        index - 1
+    } else {
+        int_in(g.source, "source", 0, index as i64 - 1, place)? as usize
+    };
+    let offset = param(g.channel_offset, "channel_offset", 0, place)?;
+    let src = shapes[source];
+    let src_name = if source == index - 1 {
+        "the previous layer".to_string()
+    } else {
+        format!("its source (layer {source})")
+    };
+    let one = Axis {
+        kernel: 1,
+        stride: 1,
+        before: 0,
+        after: 0,
+    };
+    let (info, out_h, out_w, out_c, rows, cols, abs_sum, tables) = match &g.kind {
+        GroupKind::Conv {
             weight,
-            out_ch,
-            in_ch,
+            shape,
+            stride,
+            padding,
+            groups,
+        } => {
+            let d = weight_dims(weight.len(), shape, 4, "[O, I / groups, KH, KW]", place)?;
+            let (o, ipg, kh, kw) = (d[0], d[1], d[2], d[3]);
+            let ng = param(*groups, "groups", 1, place)?;
+            if o % ng != 0 {
+                return Err(Error::shape(format!(
+                    "{place}: groups = {ng} must divide the {o} output channels"
+                )));
+            }
+            if ipg * ng != src.c {
+                return Err(Error::shape(format!(
+                    "{place}: weight expects {} input channels ({ipg} per group x {ng} groups), \
+                     {src_name} has {} (shape {})",
+                    ipg * ng,
+                    src.c,
+                    src.text()
+                )));
+            }
+            let (rows, cols) = axes((kh, kw), *stride, *padding, place)?;
+            let (oh, ow) = window_out(src, rows, cols, place)?;
+            let abs_sum = (0..o)
+                .map(|oc| {
+                    let n = ipg * kh * kw;
+                    weight[oc * n..(oc + 1) * n]
+                        .iter()
+                        .map(|w| (*w as i64).abs())
+                        .sum()
+                })
+                .collect();
+            let tables = Bytes::of(weight.len(), 2)
+                .plus(rows.reach_bytes(src.h, oh))
+                .plus(cols.reach_bytes(src.w, ow))
+                .plus(Bytes::of(src.w, 12))
+                .plus(Coords::bytes(src));
+            let info = GroupInfo::window("conv", source, rows, cols, ng, (offset, offset + o));
+            (info, oh, ow, o, rows, cols, abs_sum, tables)
+        }
+        GroupKind::Pool {
             kernel,
+            weight,
             stride,
             padding,
         } => {
-            let (o, ci, k, s, p) = (*out_ch, *in_ch, *kernel, *stride, *padding);
-            if o == 0 || k == 0 || s == 0 {
-                return Err(Error::config(format!(
-                    "{name}: out_channels, kernel and stride must be positive, got {o}, {k}, {s}"
-                )));
-            }
-            if weight.len() != o * ci * k * k {
-                return Err(Error::shape(format!(
-                    "{name}: weight has {} values, expected {o}x{ci}x{k}x{k}",
-                    weight.len()
-                )));
-            }
-            if ci != prev.c {
-                return Err(Error::shape(format!(
-                    "{name}: weight expects {ci} input channels, the previous layer has {} \
-                     (shape {}x{}x{})",
-                    prev.c, prev.c, prev.h, prev.w
-                )));
-            }
-            if prev.h + 2 * p < k || prev.w + 2 * p < k {
-                return Err(Error::shape(format!(
-                    "{name}: kernel {k} is larger than the padded input {}x{} (padding {p})",
-                    prev.h + 2 * p,
-                    prev.w + 2 * p
-                )));
-            }
-            check_common(spec, o, name)?;
-            let shape = Shape {
-                c: o,
-                h: (prev.h + 2 * p - k) / s + 1,
-                w: (prev.w + 2 * p - k) / s + 1,
-            };
-            let mut wt = vec![0i16; o * ci * k * k];
-            let mut max_abs = 0i64;
-            for oc in 0..o {
-                let mut sum = 0i64;
-                for c in 0..ci {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let w = weight[((oc * ci + c) * k + ky) * k + kx];
-                            sum += (w as i64).abs();
-                            wt[((c * k + ky) * k + (k - 1 - kx)) * o + oc] = w;
-                        }
-                    }
-                }
-                max_abs = max_abs.max(sum);
-            }
-            let narrow = check_current(max_abs, &spec.bias, name)?;
-            let cols = Reach::new(prev.w, shape.w, k, s, p);
-            // With stride 1, input column x reaches output columns x + p − kx: consecutive
-            // outputs for consecutive flipped kx.
-            let spans = (s == 1).then(|| {
-                (0..prev.w)
-                    .map(|x| match cols.of(x).iter().map(|&(_, ox)| ox).min() {
-                        Some(lo) => {
-                            let kxf = (k - 1 + lo as usize - (x + p)) as u32;
-                            (lo, kxf, cols.of(x).len() as u32)
-                        }
-                        None => (0, 0, 0),
-                    })
-                    .collect()
-            });
-            Ok(Layer {
-                shape,
-                synapses: Synapses::Conv {
-                    weight: wt,
-                    kernel: k,
-                    out_ch: o,
-                    rows: Reach::new(prev.h, shape.h, k, s, p),
-                    cols,
-                    spans,
-                    coords: coords_of(prev),
-                },
-                bias: spec.bias.clone(),
-                threshold: spec.threshold,
-                leak: spec.leak,
-                narrow,
-            })
+            let kh = param(kernel.0, "kernel", 1, place)?;
+            let kw = param(kernel.1, "kernel", 1, place)?;
+            let w = int_in(*weight, "weight", i16::MIN as i64, i16::MAX as i64, place)?;
+            let (rows, cols) = axes((kh, kw), *stride, *padding, place)?;
+            let (oh, ow) = window_out(src, rows, cols, place)?;
+            let abs_sum = vec![(kh as i64 * kw as i64).saturating_mul(w.abs()); src.c];
+            let tables = Coords::bytes(src)
+                .plus(rows.reach_bytes(src.h, oh))
+                .plus(cols.reach_bytes(src.w, ow));
+            let info = GroupInfo::window("pool", source, rows, cols, 1, (offset, offset + src.c));
+            (info, oh, ow, src.c, rows, cols, abs_sum, tables)
         }
-        LayerKind::AvgPool2d { kernel, weight } => {
-            let k = *kernel;
-            if k == 0 || k > prev.h || k > prev.w {
+        GroupKind::Dense { weight, shape } => {
+            let d = weight_dims(weight.len(), shape, 2, "[O, I]", place)?;
+            let (o, n) = (d[0], d[1]);
+            if n != src.size() {
                 return Err(Error::shape(format!(
-                    "{name}: kernel {k} does not fit the input {}x{}",
-                    prev.h, prev.w
+                    "{place}: weight expects {n} inputs, {src_name} has {} neurons (shape {})",
+                    src.size(),
+                    src.text()
                 )));
             }
-            let bias = if spec.bias.is_empty() {
-                vec![0; prev.c]
-            } else {
-                spec.bias.clone()
-            };
-            let spec = LayerSpec {
-                bias,
-                ..spec.clone()
-            };
-            check_common(&spec, prev.c, name)?;
-            let narrow = check_current((k * k) as i64 * (*weight as i64).abs(), &spec.bias, name)?;
-            Ok(Layer {
-                shape: Shape {
-                    c: prev.c,
-                    h: prev.h / k,
-                    w: prev.w / k,
-                },
-                synapses: Synapses::Pool {
-                    weight: *weight,
-                    target: coords_of(prev)
-                        .iter()
-                        .map(|&[y, x, c]| {
-                            let (oy, ox) = (y as usize / k, x as usize / k);
-                            if oy < prev.h / k && ox < prev.w / k {
-                                ((oy * (prev.w / k) + ox) * prev.c + c as usize) as u32
-                            } else {
-                                NO_TARGET
-                            }
-                        })
-                        .collect(),
-                },
-                bias: spec.bias,
-                threshold: spec.threshold,
-                leak: spec.leak,
-                narrow,
-            })
-        }
-        LayerKind::Dense { weight, out, inp } => {
-            let (o, n) = (*out, *inp);
-            if o == 0 {
-                return Err(Error::config(format!(
-                    "{name}: must have at least one output"
-                )));
-            }
-            if weight.len() != o * n {
-                return Err(Error::shape(format!(
-                    "{name}: weight has {} values, expected {o}x{n}",
-                    weight.len()
-                )));
-            }
-            if n != prev.size() {
-                return Err(Error::shape(format!(
-                    "{name}: weight expects {n} inputs, the previous layer has {} neurons \
-                     (shape {}x{}x{})",
-                    prev.size(),
-                    prev.c,
-                    prev.h,
-                    prev.w
-                )));
-            }
-            check_common(spec, o, name)?;
-            // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
-            let mut wt = vec![0i16; o * n];
-            for c in 0..prev.c {
-                for y in 0..prev.h {
-                    for x in 0..prev.w {
-                        let chw = (c * prev.h + y) * prev.w + x;
-                        let hwc = (y * prev.w + x) * prev.c + c;
-                        for oc in 0..o {
-                            wt[hwc * o + oc] = weight[oc * n + chw];
-                        }
-                    }
-                }
-            }
-            let max_abs = (0..o)
+            let abs_sum = (0..o)
                 .map(|oc| {
                     weight[oc * n..(oc + 1) * n]
                         .iter()
                         .map(|w| (*w as i64).abs())
-                        .sum::<i64>()
+                        .sum()
                 })
-                .max()
-                .unwrap_or(0);
-            let narrow = check_current(max_abs, &spec.bias, name)?;
-            Ok(Layer {
-                shape: Shape { c: o, h: 1, w: 1 },
-                synapses: Synapses::Dense { weight: wt, out: o },
-                bias: spec.bias.clone(),
-                threshold: spec.threshold,
-                leak: spec.leak,
-                narrow,
-            })
+                .collect();
+            let info = GroupInfo {
+                kind: "dense",
+                source,
+                kernel: (1, 1),
+                stride: (1, 1),
+                padding: (0, 0, 0, 0),
+                groups: 1,
+                channels: (offset, offset + o),
+            };
+            let tables = Bytes::of(weight.len(), 2);
+            (info, 1, 1, o, one, one, abs_sum, tables)
+        }
+    };
+    Ok(GroupPlan {
+        info,
+        out_h,
+        out_w,
+        out_c,
+        rows,
+        cols,
+        abs_sum,
+        table_bytes: tables,
+    })
+}
+
+fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> Result<LayerPlan> {
+    if spec.groups.is_empty() {
+        return Err(Error::shape(format!(
+            "{place}: a layer needs at least one synapse group"
+        )));
+    }
+    let many = spec.groups.len() > 1;
+    let mut groups = Vec::with_capacity(spec.groups.len());
+    for (g, gs) in spec.groups.iter().enumerate() {
+        let gplace = if many {
+            format!("{place}, group {}", g + 1)
+        } else {
+            place.to_string()
+        };
+        groups.push(plan_group(shapes, index, gs, &gplace)?);
+    }
+    let first = &groups[0];
+    let flat = first.info.kind == "dense";
+    for (g, p) in groups.iter().enumerate().skip(1) {
+        if (p.info.kind == "dense") != flat {
+            return Err(Error::shape(format!(
+                "{place}: group {} is {} but group 1 is {}; dense groups cannot feed the same \
+                 layer as convolution or pooling groups",
+                g + 1,
+                p.info.kind,
+                first.info.kind
+            )));
+        }
+        if (p.out_h, p.out_w) != (first.out_h, first.out_w) {
+            return Err(Error::shape(format!(
+                "{place}: group {} makes a {}x{} output but group 1 a {}x{} one; every group of \
+                 a layer must agree on H and W",
+                g + 1,
+                p.out_h,
+                p.out_w,
+                first.out_h,
+                first.out_w
+            )));
         }
     }
+    let channels = groups.iter().map(|p| p.info.channels.1).max().unwrap_or(0);
+    let shape = Shape {
+        c: channels,
+        h: first.out_h,
+        w: first.out_w,
+    };
+    let threshold = threshold(spec.threshold, place)?;
+    let leak = int_in(spec.leak, "leak", 0, LEAK_MAX as i64, place)? as i32;
+    let du = int_in(spec.du, "du", 0, LEAK_MAX as i64, place)? as i32;
+    let reset = match spec.reset.as_str() {
+        "subtract" => Reset::Subtract,
+        "zero" => Reset::Zero,
+        other => {
+            return Err(Error::config(format!(
+                "{place}: reset must be one of 'subtract', 'zero', got {other:?}"
+            )))
+        }
+    };
+    if let Some(bias) = &spec.bias {
+        if bias.len() != channels {
+            return Err(Error::shape(format!(
+                "{place}: bias has {} entries, the layer has {channels} output channels",
+                bias.len()
+            )));
+        }
+    }
+    // The largest synaptic input of one step into each channel, over all groups.
+    let mut abs = vec![0i64; channels];
+    for p in &groups {
+        for (j, s) in p.abs_sum.iter().enumerate() {
+            let a = &mut abs[p.info.channels.0 + j];
+            *a = a.saturating_add(*s);
+        }
+    }
+    let max_abs = abs.iter().copied().max().unwrap_or(0);
+    let bias = spec.bias.as_deref().unwrap_or(&[]);
+    let narrow = check_current(max_abs, bias, du < LEAK_MAX, place)?;
+    let table_bytes = groups
+        .iter()
+        .fold(Bytes::of(channels, 4), |b, p| b.plus(p.table_bytes));
+    Ok(LayerPlan {
+        shape,
+        flat,
+        groups,
+        threshold,
+        leak,
+        du,
+        reset,
+        narrow,
+        table_bytes,
+    })
+}
+
+/// The largest input current a neuron can receive must keep every sum of the update inside
+/// i32: `v + z` without a current register; `u + input` and `v + u + b` (with `|u| ≤ 2^23`)
+/// with one. Returns whether the synaptic part alone fits i16 (the layer can accumulate
+/// narrow).
+fn check_current(max_abs_input: i64, bias: &[i32], current: bool, place: &str) -> Result<bool> {
+    let max_bias = bias.iter().map(|b| (*b as i64).abs()).max().unwrap_or(0);
+    let state = V_MAX as i64 + 1;
+    let worst = if current {
+        (max_abs_input.saturating_add(state)).max(max_bias.saturating_add(2 * state))
+    } else {
+        max_abs_input.saturating_add(max_bias).saturating_add(state)
+    };
+    if worst > i32::MAX as i64 {
+        return Err(Error::config(format!(
+            "{place}: the largest input current a neuron can receive (sum of |weights| \
+             {max_abs_input} + |bias| {max_bias}) does not fit the engine's 32-bit accumulator \
+             with a 24-bit potential; scale weights or bias down"
+        )));
+    }
+    Ok(max_abs_input <= i16::MAX as i64)
 }

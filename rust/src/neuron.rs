@@ -1,4 +1,4 @@
-//! The integer leaky integrate-and-fire neuron (DESIGN.md, "The integer neuron").
+//! The integer leaky integrate-and-fire neuron (`docs/neuron.md`).
 //!
 //! For each neuron and time step, with input current `z = b + Σ W·s`:
 //!
@@ -9,10 +9,14 @@
 //! v = v − θ · s                             soft reset (reset by subtraction)
 //! ```
 //!
+//! Layers may instead reset to zero and carry a synaptic current `u` with its own decay `du`
+//! (Loihi's CUBA compartment, [`update_cuba`]): `u = sat24(u − sign(u)·((|u|·du) >> 12) + Σ W·s)`,
+//! then `v = sat24(leak(v) + u + b)`; `du = 4096` is the plain neuron above.
+//!
 //! Everything stays in `i32`: the network validation guarantees `|v| + |z| < 2^31`, and the leak
 //! product is split so it cannot overflow.
 
-use crate::simd;
+use crate::kernels::Kernels;
 
 /// The per-step synaptic accumulator of a layer: `i32`, or `i16` where the layer's weights
 /// guarantee that one step's input fits (see `Layer::narrow`).
@@ -20,38 +24,17 @@ pub trait Acc: Copy + Default + Send + Sync {
     /// `self + w`; cannot overflow for a layer validated for this accumulator.
     fn add(self, w: i16) -> Self;
     fn get(self) -> i32;
-    /// `acc[j] += w[j]` over a run, with AVX2 when `AVX2` (the caller checked the processor).
-    fn add_run<const AVX2: bool>(acc: &mut [Self], w: &[i16]);
-    /// The leak-free [`update_layer`], with the AVX2 kernel when `AVX2` and the channel count
-    /// allows it (the caller checked the processor).
-    fn update_plain<const AVX2: bool>(
+    /// `acc[j] += w[j]` over a run, with the kernels `k`.
+    fn add_run<K: Kernels>(k: K, acc: &mut [Self], w: &[i16]);
+    /// The leak-free [`update_layer`], with the kernels `k`.
+    fn update_plain<K: Kernels>(
+        k: K,
         v: &mut [i32],
         acc: &mut [Self],
         mask: &mut [u64],
         bias: &[i32],
         threshold: i32,
     );
-}
-
-/// Implements [`Acc::update_plain`] for one accumulator type with its AVX2 kernel.
-macro_rules! update_plain {
-    ($ty:ty, $kernel:ident) => {
-        #[inline(always)]
-        fn update_plain<const AVX2: bool>(
-            v: &mut [i32],
-            acc: &mut [$ty],
-            mask: &mut [u64],
-            bias: &[i32],
-            threshold: i32,
-        ) {
-            #[cfg(target_arch = "x86_64")]
-            if AVX2 && bias.len() % 8 == 0 {
-                // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-                return unsafe { simd::$kernel(v, acc, mask, bias, threshold) };
-            }
-            update_layer::<$ty, false>(v, acc, mask, bias, threshold, 0)
-        }
-    };
 }
 
 impl Acc for i16 {
@@ -64,15 +47,20 @@ impl Acc for i16 {
         self as i32
     }
     #[inline(always)]
-    fn add_run<const AVX2: bool>(acc: &mut [i16], w: &[i16]) {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-            return unsafe { simd::add_i16_avx2(acc, w) };
-        }
-        simd::add_i16(acc, w)
+    fn add_run<K: Kernels>(k: K, acc: &mut [i16], w: &[i16]) {
+        k.add_i16(acc, w)
     }
-    update_plain!(i16, update_i16_avx2);
+    #[inline(always)]
+    fn update_plain<K: Kernels>(
+        k: K,
+        v: &mut [i32],
+        acc: &mut [i16],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+    ) {
+        k.update_i16(v, acc, mask, bias, threshold)
+    }
 }
 
 impl Acc for i32 {
@@ -85,15 +73,20 @@ impl Acc for i32 {
         self
     }
     #[inline(always)]
-    fn add_run<const AVX2: bool>(acc: &mut [i32], w: &[i16]) {
-        #[cfg(target_arch = "x86_64")]
-        if AVX2 {
-            // SAFETY: AVX2 = true only in code paths chosen after detecting AVX2.
-            return unsafe { simd::add_i32_avx2(acc, w) };
-        }
-        simd::add_i32(acc, w)
+    fn add_run<K: Kernels>(k: K, acc: &mut [i32], w: &[i16]) {
+        k.add_i32(acc, w)
     }
-    update_plain!(i32, update_i32_avx2);
+    #[inline(always)]
+    fn update_plain<K: Kernels>(
+        k: K,
+        v: &mut [i32],
+        acc: &mut [i32],
+        mask: &mut [u64],
+        bias: &[i32],
+        threshold: i32,
+    ) {
+        k.update_i32(v, acc, mask, bias, threshold)
+    }
 }
 
 /// Lowest membrane potential (24-bit signed).
@@ -131,8 +124,8 @@ pub fn step<const LEAKY: bool>(v: i32, z: i32, threshold: i32, dv: i32) -> (i32,
 
 /// Update a layer: `v` and `acc` (synaptic input this step, cleared here) are laid out
 /// position-major with the channel innermost, and `bias` has one entry per channel. Bit `i % 64`
-/// of `mask[i / 64]` is set where neuron `i` spiked. This is the portable version; the engine
-/// uses `simd::update_*_avx2` where the processor allows, which computes the same integers.
+/// of `mask[i / 64]` is set where neuron `i` spiked. This is the portable version; [`Kernels`]
+/// may replace the leak-free case by vector code that computes the same integers.
 #[inline(always)]
 pub fn update_layer<A: Acc, const LEAKY: bool>(
     v: &mut [i32],
@@ -143,12 +136,70 @@ pub fn update_layer<A: Acc, const LEAKY: bool>(
     dv: i32,
 ) {
     let c = bias.len();
-    debug_assert!(v.len() % c == 0 && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    debug_assert!(v.len().is_multiple_of(c) && acc.len() == v.len() && mask.len() * 64 >= v.len());
     mask.fill(0);
     let mut j = 0;
     for i in 0..v.len() {
         let (nv, s) = step::<LEAKY>(v[i], bias[j] + acc[i].get(), threshold, dv);
         v[i] = nv;
+        acc[i] = A::default();
+        mask[i >> 6] |= (s as u64) << (i & 63);
+        j += 1;
+        if j == c {
+            j = 0;
+        }
+    }
+}
+
+/// How a neuron's potential is reset after it spikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// `v − θ` (the default; keeps what exceeded the threshold).
+    Subtract,
+    /// `0`, as Loihi and Lava's bit-accurate LIF model reset.
+    Zero,
+}
+
+/// Update a layer of current-based (CUBA) neurons, or of neurons that reset to zero
+/// (`docs/neuron.md`): with `CURRENT`, the synaptic current `u` (one per neuron) decays by
+/// `du` and takes this step's input, saturated to 24 bits, and `v` integrates it; without,
+/// the input goes straight to `v` (`du = 4096`). With `ZERO` a spike resets `v` to 0, else it
+/// subtracts `θ`. Layout and mask as in [`update_layer`], which is the case
+/// `CURRENT = ZERO = false`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_cuba<A: Acc, const CURRENT: bool, const ZERO: bool>(
+    v: &mut [i32],
+    u: &mut [i32],
+    acc: &mut [A],
+    mask: &mut [u64],
+    bias: &[i32],
+    threshold: i32,
+    dv: i32,
+    du: i32,
+) {
+    let c = bias.len();
+    debug_assert!(v.len().is_multiple_of(c) && acc.len() == v.len() && mask.len() * 64 >= v.len());
+    debug_assert!(!CURRENT || u.len() == v.len());
+    mask.fill(0);
+    let mut j = 0;
+    for i in 0..v.len() {
+        let input = acc[i].get();
+        let current = if CURRENT {
+            let x = saturate(leak(u[i], du) + input);
+            u[i] = x;
+            x
+        } else {
+            input
+        };
+        let x = saturate(leak(v[i], dv) + current + bias[j]);
+        let s = (x >= threshold) as i32;
+        let spiked = s.wrapping_neg(); // all ones where the neuron spiked
+        v[i] = if ZERO {
+            x & !spiked
+        } else {
+            x - (threshold & spiked)
+        };
         acc[i] = A::default();
         mask[i >> 6] |= (s as u64) << (i & 63);
         j += 1;
@@ -207,6 +258,117 @@ mod tests {
         assert_eq!(step::<false>(0, -(1 << 30), 10, 0), (V_MIN, 0));
         assert_eq!(step::<false>(7, 5, 10, 0), (2, 1));
         assert_eq!(step::<false>(7, 2, 10, 0), (9, 0));
+    }
+
+    /// The CUBA rules with wide arithmetic, one neuron at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn cuba_wide(
+        v: i64,
+        u: i64,
+        input: i64,
+        bias: i64,
+        th: i64,
+        dv: i32,
+        du: i32,
+        zero: bool,
+    ) -> (i64, i64, bool) {
+        let decay = |x: i64, d: i32| x - x.signum() * ((x.abs() * d as i64) >> 12);
+        let sat = |x: i64| x.clamp(V_MIN as i64, V_MAX as i64);
+        let u = if du == LEAK_MAX {
+            input
+        } else {
+            sat(decay(u, du) + input)
+        };
+        let x = sat(decay(v, dv) + u + bias);
+        let spiked = x >= th;
+        let v = if !spiked {
+            x
+        } else if zero {
+            0
+        } else {
+            x - th
+        };
+        (v, u, spiked)
+    }
+
+    #[test]
+    fn cuba_update_matches_wide_arithmetic() {
+        let n = 24usize;
+        let bias: Vec<i32> = vec![-300, 0, 4000];
+        for &(dv, du) in &[
+            (0, 0),
+            (0, 1),
+            (7, 2048),
+            (4096, 4095),
+            (100, 4096),
+            (0, 4096),
+        ] {
+            for zero in [false, true] {
+                let mut v: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 350_001 % 16_000_000 - 8_000_000)
+                    .collect();
+                let mut u: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 123_457 % 16_000_000 - 8_000_000)
+                    .collect();
+                v[0] = V_MAX;
+                u[1] = V_MIN;
+                let acc0: Vec<i32> = (0..n as i32)
+                    .map(|i| i * 77_777 % 9_000_000 - 4_500_000)
+                    .collect();
+                let (v0, u0) = (v.clone(), u.clone());
+                let mut acc = acc0.clone();
+                let mut mask = vec![0u64; 1];
+                let th = 1_000;
+                match (du == LEAK_MAX, zero) {
+                    (true, false) => update_cuba::<i32, false, false>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (true, true) => update_cuba::<i32, false, true>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (false, false) => update_cuba::<i32, true, false>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                    (false, true) => update_cuba::<i32, true, true>(
+                        &mut v, &mut u, &mut acc, &mut mask, &bias, th, dv, du,
+                    ),
+                }
+                for i in 0..n {
+                    let (wv, wu, ws) = cuba_wide(
+                        v0[i] as i64,
+                        u0[i] as i64,
+                        acc0[i] as i64,
+                        bias[i % 3] as i64,
+                        th as i64,
+                        dv,
+                        du,
+                        zero,
+                    );
+                    assert_eq!(
+                        v[i] as i64, wv,
+                        "v, neuron {i}, dv {dv} du {du} zero {zero}"
+                    );
+                    if du != LEAK_MAX {
+                        assert_eq!(u[i] as i64, wu, "u, neuron {i}");
+                    }
+                    assert_eq!(mask[0] >> i & 1 == 1, ws);
+                    assert_eq!(acc[i], 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cuba_without_current_and_subtract_is_the_plain_update() {
+        let bias = vec![5, -3];
+        let v0: Vec<i32> = vec![100, -40, 7, V_MAX, V_MIN, 0];
+        let acc0: Vec<i16> = vec![30, -7, 0, 100, -100, 9];
+        let (mut a, mut b) = (v0.clone(), v0.clone());
+        let (mut aa, mut ab) = (acc0.clone(), acc0.clone());
+        let (mut ma, mut mb) = (vec![0u64], vec![0u64]);
+        update_layer::<i16, true>(&mut a, &mut aa, &mut ma, &bias, 50, 300);
+        update_cuba::<i16, false, false>(&mut b, &mut [], &mut ab, &mut mb, &bias, 50, 300, 4096);
+        assert_eq!((a, aa, ma), (b, ab, mb));
     }
 
     #[test]

@@ -1,122 +1,140 @@
 //! The PyO3 glue: `snnfast._core`. Thin on purpose; the public API is `snnfast.Network`.
+//!
+//! Arguments arrive already converted by `snnfast.network` (NumPy arrays of the right dtype,
+//! Python integers); every structural check (shapes, ranges, what fits) is the engine's, and
+//! its errors become `snnfast.errors` exceptions here.
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
-use crate::engine::{self, RunOptions, Workspaces};
+use crate::engine::{self, RunOptions, Workspaces, MAX_TIMESTEPS};
 use crate::error::{Error, ErrorKind};
-use crate::network::{LayerKind, LayerSpec, Network, Shape};
+use crate::geometry::Shape;
+use crate::kernels::{self as kernel_sets, Choice};
+use crate::network::{GroupKind, GroupSpec, LayerSpec, Network};
 
 pyo3::import_exception!(snnfast.errors, ShapeError);
 pyo3::import_exception!(snnfast.errors, ConfigError);
 pyo3::import_exception!(snnfast.errors, SnnfastError);
+pyo3::import_exception!(snnfast.errors, MemoryLimitError);
 
 fn to_py(err: Error) -> PyErr {
     match err.kind {
         ErrorKind::Shape => ShapeError::new_err(err.message),
         ErrorKind::Config => ConfigError::new_err(err.message),
+        ErrorKind::Memory { need, limit } => Python::attach(|py| {
+            let make = || -> PyResult<PyErr> {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("need_bytes", need)?;
+                kwargs.set_item("limit_bytes", limit)?;
+                let exc = py
+                    .get_type::<MemoryLimitError>()
+                    .call((err.message.clone(),), Some(&kwargs))?;
+                Ok(PyErr::from_value(exc))
+            };
+            make().unwrap_or_else(|e| e)
+        }),
+        ErrorKind::Interrupted => SnnfastError::new_err(err.message),
     }
 }
 
-fn item<'py>(spec: &Bound<'py, PyDict>, key: &str, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    spec.get_item(key)?
-        .ok_or_else(|| ConfigError::new_err(format!("{name}: missing '{key}'")))
+/// An integer array as a flat vector and its shape.
+fn flat<T: numpy::Element + Copy>(a: &PyReadonlyArrayDyn<'_, T>) -> (Vec<T>, Vec<usize>) {
+    (a.as_array().iter().copied().collect(), a.shape().to_vec())
 }
 
-fn int_param(spec: &Bound<'_, PyDict>, key: &str, name: &str) -> PyResult<i64> {
-    item(spec, key, name)?
-        .extract::<i64>()
-        .map_err(|_| ConfigError::new_err(format!("{name}: '{key}' must be an integer")))
+/// One synapse group as `snnfast.layers` hands it over (every key present; those its kind does
+/// not use hold neutral values).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct GroupArgs<'py> {
+    kind: String,
+    source: i64,
+    channel_offset: i64,
+    weight: Option<PyReadonlyArrayDyn<'py, i16>>,
+    pool_weight: i64,
+    kernel: (i64, i64),
+    stride: (i64, i64),
+    padding: (i64, i64, i64, i64),
+    groups: i64,
 }
 
-fn small(v: i64, key: &str, name: &str) -> PyResult<usize> {
-    usize::try_from(v)
-        .ok()
-        .filter(|&v| v <= 1 << 20)
-        .ok_or_else(|| ConfigError::new_err(format!("{name}: {key} must be in [0, 2^20], got {v}")))
+/// One layer as `snnfast.network` hands it over.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct LayerArgs<'py> {
+    label: String,
+    threshold: i64,
+    leak: i64,
+    du: i64,
+    reset: String,
+    bias: Option<PyReadonlyArrayDyn<'py, i32>>,
+    groups: Vec<GroupArgs<'py>>,
 }
 
-fn array<'py, T: numpy::Element + Copy>(
-    spec: &Bound<'py, PyDict>,
-    key: &str,
-    name: &str,
-    dtype: &str,
-) -> PyResult<(Vec<T>, Vec<usize>)> {
-    let obj = item(spec, key, name)?;
-    let arr: PyReadonlyArrayDyn<'py, T> = obj
-        .extract()
-        .map_err(|_| ShapeError::new_err(format!("{name}: {key} must be a {dtype} NumPy array")))?;
-    let shape = arr.shape().to_vec();
-    Ok((arr.as_array().iter().copied().collect(), shape))
-}
-
-fn layer_spec(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<LayerSpec> {
-    let spec = obj
-        .cast::<PyDict>()
-        .map_err(|_| ConfigError::new_err(format!("layer {index}: spec must be a dict")))?;
-    let kind: String = item(spec, "kind", &format!("layer {index}"))?.extract()?;
-    let name = format!("layer {index} ({kind})");
-    let threshold = int_param(spec, "threshold", &name)?;
-    let leak = int_param(spec, "leak", &name)?;
-    let threshold = i32::try_from(threshold)
-        .map_err(|_| ConfigError::new_err(format!("{name}: threshold must fit int32")))?;
-    let leak = i32::try_from(leak)
-        .map_err(|_| ConfigError::new_err(format!("{name}: leak must be in 0..=4096")))?;
-    let (kind, bias) = match kind.as_str() {
-        "conv2d" => {
-            let (weight, shape) = array::<i16>(spec, "weight", &name, "int16")?;
-            let (bias, _) = array::<i32>(spec, "bias", &name, "int32")?;
-            if shape.len() != 4 || shape[2] != shape[3] {
-                return Err(ShapeError::new_err(format!(
-                    "{name}: weight must be [O, I, K, K], got shape {shape:?}"
-                )));
+impl GroupArgs<'_> {
+    fn spec(&self) -> PyResult<GroupSpec> {
+        let weight = || {
+            self.weight.as_ref().map(flat).ok_or_else(|| {
+                ConfigError::new_err(format!(
+                    "a {} synapse group needs a weight array",
+                    self.kind
+                ))
+            })
+        };
+        let (t, b, l, r) = self.padding;
+        let kind = match self.kind.as_str() {
+            "conv" => {
+                let (weight, shape) = weight()?;
+                GroupKind::Conv {
+                    weight,
+                    shape,
+                    stride: self.stride,
+                    padding: [t, b, l, r],
+                    groups: self.groups,
+                }
             }
-            let stride = small(int_param(spec, "stride", &name)?, "stride", &name)?;
-            let padding = small(int_param(spec, "padding", &name)?, "padding", &name)?;
-            let kind = LayerKind::Conv2d {
-                weight,
-                out_ch: shape[0],
-                in_ch: shape[1],
-                kernel: shape[2],
-                stride,
-                padding,
-            };
-            (kind, bias)
-        }
-        "avgpool2d" => {
-            let kernel = small(int_param(spec, "kernel", &name)?, "kernel", &name)?;
-            let weight = i16::try_from(int_param(spec, "weight", &name)?)
-                .map_err(|_| ConfigError::new_err(format!("{name}: weight must fit int16")))?;
-            (LayerKind::AvgPool2d { kernel, weight }, Vec::new())
-        }
-        "dense" => {
-            let (weight, shape) = array::<i16>(spec, "weight", &name, "int16")?;
-            let (bias, _) = array::<i32>(spec, "bias", &name, "int32")?;
-            if shape.len() != 2 {
-                return Err(ShapeError::new_err(format!(
-                    "{name}: weight must be [O, I], got shape {shape:?}"
-                )));
+            "pool" => GroupKind::Pool {
+                kernel: self.kernel,
+                weight: self.pool_weight,
+                stride: self.stride,
+                padding: [t, b, l, r],
+            },
+            "dense" => {
+                let (weight, shape) = weight()?;
+                GroupKind::Dense { weight, shape }
             }
-            let kind = LayerKind::Dense {
-                weight,
-                out: shape[0],
-                inp: shape[1],
-            };
-            (kind, bias)
-        }
-        other => {
-            return Err(ConfigError::new_err(format!(
-                "layer {index}: unknown layer kind '{other}'"
-            )))
-        }
-    };
-    Ok(LayerSpec {
-        kind,
-        bias,
-        threshold,
-        leak,
-    })
+            other => {
+                return Err(ConfigError::new_err(format!(
+                    "unknown synapse group kind {other:?}"
+                )))
+            }
+        };
+        Ok(GroupSpec {
+            kind,
+            source: self.source,
+            channel_offset: self.channel_offset,
+        })
+    }
+}
+
+impl LayerArgs<'_> {
+    fn spec(&self) -> PyResult<LayerSpec> {
+        Ok(LayerSpec {
+            label: self.label.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(GroupArgs::spec)
+                .collect::<PyResult<_>>()?,
+            bias: self.bias.as_ref().map(|b| flat(b).0),
+            threshold: self.threshold,
+            leak: self.leak,
+            du: self.du,
+            reset: self.reset.clone(),
+        })
+    }
 }
 
 /// A compiled network, ready to run. Built by `snnfast.Network`.
@@ -131,34 +149,38 @@ type RunArrays<'py> = (
     Vec<Bound<'py, PyArray1<i32>>>,
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray1<i32>>,
+    &'static str,
 );
+
+impl Engine {
+    /// Layer `layer` (1-based), or an error.
+    fn layer(&self, layer: usize) -> PyResult<&crate::network::Layer> {
+        layer
+            .checked_sub(1)
+            .and_then(|i| self.net.layers.get(i))
+            .ok_or_else(|| ConfigError::new_err(format!("no layer {layer} with synapses")))
+    }
+}
 
 #[pymethods]
 impl Engine {
     #[new]
+    #[pyo3(signature = (layers, *, input_shape, input_threshold, memory_limit))]
     fn new(
-        layers: &Bound<'_, PyList>,
-        input_shape: Vec<usize>,
+        py: Python<'_>,
+        layers: Vec<LayerArgs<'_>>,
+        input_shape: (i64, i64, i64),
         input_threshold: i64,
+        memory_limit: u64,
     ) -> PyResult<Self> {
-        if input_shape.len() != 3 {
-            return Err(ShapeError::new_err(format!(
-                "input_shape must be (C, H, W), got {input_shape:?}"
-            )));
-        }
         let specs = layers
             .iter()
-            .enumerate()
-            .map(|(i, obj)| layer_spec(&obj, i + 1))
+            .map(LayerArgs::spec)
             .collect::<PyResult<Vec<_>>>()?;
-        let input = Shape {
-            c: input_shape[0],
-            h: input_shape[1],
-            w: input_shape[2],
-        };
-        let threshold = i32::try_from(input_threshold)
-            .map_err(|_| ConfigError::new_err("input layer: threshold must fit int32"))?;
-        let net = Network::new(input, threshold, &specs).map_err(to_py)?;
+        let input = Shape::checked(input_shape).map_err(to_py)?;
+        let net = py
+            .detach(|| Network::new(input, input_threshold, &specs, memory_limit))
+            .map_err(to_py)?;
         Ok(Engine {
             net,
             workspaces: Workspaces::default(),
@@ -170,7 +192,7 @@ impl Engine {
         let mut out = vec![vec![self.net.input.c, self.net.input.h, self.net.input.w]];
         for layer in &self.net.layers {
             let s = layer.shape;
-            out.push(if layer.is_dense() {
+            out.push(if layer.flat {
                 vec![s.c]
             } else {
                 vec![s.c, s.h, s.w]
@@ -184,15 +206,59 @@ impl Engine {
     }
 
     fn fan_out<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        if layer >= self.net.layers.len() {
+        if layer > self.net.layers.len() {
             return Err(ConfigError::new_err(format!("fan_out: no layer {layer}")));
         }
         Ok(self.net.fan_out(layer).into_pyarray(py))
     }
 
-    #[allow(clippy::too_many_arguments)] // mirrors the Python signature
+    /// The synapse groups of layer `layer` (1-based): kind, source, kernel, stride, padding,
+    /// groups, channels and synapse count of each.
+    fn groups<'py>(&self, py: Python<'py>, layer: usize) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let l = self.layer(layer)?;
+        let counts = self.net.group_synapses(layer);
+        l.groups
+            .iter()
+            .zip(counts)
+            .map(|(g, n)| {
+                let i = &g.info;
+                let d = PyDict::new(py);
+                d.set_item("kind", i.kind)?;
+                d.set_item("source", i.source)?;
+                d.set_item("kernel", i.kernel)?;
+                d.set_item("stride", i.stride)?;
+                d.set_item("padding", i.padding)?;
+                d.set_item("groups", i.groups)?;
+                d.set_item("channels", i.channels)?;
+                d.set_item("synapses", n)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// Synapses from each neuron of the source of group `group` of `layer` into `layer`.
+    fn group_fan_out<'py>(
+        &self,
+        py: Python<'py>,
+        layer: usize,
+        group: usize,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        if group >= self.layer(layer)?.groups.len() {
+            return Err(ConfigError::new_err(format!(
+                "group_fan_out: layer {layer} has no group {group}"
+            )));
+        }
+        Ok(self.net.group_fan_out(layer, group).into_pyarray(py))
+    }
+
     /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
-    /// synops `[S, N, L+1]` and the steps simulated `[S, N]`, for `S` checkpoints (1 if none).
+    /// synops `[S, N, L+1]`, the steps simulated `[S, N]` for `S` checkpoints (1 if none), and
+    /// the name of the kernel set that ran.
+    #[allow(clippy::too_many_arguments)] // keyword-only arguments of one Python call
+    #[pyo3(signature = (
+        images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints,
+        memory_limit
+    ))]
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -204,6 +270,7 @@ impl Engine {
         record: Vec<usize>,
         early_exit: Option<usize>,
         checkpoints: Vec<usize>,
+        memory_limit: u64,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -221,14 +288,31 @@ impl Engine {
             record,
             early_exit,
             checkpoints,
+            kernels: Choice::from_env().map_err(to_py)?,
+            memory_limit,
         };
         let (net, ws) = (&self.net, &self.workspaces);
+        // The calling thread re-attaches about every 25 ms to let Python run its signal
+        // handlers; a KeyboardInterrupt (or any error they raise) stops the run.
+        let mut pending: Option<PyErr> = None;
         let result = py.detach(|| {
+            let mut poll = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        pending = Some(e);
+                        true
+                    }
+                })
+            };
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::run_with(net, slice, &opts, ws)
+                engine::run_with(net, slice, &opts, ws, &mut poll)
             }))
         });
         let out = match result {
+            Ok(Err(err)) if err.kind == ErrorKind::Interrupted => {
+                return Err(pending.unwrap_or_else(|| to_py(err)));
+            }
             Ok(r) => r.map_err(to_py)?,
             Err(_) => {
                 return Err(SnnfastError::new_err(
@@ -248,13 +332,29 @@ impl Engine {
             .collect();
         let synops = out.synops.into_pyarray(py);
         let steps = out.steps.into_pyarray(py);
-        Ok((counts, mem, synops, steps))
+        Ok((counts, mem, synops, steps, out.kernels))
     }
+}
+
+/// The kernel set a run started now would use: `$SNNFAST_KERNELS`, else the best available.
+#[pyfunction]
+fn kernels() -> PyResult<&'static str> {
+    Ok(Choice::from_env().map_err(to_py)?.name())
+}
+
+/// The kernel sets this processor can run, best last.
+#[pyfunction]
+fn available_kernels() -> Vec<&'static str> {
+    kernel_sets::available()
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(available_kernels, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("KERNELS_ENV", kernel_sets::ENV)?;
+    m.add("MAX_TIMESTEPS", MAX_TIMESTEPS)?;
     Ok(())
 }
