@@ -357,6 +357,14 @@ def test_the_rules_catch_what_they_are_for(tmp_path) -> None:
             f"snnfast.{name[:-3]}", tmp_path / name, tree, len(text.splitlines()), False
         )
     fake["snnfast.paper"] = Module("snnfast.paper", tmp_path / "p.py", ast.parse(""), 0, True)
+    # a private module of a subpackage, imported from outside it
+    fake["snnfast.pkg"] = Module("snnfast.pkg", tmp_path / "k.py", ast.parse(""), 0, True)
+    fake["snnfast.pkg._h"] = Module(
+        "snnfast.pkg._h", tmp_path / "h.py", ast.parse("y = 1"), 1, False
+    )
+    fake["snnfast.e"] = Module(
+        "snnfast.e", tmp_path / "e.py", ast.parse("from .pkg._h import y"), 1, False
+    )
     saved = dict(MODULES)
     try:
         MODULES.clear()
@@ -374,5 +382,6 @@ def test_the_rules_catch_what_they_are_for(tmp_path) -> None:
         "library imports the study",
         "import cycle",
         "private name",
+        "private module",
         f"module over {MAX_LINES} lines",
     }

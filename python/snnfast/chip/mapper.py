@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -213,18 +212,31 @@ class LayerMap:
         return range(self.first_core, self.first_core + self.n_cores)
 
 
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """One way of cutting a layer into blocks, and what each core of it would use."""
+
+    block: tuple[int, int, int]
+    usage: dict[str, np.ndarray]
+    grid: tuple[int, int, int]
+    index_bits: int
+    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    members: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def _evaluate(
     geom: _Geometry,
     block: tuple[int, int, int],
     dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     chip: Loihi1,
-) -> dict[str, Any]:
+) -> _Part:
     """Per-core usage (arrays over the block grid) of cutting ``geom`` into ``block``s.
 
     ``dest`` gives, per axis of this layer, how many blocks of the next layer each position
     reaches (their product is a neuron's destination-core count); ``None`` for the last layer.
     """
-    members = tuple(_one_hot(d, b) for d, b in zip(geom.shape3, block))
+    (c, h, w), (bc, bh, bw) = geom.shape3, block
+    members = (_one_hot(c, bc), _one_hot(h, bh), _one_hot(w, bw))
     sc, sh, sw = (m.sum(axis=0) for m in members)
     neurons = sc[:, None, None] * sh[None, :, None] * sw[None, None, :]
     reset = int(chip.soft_reset_compartments > 1)
@@ -235,13 +247,14 @@ def _evaluate(
     def outer(vc: np.ndarray, vh: np.ndarray, vw: np.ndarray) -> np.ndarray:
         return vc[:, None, None] * vh[None, :, None] * vw[None, None, :]
 
-    factors = None
+    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     if geom.relations is None:
         in_axons = np.zeros_like(neurons)
         synapses = np.zeros_like(neurons)
         syn_bits = np.zeros_like(neurons)
     else:
-        factors = tuple(r.astype(np.int64) @ m for r, m in zip(geom.relations, members))
+        rc, rh, rw = (r.astype(np.int64) for r in geom.relations)
+        factors = (rc @ members[0], rh @ members[1], rw @ members[2])
         in_axons = outer(*((f > 0).sum(axis=0) for f in factors))
         synapses = outer(*(f.sum(axis=0) for f in factors))
         # Bits: sum over presynaptic positions of entry_bits(synapses onto this block). Per axis,
@@ -266,13 +279,14 @@ def _evaluate(
         "output_axons": out_axons + reset * neurons,
         "synapse_bits": syn_bits + reset * neurons * int(chip.entry_bits(1, bits_per_syn)),
     }
-    return {
-        "usage": {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in usage.items()},
-        "grid": tuple(m.shape[1] for m in members),
-        "index_bits": index_bits,
-        "factors": factors,
-        "members": members,
-    }
+    return _Part(
+        block=block,
+        usage={k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in usage.items()},
+        grid=(members[0].shape[1], members[1].shape[1], members[2].shape[1]),
+        index_bits=index_bits,
+        factors=factors,
+        members=members,
+    )
 
 
 def _fullness(usage: dict[str, np.ndarray], limits: dict[str, int]) -> float:
@@ -289,7 +303,7 @@ def _check_single_neuron(
     chip: Loihi1,
 ) -> None:
     """Raise if even a core holding one neuron breaks a limit (then no partition can fit)."""
-    usage = _evaluate(geom, (1, 1, 1), dest, chip)["usage"]
+    usage = _evaluate(geom, (1, 1, 1), dest, chip).usage
     limits = chip.limits
     reset = int(chip.soft_reset_compartments > 1)
     for r in RESOURCES:
@@ -311,7 +325,7 @@ def _partition(
     geom: _Geometry,
     dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     chip: Loihi1,
-) -> dict[str, Any]:
+) -> _Part:
     """Cut one layer into the fewest cores that respect every limit (see module docstring)."""
     _check_single_neuron(geom, dest, chip)
     limits = chip.limits
@@ -324,17 +338,16 @@ def _partition(
         if bc * bh * bw * chip.soft_reset_compartments <= chip.max_compartments
     ]
     cands.sort(key=lambda b: math.prod(-(-d // s) for d, s in zip(geom.shape3, b)))
-    best: dict[str, Any] | None = None
+    best: _Part | None = None
     best_cores = 0
     for block in cands:
         n_cores = math.prod(-(-d // s) for d, s in zip(geom.shape3, block))
         if best is not None and n_cores > best_cores:
             break
         ev = _evaluate(geom, block, dest, chip)
-        if not _fits(ev["usage"], limits):
+        if not _fits(ev.usage, limits):
             continue
-        ev["block"] = block
-        if best is None or _fullness(ev["usage"], limits) < _fullness(best["usage"], limits):
+        if best is None or _fullness(ev.usage, limits) < _fullness(best.usage, limits):
             best, best_cores = ev, n_cores
     if best is None:  # pragma: no cover - the 1x1x1 block fits after _check_single_neuron
         raise ResourceError(f"{_name(geom)}: no partition fits a core")
@@ -480,28 +493,29 @@ def _map(net: Network, chip: Loihi1) -> Mapping:
     if not isinstance(chip, Loihi1):
         raise ConfigError(f"chip must be a Loihi1, got {type(chip).__name__}")
     geoms = _geometries(net, chip)
-    parts: list[dict[str, Any]] = [{}] * len(geoms)
+    parts: dict[int, _Part] = {}
     dest = None
     for g in reversed(geoms):
         part = _partition(g, dest, chip)
         parts[g.index] = part
-        if part["factors"] is not None:
-            dest = tuple((f > 0).sum(axis=1) for f in part["factors"])
+        if part.factors is not None:
+            dest = tuple((f > 0).sum(axis=1) for f in part.factors)
     layers = []
     first = 0
-    for g, part in zip(geoms, parts):
+    for g in geoms:
+        part = parts[g.index]
         lm = LayerMap(
             g.index,
             g.kind,
             tuple(g.shape),
-            part["block"],
-            part["grid"],
+            part.block,
+            part.grid,
             first,
             g.weight_bits,
-            part["index_bits"],
-            part["usage"],
-            part["factors"],
-            part["members"],
+            part.index_bits,
+            part.usage,
+            part.factors,
+            part.members,
         )
         layers.append(lm)
         first += lm.n_cores
