@@ -16,13 +16,9 @@ from snnfast.ann import Architecture
 from snnfast.convert import ConversionConfig, ConvertedModel, convert
 from snnfast.embed import embed, embed_readouts
 from snnfast.errors import ConfigError, ModelFormatError
-from snnfast.lowlatency import (
-    Variant,
-    ann_embeddings,
-    lowlatency_report,
-    select_early_exit,
-    standard_variants,
-)
+from snnfast.evaluation import ann_embeddings
+from snnfast.paper.lowlatency import lowlatency_report, standard_variants
+from snnfast.variants import Variant, select_early_exit
 
 TINY = Architecture.parse("4-8-10")
 
@@ -53,6 +49,7 @@ def test_v_init_starts_at_half_threshold_and_is_the_models_run_setting(tiny) -> 
     state, x, plain = tiny
     half = convert(state, TINY, calibration_images=x, config=ConversionConfig(v_init=0.5))
     assert plain.run_settings == {"v_init": 0.0} and half.run_settings == {"v_init": 0.5}
+    assert plain.settings.v_init == 0.0 and half.settings.v_init == 0.5
     # the conversion itself does not depend on v_init (only balancing runs the SNN)
     assert half.thresholds == plain.thresholds
     # a neuron with bias b and no input ends one sub-threshold step at floor(v_init * th) + b
@@ -477,29 +474,32 @@ def test_lowlatency_report_small(qcfs_model, tmp_path) -> None:
         progress=False,
         command="pytest",
     )
-    assert [(r["variant"], r["timesteps"]) for r in doc["rows"]] == [
+    assert [(r.variant, r.timesteps) for r in doc.rows] == [
         ("faithful", 4),
         ("faithful", 8),
         ("qcfs", 4),
         ("qcfs", 8),
     ]
-    assert len(doc["ann"]) == 2 and doc["ann"][1]["qcfs"]["levels"] == 4
-    for row in doc["rows"]:
-        assert set(row["readouts"]) == {"membrane", "spike_count", "integrated"}
-        assert row["loihi_energy_j"] > 0 and row["engine_latency_s"] > 0
-        assert 1 <= row["mean_steps"] <= row["timesteps"]
-    q = [r for r in doc["rows"] if r["variant"] == "qcfs"]
-    assert all(r["threshold_rules"][:4] == ["scale"] * 4 for r in q)
-    assert q[0]["v_init"] == 0.5
+    assert len(doc.ann) == 2 and doc.ann[1].qcfs["levels"] == 4
+    for row in doc.rows:
+        assert set(row.readouts) == {"membrane", "spike_count", "integrated"}
+        assert row.loihi_energy_j > 0 and row.engine_latency_s > 0
+        assert 1 <= row.mean_steps <= row.timesteps
+    q = [r for r in doc.rows if r.variant == "qcfs"]
+    assert all(r.threshold_rules[:4] == ["scale"] * 4 for r in q)
+    assert q[0].v_init == 0.5
     on_disk = json.loads((tmp_path / "lowlatency.json").read_text())
-    assert on_disk["rows"] == doc["rows"]
+    assert on_disk["rows"] == doc.to_json()["rows"]
+    assert type(doc).from_json(on_disk) == doc
     md = (tmp_path / "lowlatency.md").read_text()
     assert "| qcfs | 8 | integrated |" in md and "## Goals" in md and "pytest" in md
     # the QCFS ANN row uses the quantised forward pass
     arch, state, spec, _ = qcfs.load(qcfs_model)
     x, y = fashion("test", 60)
-    e = ann_embeddings(arch, state, spec, x, "id")
-    assert doc["ann"][1]["classification"] == pytest.approx(np.mean(e.predictions == y))
+    model = convert(state, arch, calibration_images=x, activation_scales=spec.scales)
+    e = ann_embeddings(model, x, spec)
+    assert doc.ann[1].classification == pytest.approx(np.mean(e.predictions == y))
+    np.testing.assert_array_equal(e.predictions, qcfs.predict(arch, state, spec, x))
 
 
 def test_recipe_qcfs_fields_are_checked() -> None:
@@ -585,7 +585,7 @@ def test_cli_lowlatency(tmp_path, capsys) -> None:
 
 
 def test_pipeline_refuses_a_qcfs_model(qcfs_model) -> None:
-    from snnfast.pipeline import run_pipeline
+    from snnfast.paper.table2 import run_pipeline
 
     with pytest.raises(ConfigError, match="QCFS"):
         run_pipeline(qcfs_model, n_train=50, n_test=10, progress=False)

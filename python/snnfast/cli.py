@@ -9,47 +9,52 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _checks
 from ._io import atomic_write
-from .errors import ModelFormatError, SnnfastError
+from .errors import ConfigError, ModelFormatError, SnnfastError
+from .paper import cli as paper_cli
 
 __all__ = ["main"]
-
-# The paper's Table 2 (Liu et al. 2022): classification, top-1, top-3 accuracy in %.
-PAPER_TABLE2 = {
-    "ANN": (90.07, 87.49, 94.55),
-    "SNN(16)": (85.05, 85.55, 93.56),
-    "SNN(128)": (90.01, 86.58, 93.93),
-}
 
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:6.2f}"
 
 
-def table2(results: Sequence[dict[str, Any]]) -> str:
-    """Our metrics beside the paper's Table 2 (percent)."""
-    lines = [
-        f"{'model':<10}{'class.':>8}{'top-1':>8}{'top-3':>8}{'mAP@10':>8}{'recall@10':>10}   "
-        f"paper: class. / top-1 / top-3",
-    ]
-    for r in results:
-        paper = PAPER_TABLE2.get(r["name"])
-        ref = " / ".join(f"{p:.2f}" for p in paper) if paper else "—"
-        lines.append(
-            f"{r['name']:<10}{_pct(r.get('classification')):>8}"
-            f"{_pct(r.get('top1')):>8}{_pct(r.get('top3')):>8}"
-            f"{_pct(r.get('map_at_10')):>8}{_pct(r.get('recall_at_10')):>10}   {ref}"
-        )
-    return "\n".join(lines)
+def _positive(text: str) -> int:
+    """Argument type of the counts: an integer >= 1 (one wording, :mod:`snnfast._checks`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    try:
+        return _checks.positive_int(value, "the value")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_output(path: str | os.PathLike[str], what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder, not a file")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"{what} {p} cannot be written ({parent} is not a writable folder)")
+    return p
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -91,26 +96,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace):
-    from . import qcfs
-    from .convert import ConversionConfig, convert
+    from .convert import ConversionConfig
     from .data import load_fashion_mnist
-    from .pipeline import calibration_indices
+    from .evaluation import calibrate_and_convert
 
-    arch, state, spec, _ = qcfs.load(args.model)  # a QCFS model converts with its thresholds
     train_x, _ = load_fashion_mnist("train")
-    calib = train_x[calibration_indices(len(train_x), args.calibration_size, args.seed)]
     config = ConversionConfig(
         rounding=args.rounding,
         v_init=args.v_init,
         threshold_balancing=args.threshold_balancing,
         balance_timesteps=args.balance_timesteps,
     )
-    return convert(
-        state,
-        arch,
-        calibration_images=calib,
+    # the calibration rule of snnfast.evaluation; a QCFS model converts with its thresholds
+    return calibrate_and_convert(
+        args.model,
+        train_x,
+        calibration_size=args.calibration_size,
+        seed=args.seed,
         config=config,
-        activation_scales=None if spec is None else spec.scales,
     )
 
 
@@ -191,8 +194,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import run_pipeline
+    from .paper.table2 import format_table2, run_pipeline
 
+    if args.json:
+        _check_output(args.json, "--json")
     report = run_pipeline(
         args.model,
         timesteps=tuple(args.timesteps),
@@ -204,18 +209,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         delay=args.delay,
         v_init=args.v_init,
     )
-    print(table2(report["results"]))
+    print(format_table2(report.results))
     if args.json:
-        _write_json(Path(args.json), report)
+        _write_json(Path(args.json), report.to_json())
     return 0
 
 
 def cmd_chip(args: argparse.Namespace) -> int:
-    from .chip import Loihi1
+    from .chip import Loihi1, core_map, estimate_network
     from .data import load_fashion_mnist
-    from .energy import compare_with_paper, estimate_network
-    from .plots import core_map
+    from .paper.hardware import compare_with_paper
 
+    if args.png:
+        _check_output(args.png, "--png")
     chip = Loihi1(soft_reset_compartments=args.compartments, max_chips=args.max_chips)
     try:
         model = _load_converted(args.model)
@@ -225,14 +231,8 @@ def cmd_chip(args: argparse.Namespace) -> int:
     reports = []
     mapping = None
     for T in args.timesteps:
-        mapping, report = estimate_network(
-            model.network,
-            images,
-            timesteps=T,
-            threads=args.threads,
-            chip=chip,
-            **model.run_settings,
-        )
+        settings = model.settings.replace(timesteps=T, threads=args.threads)
+        mapping, report = estimate_network(model.network, images, settings, chip=chip)
         reports.append(report)
     assert mapping is not None
     print(mapping.report())
@@ -249,14 +249,20 @@ def cmd_chip(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The shipped model end to end; the network it scores is the network it costs."""
+    from .chip import core_map, estimate_network
     from .data import load_fashion_mnist
-    from .energy import compare_with_paper, estimate_network
-    from .pipeline import run_pipeline
-    from .plots import core_map
+    from .evaluation import calibrate_and_convert
+    from .paper.hardware import compare_with_paper
+    from .paper.records import ChipCost
+    from .paper.table2 import format_table2, run_pipeline
 
     out = Path(args.out)
+    _check_output(out / "demo.json", "--out")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    train_x, _ = load_fashion_mnist("train")
+    model = calibrate_and_convert(None, train_x)
     report = run_pipeline(
         None,
         timesteps=tuple(args.timesteps),
@@ -265,103 +271,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
         grid_path=out / "queries.png",
+        converted=model,
     )
     print(
-        f"\nFashion-MNIST retrieval, shipped {report['arch']} "
-        f"({report['n_train']} corpus images, {report['n_test']} queries)"
+        f"\nFashion-MNIST retrieval, shipped {report.arch} "
+        f"({report.n_train} corpus images, {report.n_test} queries)"
     )
-    print(table2(report["results"]))
+    print(format_table2(report.results))
 
-    from . import ann
-    from .convert import convert
-    from .pipeline import calibration_indices
-
-    arch, state, _ = ann.load_model(None)
-    train_x, _ = load_fashion_mnist("train")
-    model = convert(state, arch, calibration_images=train_x[calibration_indices(len(train_x))])
     test_x, _ = load_fashion_mnist("test", limit=200)
     energy = []
     mapping = None
     for T in args.timesteps:
-        mapping, rep = estimate_network(model.network, test_x, timesteps=T, threads=args.threads)
+        settings = model.settings.replace(timesteps=T, threads=args.threads)
+        mapping, rep = estimate_network(model.network, test_x, settings)
         energy.append(rep)
     assert mapping is not None
     print("\nLoihi 1 chip model (200 test images):")
     print(mapping.report())
     if any(r.timesteps in (16, 128) for r in energy):
         print(compare_with_paper(energy))
-    core_map(mapping, out / "core_map.png", title=f"{arch} on Loihi 1 cores")
-    report["chip"] = {
-        "n_cores": mapping.n_cores,
-        "n_chips": mapping.n_chips,
-        "cores_per_layer": mapping.cores_per_layer,
-        "energy": [
-            {
-                "timesteps": r.timesteps,
-                "latency_s": r.latency_s,
-                "dynamic_energy_j": r.dynamic_energy_j,
-                "total_energy_j": r.total_energy_j,
-            }
-            for r in energy
-        ],
-    }
-    _write_json(out / "demo.json", report)
+    core_map(mapping, out / "core_map.png", title=f"{model.arch} on Loihi 1 cores")
+    cost = ChipCost(
+        model_id=model.model_id(),
+        n_cores=mapping.n_cores,
+        n_chips=mapping.n_chips,
+        cores_per_layer=mapping.cores_per_layer,
+        energy=[r.summary() for r in energy],
+    )
+    _write_json(out / "demo.json", replace(report, chip=cost).to_json())
     print(
         f"\nwrote {out / 'demo.json'}, {out / 'queries.png'}, {out / 'core_map.png'} "
         f"in {time.perf_counter() - t0:.0f} s"
     )
-    return 0
-
-
-def cmd_lowlatency(args: argparse.Namespace) -> int:
-    from .lowlatency import lowlatency_report
-    from .qcfs import SHIPPED_MODELS
-
-    if args.qcfs_model is None:
-        models = [str(p) for p in SHIPPED_MODELS.values() if p.is_file()]
-    else:
-        models = args.qcfs_model
-    parts = [
-        "snnfast",
-        "lowlatency",
-        args.outdir,
-        "--qcfs-model",
-        *models,
-        "--timesteps",
-        *map(str, args.timesteps),
-        "--energy-images",
-        str(args.energy_images),
-    ]
-    for flag, value in (
-        ("--base-model", args.base_model),
-        ("--n-train", args.n_train),
-        ("--n-test", args.n_test),
-        ("--threads", args.threads),
-    ):
-        if value is not None:
-            parts += [flag, str(value)]
-    command = " ".join(parts)
-    lowlatency_report(
-        args.outdir,
-        timesteps=args.timesteps,
-        qcfs_models=models,
-        base_model=args.base_model,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        energy_images=args.energy_images,
-        threads=args.threads,
-        progress=not args.quiet,
-        command=command,
-    )
-    print(f"report -> {Path(args.outdir) / 'lowlatency.md'}")
-    return 0
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
-
-    path = reproduce(args.outdir, quick=args.quick, progress=not args.quiet, jobs=args.jobs)
-    print(f"report -> {path}")
     return 0
 
 
@@ -454,25 +396,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
     s.add_argument(
-        "--readout", choices=["membrane", "spike_count", "integrated"], default="membrane"
+        "--timesteps", type=_positive, nargs="+", default=[16, 128], help="SNN time steps"
     )
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--delay", type=int, default=0)
-    s.add_argument("--v-init", type=float, default=0.0)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument(
+        "--readout",
+        choices=["membrane", "spike_count", "integrated"],
+        default="membrane",
+        help="SNN embedding (membrane: the paper's)",
+    )
+    s.add_argument("--n-train", type=_positive, default=None, help="first N corpus images only")
+    s.add_argument("--n-test", type=_positive, default=None, help="first N query images only")
+    s.add_argument(
+        "--delay", type=int, choices=[0, 1], default=0, help="1: Loihi's one-step synaptic delay"
+    )
+    s.add_argument(
+        "--v-init", type=float, default=0.0, help="initial potential / threshold, in [0, 1)"
+    )
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.add_argument("--json", default=None, help="also write the figures to this JSON file")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("chip", help="map a model onto Loihi 1 cores and estimate its energy")
     s.add_argument("model", help="converted model file, or an ANN model file to convert")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
-    s.add_argument("--n-images", type=int, default=200)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument(
+        "--timesteps", type=_positive, nargs="+", default=[16, 128], help="time steps to cost"
+    )
+    s.add_argument(
+        "--n-images", type=_positive, default=200, help="test images the estimate averages over"
+    )
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.add_argument("--png", default=None, help="write the core map (the paper's Fig 3)")
-    s.add_argument("--max-chips", type=int, default=1, help="refuse mappings over this")
+    s.add_argument("--max-chips", type=_positive, default=1, help="refuse mappings over this")
     s.add_argument(
         "--compartments",
         type=int,
@@ -483,48 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
 
-    s = sub.add_parser("lowlatency", help="low-latency variants at few time steps, compared")
-    s.add_argument("outdir", help="report folder (lowlatency.md, lowlatency.json)")
-    s.add_argument(
-        "--qcfs-model",
-        nargs="*",
-        default=None,
-        help="QCFS-trained model files (default: the shipped ones)",
-    )
-    s.add_argument(
-        "--base-model",
-        default=None,
-        help="ReLU ANN of the conversion variants (default: the shipped one)",
-    )
-    s.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--energy-images", type=int, default=2000)
-    s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(func=cmd_lowlatency)
-
-    s = sub.add_parser("reproduce", help="the paper's tables and figures beside ours")
-    s.add_argument("outdir", help="report folder (report.md, PNGs; cache/ makes reruns resume)")
-    s.add_argument(
-        "--quick",
-        action="store_true",
-        help="a cut-down run (under 10 minutes on 2 cores); the report says what was cut",
-    )
-    s.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="train the missing networks in N processes at once, one thread each "
-        "(same weights as 1; default 1)",
-    )
-    s.set_defaults(func=cmd_reproduce)
+    paper_cli.add_commands(sub, _positive)
 
     s = sub.add_parser("demo", help="the main job: the shipped model end to end")
     s.add_argument("--out", default="runs/demo", help="output folder")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16])
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--timesteps", type=_positive, nargs="+", default=[16], help="SNN time steps")
+    s.add_argument("--n-train", type=_positive, default=None, help="first N corpus images only")
+    s.add_argument("--n-test", type=_positive, default=None, help="first N query images only")
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.set_defaults(func=cmd_demo)
     return p
 
@@ -537,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The chip model's warnings are printed in its mapping report: not twice.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"snnfast\.")
             return int(args.func(args))
-    except SnnfastError as exc:
+    except (SnnfastError, OSError) as exc:
         print(f"snnfast: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
