@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ..graph import avg_pool, conv
 
 __all__ = [
     "Term",
+    "restore",
     "Value",
     "affine",
     "as_dense",
@@ -54,6 +56,8 @@ class Term:
         weight: float64 (a 0-d array for ``"pool"``; unused for ``"id"``).
         src_shape, shape: the source's shape and the map's output shape (``(C, H, W)`` or
             ``(N,)``; a flattened map keeps its ``(C, H, W)`` here with ``flat=True``).
+        offset: the first of the layer's channels the map writes (after :func:`restore`).
+        meta: the snnfast metadata of the one node that made the map from its source.
     """
 
     source: int
@@ -66,6 +70,8 @@ class Term:
     padding: Pad4 = (0, 0, 0, 0)
     groups: int = 1
     flat: bool = False
+    offset: int = 0
+    meta: dict[str, Any] | None = None
 
     @property
     def out_shape(self) -> Shape:
@@ -337,3 +343,49 @@ def affine(v: Value, weight: np.ndarray, bias: np.ndarray | None, node: str, op:
     if bias is not None and np.any(bias):
         b = (0.0 if b is None else b) + bias
     return Value(terms, b, (o,))
+
+
+def _regroup(w: np.ndarray, groups: int) -> np.ndarray | None:
+    """The grouped weight ``[O, I / g, ...]`` of a block-diagonal ``[O, I, ...]``, or ``None``."""
+    o, i = w.shape[:2]
+    if groups < 2 or o % groups or i % groups:
+        return None
+    og, ig = o // groups, i // groups
+    out = np.empty((o, ig, *w.shape[2:]))
+    for g in range(groups):
+        block = w[g * og : (g + 1) * og]
+        out[g * og : (g + 1) * og] = block[:, g * ig : (g + 1) * ig]
+        block = block.copy()
+        block[:, g * ig : (g + 1) * ig] = 0
+        if np.any(block):
+            return None
+    return out
+
+
+def restore(t: Term) -> Term:
+    """Undo what :func:`snnfast.to_nir` wrote out in full, where the node's snnfast metadata
+    says so and the weights bear it out: zero rows of other channels (a concatenation), a
+    block-diagonal grouped convolution, a pooling group written as a diagonal convolution."""
+    meta = t.meta or {}
+    if t.kind not in ("conv", "dense") or not meta:
+        return t
+    w = t.weight
+    if "snnfast_channel_offset" in meta:
+        off, n = int(meta["snnfast_channel_offset"]), int(meta["snnfast_channels"])
+        rest = np.concatenate([w[:off], w[off + n :]])
+        if 0 <= off and off + n <= w.shape[0] and not np.any(rest):
+            t = replace(t, weight=w[off : off + n], offset=t.offset + off)
+            w = t.weight
+    if t.kind != "conv":
+        return t
+    if meta.get("snnfast_kind") == "pool" and w.shape[0] == w.shape[1]:
+        diag = w[np.arange(w.shape[0]), np.arange(w.shape[0])]
+        off_diag = w.copy()
+        off_diag[np.arange(w.shape[0]), np.arange(w.shape[0])] = 0
+        if not np.any(off_diag) and np.all(diag == diag.reshape(-1)[0]):
+            return replace(t, kind="pool", weight=np.asarray(diag.reshape(-1)[0]))
+    if "snnfast_groups" in meta and t.groups == 1:
+        grouped = _regroup(w, int(meta["snnfast_groups"]))
+        if grouped is not None:
+            return replace(t, weight=grouped, groups=int(meta["snnfast_groups"]))
+    return t

@@ -43,14 +43,15 @@ def _weights_of(term: Term) -> np.ndarray:
 
 def _group(term: Term, weight: np.ndarray, key: str) -> Any:
     """The synapse group of a term with integer weights."""
+    off = term.offset
     if term.kind == "pool":
-        return PoolSynapses(term.kernel, int(weight), term.stride, term.padding, term.source)
+        return PoolSynapses(term.kernel, int(weight), term.stride, term.padding, term.source, off)
     if term.kind == "conv":
         return ConvSynapses(
-            weight.astype(np.int16), term.stride, term.padding, term.groups, term.source
+            weight.astype(np.int16), term.stride, term.padding, term.groups, term.source, off
         )
     if term.kind == "dense":
-        return DenseSynapses(weight.astype(np.int16), term.source)
+        return DenseSynapses(weight.astype(np.int16), term.source, off)
     raise ConversionError(
         key, "edge", "reads its source directly with no weight"
     )  # pragma: no cover
@@ -70,7 +71,7 @@ def ready(term: Term, shape: tuple[int, ...], key: str) -> Term:
         raise ShapeError(
             f"node {key!r}: an input of shape {term.out_shape} feeds a layer of {shape}"
         )
-    return term
+    return _linear.restore(term)
 
 
 def _integers(term: Term, key: str) -> np.ndarray:

@@ -151,7 +151,10 @@ def _layer_names(model: ConvertedModel | Network) -> list[str]:
     if isinstance(model, ConvertedModel):
         raw = list(model.layer_names)
     else:
-        raw = ["input"] + [f"layer{i}" for i in range(1, model.n_layers + 1)]
+        raw = ["input"] + [
+            layer.name if isinstance(layer, SpikingLayer) and layer.name else f"layer{i}"
+            for i, layer in enumerate(model.layers, start=1)
+        ]
     out = ["input"]
     for i, name in enumerate(raw[1:], start=1):
         clean = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in str(name))

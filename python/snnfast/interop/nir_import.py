@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -230,8 +231,8 @@ class _Reader:
         node = self.graph.nodes[key]
         t = _type(node)
         if t == "Input":
-            self.input_shape = self.image_shape(key, node)
-            self.values[key] = _linear.source(0, self.input_shape)
+            self.input_shape, shape = self.image_shape(key, node)
+            self.values[key] = _linear.source(0, shape)
             return
         ins = self.preds[key]
         if not ins:
@@ -243,23 +244,33 @@ class _Reader:
         elif t in _NEURONS:
             self.values[key] = self.neuron(key, node, v)
         else:
-            self.values[key] = self.linear(key, node, t, v)
+            out = self.linear(key, node, t, v)
+            meta = getattr(node, "metadata", None)
+            if (
+                meta
+                and any(str(k).startswith("snnfast_") for k in meta)
+                and all(x.kind == "id" for x in v.terms)
+            ):
+                terms = tuple(replace(x, meta=dict(meta)) for x in out.terms)
+                out = Value(terms, out.bias, out.shape)
+            self.values[key] = out
 
-    def image_shape(self, key: str, node: Any) -> tuple[int, int, int]:
+    def image_shape(self, key: str, node: Any) -> tuple[tuple[int, int, int], tuple[int, ...]]:
+        """The network's input shape ``(C, H, W)`` and the shape NIR gives the input."""
         raw = node.input_type.get("input") if isinstance(node.input_type, dict) else None
         if raw is None:
             raise ModelFormatError(f"the Input node {key!r} has no shape")
         shape = tuple(int(s) for s in np.asarray(raw).reshape(-1))
         if len(shape) == 4 and shape[0] == 1:
             shape = shape[1:]  # a batch dimension some exporters keep
-        if len(shape) == 1:
+        if len(shape) == 1 and shape[0] >= 1:
             if self.images is not None and math.prod(self.images.shape[1:]) == shape[0]:
                 c, h, w = self.images.shape[1:]
-                return (int(c), int(h), int(w))
-            return (shape[0], 1, 1)
+                return (int(c), int(h), int(w)), shape
+            return (shape[0], 1, 1), shape
         if len(shape) != 3 or min(shape) < 1:
             raise ShapeError(f"the Input node {key!r} has shape {shape}; snnfast takes (C, H, W)")
-        return (shape[0], shape[1], shape[2])
+        return (shape[0], shape[1], shape[2]), shape
 
     def check_output(self, key: str, node: Any, v: Value) -> None:
         srcs = self.preds[key]
