@@ -6,18 +6,18 @@ sinabs are in ``test_nir_interop.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 
+import helpers_nir
 import numpy as np
 import pytest
 from helpers_convert import fashion
+from helpers_nir import zero_reset
 
 import snnfast
 from snnfast import cli
-from snnfast.ann import load_model
-from snnfast.convert import ConversionConfig, convert
+from snnfast.convert import ConversionConfig
 from snnfast.embed import embed
 from snnfast.errors import ConversionError, ModelFormatError, ShapeError
 from snnfast.interop import NIRExportWarning, from_nir, input_spikes, read_nir, to_nir, write_nir
@@ -27,19 +27,9 @@ nir = pytest.importorskip("nir")
 T = 16
 
 
-def zero_reset(model):
-    """``model`` with every layer reset to zero (what NIR expresses exactly)."""
-    net = model.network
-    layers = [dataclasses.replace(layer, reset="zero") for layer in net.layers]
-    return model.replace(network=snnfast.Network(layers, net.input_shape, net.input_threshold))
-
-
 @pytest.fixture(scope="module")
 def shipped():
-    """The shipped 32-64-10, converted with Algorithm 1 on 1,000 training images."""
-    arch, state, _ = load_model()
-    train, _ = fashion("train", 1000)
-    return convert(state, arch, calibration_images=train)
+    return helpers_nir.shipped()
 
 
 @pytest.fixture(scope="module")
