@@ -21,5 +21,11 @@ rm -rf dist
 .venv/bin/maturin build --release --out dist -q
 wheel=$(ls dist/snnfast-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
-.venv/bin/pip install -q "${wheel}[train,test]"
+.venv/bin/pip install -q "${wheel}[train,test,interop]"
+# The NIR cross-checks also run Norse and sinabs. Their declared requirements would change the
+# environment (Norse pulls torchvision; sinabs pins nir<=1.0.4 and wants the samna chip
+# driver), and neither needs them to import and run a NIR graph, so they go in without their
+# dependencies; pbr is what sinabs reads its version with.
+.venv/bin/pip install -q "pbr==7.1.3"
+.venv/bin/pip install -q --no-deps "norse==1.1.0" "sinabs==3.1.3"
 echo "snnfast set up in .venv ($(.venv/bin/python -c 'import snnfast; print(snnfast.__version__)'))"

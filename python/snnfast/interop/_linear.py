@@ -38,6 +38,7 @@ __all__ = [
     "pool2d",
     "scale",
     "source",
+    "ungroup",
 ]
 
 Shape = tuple[int, ...]
@@ -126,12 +127,7 @@ def _full(t: Term) -> Term:
         return replace(t, kind="conv", weight=w)
     if t.groups == 1:
         return t
-    o, ig, kh, kw = t.weight.shape
-    og = o // t.groups
-    w = np.zeros((o, ig * t.groups, kh, kw))
-    for g in range(t.groups):
-        w[g * og : (g + 1) * og, g * ig : (g + 1) * ig] = t.weight[g * og : (g + 1) * og]
-    return replace(t, weight=w, groups=1)
+    return replace(t, weight=ungroup(t.weight, t.groups), groups=1)
 
 
 def _compose(t: Term, w2: np.ndarray, s2: tuple[int, int], shape: Shape) -> Term:
@@ -151,8 +147,17 @@ def _compose(t: Term, w2: np.ndarray, s2: tuple[int, int], shape: Shape) -> Term
     return replace(first, weight=w, kernel=(kh, kw), stride=(s1h * s2[0], s1w * s2[1]), shape=shape)
 
 
-def _ungroup(w: np.ndarray, groups: int) -> np.ndarray:
-    return _full(Term(0, "conv", w, (w.shape[1] * groups,), (w.shape[0],), groups=groups)).weight
+def ungroup(weight: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped convolution's weight ``[O, I / g, kh, kw]`` as the equivalent block-diagonal
+    ``[O, I, kh, kw]`` of one group (float64)."""
+    if groups == 1:
+        return np.asarray(weight, dtype=np.float64)
+    o, ig, kh, kw = weight.shape
+    og = o // groups
+    out = np.zeros((o, ig * groups, kh, kw))
+    for g in range(groups):
+        out[g * og : (g + 1) * og, g * ig : (g + 1) * ig] = weight[g * og : (g + 1) * og]
+    return out
 
 
 def conv2d(
@@ -192,7 +197,7 @@ def conv2d(
                 "pads its input, which is not a layer's spikes but another linear node's output",
                 "put a neuron node between the two linear nodes, or fold them into one",
             )
-        terms.append(_compose(t, _ungroup(weight, groups), stride, shape))
+        terms.append(_compose(t, ungroup(weight, groups), stride, shape))
     b = None
     if v.bias is not None:
         nhwc = v.bias.transpose(1, 2, 0)[None]

@@ -23,19 +23,9 @@ import numpy as np
 from ..graph import Add, Conv, Dense, Flatten, Graph, Input, Node, Relu
 from ..layers import ConvSynapses, DenseSynapses, PoolSynapses
 from ..network import Network
+from ._linear import ungroup
 
 __all__ = ["rate_graph"]
-
-
-def _full_conv(geo_groups: int, weight: np.ndarray) -> np.ndarray:
-    o, ig, kh, kw = weight.shape
-    if geo_groups == 1:
-        return weight.astype(np.float64)
-    og = o // geo_groups
-    out = np.zeros((o, ig * geo_groups, kh, kw))
-    for g in range(geo_groups):
-        out[g * og : (g + 1) * og, g * ig : (g + 1) * ig] = weight[g * og : (g + 1) * og]
-    return out
 
 
 def rate_graph(net: Network, names: list[str]) -> tuple[Graph, list[str], list[float]]:
@@ -77,7 +67,7 @@ def rate_graph(net: Network, names: list[str]) -> tuple[Graph, list[str], list[f
                     full[np.arange(c), np.arange(c)] = float(g.weight)
                 else:
                     assert isinstance(g, ConvSynapses)
-                    full = _full_conv(geo.groups, np.asarray(g.weight))
+                    full = ungroup(np.asarray(g.weight), geo.groups)
                 w = np.zeros((total, *full.shape[1:]))
                 w[start : start + full.shape[0]] = full * k
                 nodes.append(Conv(name, layer_node[src], w, b, geo.stride, geo.padding))

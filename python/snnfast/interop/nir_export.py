@@ -59,6 +59,7 @@ from ..errors import ConfigError, ConversionError, ShapeError
 from ..layers import DU_NONE, ConvSynapses, DenseSynapses, PoolSynapses, SpikingLayer
 from ..network import GroupGeometry, Network
 from . import _nir
+from ._linear import ungroup
 
 __all__ = ["POOLINGS", "NIRExportWarning", "input_spikes", "to_nir"]
 
@@ -170,18 +171,6 @@ def _padded(weight: np.ndarray, total: int, offset: int) -> np.ndarray:
     """``weight`` with zero output channels (axis 0) so that it writes ``offset..`` of ``total``."""
     out = np.zeros((total, *weight.shape[1:]), dtype=np.float32)
     out[offset : offset + weight.shape[0]] = weight
-    return out
-
-
-def _ungrouped(weight: np.ndarray, groups: int) -> np.ndarray:
-    """A grouped convolution's weight ``[O, I / g, kh, kw]`` as block-diagonal ``[O, I, ...]``."""
-    if groups == 1:
-        return weight.astype(np.float32)
-    o, ig, kh, kw = weight.shape
-    og = o // groups
-    out = np.zeros((o, ig * groups, kh, kw), dtype=np.float32)
-    for g in range(groups):
-        out[g * og : (g + 1) * og, g * ig : (g + 1) * ig] = weight[g * og : (g + 1) * og]
     return out
 
 
@@ -340,7 +329,7 @@ def _layer(b: _Builder, l: int, model_meta: list[dict[str, Any]]) -> None:
             kind = "pool"
         else:
             assert isinstance(g, ConvSynapses)
-            full = _ungrouped(np.asarray(g.weight), geo.groups)
+            full = ungroup(np.asarray(g.weight), geo.groups).astype(np.float32)
             if geo.groups != 1:
                 meta["snnfast_groups"] = geo.groups
             kind = "conv"
