@@ -138,14 +138,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     model = _load_converted(args.converted)
     images, labels = load_fashion_mnist(args.split, limit=args.limit)
-    emb = embed(
-        model,
-        images,
-        readout=args.readout,
-        timesteps=args.timesteps,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
+    run = model.settings.replace(timesteps=args.timesteps, threads=args.threads)
+    emb = embed(model, images, args.readout, run, progress=not args.quiet)
     emb = replace(emb, labels=labels)
     emb.save(args.out)
     acc = float(np.mean(emb.predictions == labels))
