@@ -482,13 +482,28 @@ class ImageSource:
         Raises:
             DataError: an undecodable file (unless ``options.on_error == "skip"``).
         """
-        opts = options or ImageOptions()
         start, stop = max(0, int(start)), min(self._n, int(stop))
+        return self.read_ids(np.arange(start, max(start, stop), dtype=np.int64), shape, options)
+
+    def read_ids(
+        self, ids: np.ndarray, shape: Sequence[int], options: ImageOptions | None = None
+    ) -> ImageBatch:
+        """The rows ``ids`` (int, in ``[0, N)``, any order) as an :class:`ImageBatch`.
+
+        Raises:
+            DataError: an undecodable file (unless ``options.on_error == "skip"``).
+            ShapeError: an id out of range.
+        """
+        opts = options or ImageOptions()
+        rows = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self._n):
+            raise ShapeError(f"image ids must be in [0, {self._n}), got {rows.min()}..{rows.max()}")
         c, h, w = (int(s) for s in shape)
-        rows = np.arange(start, stop, dtype=np.int64)
         pixels = self._pixels()
         if pixels is not None:
-            images = convert_array(np.asarray(pixels[start:stop]), (c, h, w), opts)
+            contiguous = rows.size and rows[-1] - rows[0] == rows.size - 1
+            taken = pixels[rows[0] : rows[-1] + 1] if contiguous else pixels[rows]
+            images = convert_array(np.asarray(taken), (c, h, w), opts)
             keep = np.ones(len(rows), dtype=bool)
         else:
             assert self.paths is not None
@@ -508,8 +523,8 @@ class ImageSource:
         return ImageBatch(
             images,
             rows[keep],
-            None if self.labels is None else self.labels[start:stop][keep],
-            None if self.paths is None else self.paths[start:stop][keep],
+            None if self.labels is None else self.labels[rows][keep],
+            None if self.paths is None else self.paths[rows][keep],
             self.class_names,
         )
 
