@@ -26,7 +26,8 @@ __all__ = ["NO_LABEL", "SearchResult", "VectorStore", "exact_search"]
 NO_LABEL = -1
 """The label of an item whose label is unknown (an image of an unlabelled folder)."""
 
-_EXACT_CHUNK = 256  # queries per block in exact_search: 256 x 60,000 float32 = 61 MB
+_EXACT_CHUNK = 256  # most queries per block in exact_search (256 x 60,000 float32 = 61 MB)
+_EXACT_BLOCK_VALUES = 1 << 26  # distances per block at most (256 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -208,12 +209,12 @@ def exact_search(corpus: Any, queries: Any, k: int) -> tuple[np.ndarray, np.ndar
     qn = normalize(q)
     ids = np.empty((q.shape[0], k), dtype=np.int64)
     dist = np.empty((q.shape[0], k), dtype=np.float32)
-    for start in range(0, q.shape[0], _EXACT_CHUNK):
-        d = 1.0 - qn[start : start + _EXACT_CHUNK] @ cn.T
+    block = max(1, min(_EXACT_CHUNK, _EXACT_BLOCK_VALUES // c.shape[0]))
+    for start in range(0, q.shape[0], block):
+        d = 1.0 - qn[start : start + block] @ cn.T
         if k < d.shape[1]:
-            part = np.argpartition(d, k - 1, axis=1)[:, :k]
             # the k-th distance; take every item at or below it so ties resolve by id
-            kth = np.take_along_axis(d, part, axis=1).max(axis=1, keepdims=True)
+            kth = np.partition(d, k - 1, axis=1)[:, k - 1 : k]
         else:
             kth = d.max(axis=1, keepdims=True)
         for r in range(d.shape[0]):

@@ -63,6 +63,7 @@ _BATCH = 65_536
 
 
 def _lancedb() -> Any:
+    os.environ.setdefault("LANCE_LOG", "error")  # Lance's own notes go to stderr otherwise
     try:
         import lancedb
     except ImportError as exc:
@@ -146,7 +147,8 @@ class LanceIndex(VectorStore):
         Args:
             labels: int labels ``[N]`` or ``None``; ids, paths: as for
                 :meth:`snnfast.retrieval.RetrievalIndex.build`.
-            num_partitions: IVF lists (default ``round(sqrt(N))``).
+            num_partitions: IVF lists (default ``N // 4096``: about 4,096 vectors a list, so
+                training stays cheap at millions of rows).
             num_sub_vectors: PQ sub-vectors (default ``D / 16`` when it divides, else ``D / 8``
                 or ``D``).
             nprobes, refine_factor: search defaults (see the module docstring).
@@ -164,7 +166,7 @@ class LanceIndex(VectorStore):
         trained = n >= min_index_rows
         parts = subs = 0
         if trained:
-            default_parts = max(1, round(n**0.5))
+            default_parts = max(1, n // 4096)
             parts = _checks.positive_int(
                 default_parts if num_partitions is None else num_partitions,
                 "num_partitions",
