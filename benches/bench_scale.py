@@ -524,6 +524,69 @@ def table(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tune_lance(work: str | os.PathLike[str], n_queries: int = 1000) -> dict[str, Any]:
+    """After :func:`run_scale`: recall and latency of LanceDB IVF-PQ with larger re-ranking
+    pools, on the saved index, and of a second index with twice the PQ sub-vectors (``D / 8``),
+    against exact search on the first ``n_queries`` test images. Writes ``tune.json``."""
+    from snnfast.retrieval import LanceIndex, exact_search
+    from snnfast.scale import load_catalog
+
+    work = Path(work)
+    corpus = load_catalog(work / "catalog")
+    vectors, labels, meta = corpus.vectors, corpus.labels, corpus.meta
+    del corpus
+    queries = _queries(n_queries)
+    exact, _ = exact_search(vectors, queries, K)
+    out: dict[str, Any] = {"queries": n_queries, "loadavg_before": os.getloadavg(), "runs": []}
+
+    def measure(store: LanceIndex, name: str, probes: int, refine: int) -> None:
+        def some(q):
+            return store.search(q, K, meta, nprobes=probes, refine_factor=refine).ids
+
+        some(queries[:100])
+        row = {
+            "index": name,
+            "nprobes": probes,
+            "refine_factor": refine,
+            "recall_at_10": _recall(some, queries, exact),
+            "ms_per_query_batch1": _latency(some, queries, 1, 200),
+            "ms_per_query_batch100": _latency(some, queries, 100, 10),
+        }
+        out["runs"].append(row)
+        print(row, flush=True)
+
+    default = LanceIndex.open(work / "lance")
+    for probes, refine in ((16, 50), (32, 50), (32, 100)):
+        measure(default, f"sub_vectors {default.params['num_sub_vectors']}", probes, refine)
+    t = time.perf_counter()
+    fine = LanceIndex.build(
+        vectors, labels, meta, path=work / "lance-d8", num_sub_vectors=meta.dim // 8
+    )
+    out["d8_build_s"] = time.perf_counter() - t
+    del vectors
+    for probes, refine in ((16, 10), (16, 20), (32, 20), (16, 50), (32, 50)):
+        measure(fine, f"sub_vectors {fine.params['num_sub_vectors']}", probes, refine)
+    out["loadavg_after"] = os.getloadavg()
+    (work / "tune.json").write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
+def _queries(n: int) -> np.ndarray:
+    from snnfast.ann import SHIPPED_MODEL, load_model
+    from snnfast.convert import convert
+    from snnfast.data import load_fashion_mnist
+    from snnfast.pipeline import calibration_indices
+    from snnfast.scale import embed_source
+    from snnfast.settings import RunSettings
+
+    arch, state, _ = load_model(SHIPPED_MODEL)
+    train, _ = load_fashion_mnist("train")
+    model = convert(state, arch, calibration_images=train[calibration_indices(len(train))])
+    test_x, _ = load_fashion_mnist("test", limit=n)
+    settings = RunSettings(timesteps=TIMESTEPS)
+    return embed_source(model, test_x, readout=READOUT, settings=settings).vectors
+
+
 @pytest.mark.slow
 def test_scale_small(tmp_path) -> None:
     """The whole benchmark at ``$SNNFAST_SCALE_SIZE`` images (default 20,000)."""
@@ -543,7 +606,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=10_000, help="test images as queries")
     p.add_argument("--workers", type=int, default=None, help="Ray workers")
     p.add_argument("--threads-per-worker", type=int, default=None, help="engine threads each")
+    p.add_argument(
+        "--tune-lance",
+        action="store_true",
+        help="after a run into --out: LanceDB with larger re-ranking and D / 8 sub-vectors",
+    )
     args = p.parse_args(argv)
+    if args.tune_lance:
+        tune_lance(args.out)
+        return 0
     f = run_scale(
         args.size,
         args.out,

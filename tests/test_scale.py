@@ -241,3 +241,33 @@ def test_image_source_pickles_small_for_npy(tmp_path) -> None:
     back = pickle.loads(pickle.dumps(src))
     assert len(pickle.dumps(src)) < 20_000  # the pixels are reopened, not copied
     np.testing.assert_array_equal(back.read(10, 20, (1, 28, 28)).images, x[10:20])
+
+
+def test_cli_image_queries_and_refusals(model_file, folder, tmp_path, capsys) -> None:
+    emb = tmp_path / "e.npz"
+    assert cli.main(["-q", "embed", str(model_file), str(folder), "--out", str(emb)]) == 0
+    for backend in ("hnswlib", "lancedb"):
+        index = tmp_path / f"index-{backend}"
+        assert cli.main(["-q", "index", str(emb), "--out", str(index), "--backend", backend]) == 0
+        query = sorted((folder / "class3").iterdir())[0]
+        capsys.readouterr()
+        assert cli.main(["-q", "search", str(index), str(query), "--model", str(model_file)]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert len(out) == 1 and out[0].startswith(f"query {query}: ")
+        assert f"d=0.000, {query})" in out[0]  # the image itself, found by its path
+        assert cli.main(["-q", "search", str(index), str(query)]) == 2
+        assert "give --model" in capsys.readouterr().err
+    other = tmp_path / "other.npz"
+    assert cli.main(["-q", "convert", str(ann.SHIPPED_MODEL), "--out", str(other),
+                     "--rounding", "round"]) == 0  # fmt: skip
+    index = tmp_path / "index-hnswlib"
+    assert cli.main(["-q", "search", str(index), str(query), "--model", str(other)]) == 2
+    assert "model_id" in capsys.readouterr().err
+    assert cli.main(["-q", "embed", str(model_file), "train", "--split", "test",
+                     "--out", str(tmp_path / "x.npz")]) == 2  # fmt: skip
+    assert "not both" in capsys.readouterr().err
+    old = tmp_path / "old.bin"
+    old.write_bytes(b"\x00" * 64)
+    (tmp_path / "old.bin.meta.npz").write_bytes(b"PK")
+    assert cli.main(["-q", "search", str(old), str(emb)]) == 2
+    assert "rebuild it with `snnfast index" in capsys.readouterr().err

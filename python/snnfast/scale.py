@@ -612,9 +612,19 @@ def _shards(
 
 
 def _take(emb: Embeddings, rows: slice) -> Embeddings:
-    fields = ("vectors", "predictions", "synops", "steps", "labels", "ids", "paths")
-    cut = {f: (None if getattr(emb, f) is None else getattr(emb, f)[rows]) for f in fields}
-    return Embeddings(meta=emb.meta, **cut)
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[rows]
+
+    return Embeddings(
+        emb.vectors[rows],
+        emb.predictions[rows],
+        emb.meta,
+        cut(emb.synops),
+        cut(emb.steps),
+        cut(emb.labels),
+        cut(emb.ids),
+        cut(emb.paths),
+    )
 
 
 def _batch_embeddings(batch: dict[str, np.ndarray], meta: IndexMeta, readout: str) -> Embeddings:

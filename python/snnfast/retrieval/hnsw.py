@@ -241,7 +241,7 @@ class RetrievalIndex(VectorStore):
         return SearchResult(
             self._ids[rows],
             self._labels[rows],
-            dist.astype(np.float32),
+            np.maximum(dist, 0.0).astype(np.float32),  # rounding can give -1e-7
             None if self._paths is None else self._paths[rows],
         )
 

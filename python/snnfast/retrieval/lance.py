@@ -387,7 +387,8 @@ class LanceIndex(VectorStore):
             got = self._query(table, q[todo], k, None if exhaustive else probes, refine)
             complete = got[0] == k
             done = todo[complete]
-            for out, col in zip((ids, labels, dist), got[1:4]):
+            outs: tuple[np.ndarray, ...] = (ids, labels, dist)
+            for out, col in zip(outs, got[1:4]):
                 out[done] = col[complete]
             if found_paths is not None:
                 found_paths[done] = got[4][complete]
