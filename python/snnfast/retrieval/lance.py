@@ -137,8 +137,8 @@ class LanceIndex(VectorStore):
         paths: Any = None,
         num_partitions: int | None = None,
         num_sub_vectors: int | None = None,
-        nprobes: int = 32,
-        refine_factor: int = 10,
+        nprobes: int = 16,
+        refine_factor: int = 50,
         min_index_rows: int = 10_000,
     ) -> LanceIndex:
         """Store ``vectors`` ``[N, D]`` with their columns in a new folder ``path`` and train
@@ -151,7 +151,9 @@ class LanceIndex(VectorStore):
                 training stays cheap at millions of rows).
             num_sub_vectors: PQ sub-vectors (default ``D / 16`` when it divides, else ``D / 8``
                 or ``D``).
-            nprobes, refine_factor: search defaults (see the module docstring).
+            nprobes, refine_factor: search defaults (see the module docstring). Measured on a
+                1,000,000-image catalogue (docs/scale.md): 16 lists and 50 x k re-ranked give
+                recall@10 0.967 against exact search; 32 and 10 gave 0.80.
 
         Raises:
             ShapeError, ConfigError: bad vectors, columns or parameters.
