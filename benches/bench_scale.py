@@ -291,6 +291,9 @@ def run_scale(
     t = time.perf_counter()
     ray = init_ray()
     figures["ray_init_s"] = time.perf_counter() - t
+    module = sys.modules[AugmentedFashionMNIST.__module__]
+    if module.__name__ != "__main__":  # imported by pytest: the workers cannot import it
+        ray.cloudpickle.register_pickle_by_value(module)
     run = settings if threads_per_worker is None else settings.replace(threads=threads_per_worker)
     catalog = work / "catalog"
     cpu = mem.cpu_seconds()
