@@ -18,8 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import _checks
 from ._io import atomic_write
 from .errors import ConfigError, ModelFormatError, SnnfastError
@@ -128,63 +126,6 @@ def _load_converted(path: str):
     from .convert import ConvertedModel
 
     return ConvertedModel.load(path)
-
-
-def cmd_embed(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .data import load_fashion_mnist
-    from .embed import embed
-
-    model = _load_converted(args.converted)
-    images, labels = load_fashion_mnist(args.split, limit=args.limit)
-    run = model.settings.replace(timesteps=args.timesteps, threads=args.threads)
-    emb = embed(model, images, args.readout, run, progress=not args.quiet)
-    emb = replace(emb, labels=labels)
-    emb.save(args.out)
-    acc = float(np.mean(emb.predictions == labels))
-    print(
-        f"{len(labels)} {args.split} embeddings {emb.vectors.shape[1]}-d ({args.readout}, "
-        f"T={args.timesteps}), classification {_pct(acc)} % -> {args.out}"
-    )
-    return 0
-
-
-def _load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-    from .embed import Embeddings
-
-    emb = Embeddings.load(path)
-    if emb.labels is None:
-        raise ModelFormatError(f"{path} holds embeddings without labels")
-    return emb.vectors, emb.predictions, emb.labels, emb.meta
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    vectors, _, labels, meta = _load_embeddings(args.embeddings)
-    index = RetrievalIndex.build(vectors, labels, meta, threads=args.threads)
-    index.save(args.out)
-    print(f"index of {len(labels)} vectors ({meta.readout}, T={meta.timesteps}) -> {args.out}")
-    return 0
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    index = RetrievalIndex.load(args.index)
-    vectors, _, labels, meta = _load_embeddings(args.queries)
-    ids = np.asarray(args.ids if args.ids else range(min(5, len(vectors))), dtype=np.int64)
-    if ids.min() < 0 or ids.max() >= len(vectors):
-        raise SnnfastError(f"query ids must be in [0, {len(vectors) - 1}]")
-    found = index.search(vectors[ids], args.k, meta)
-    for q, row in enumerate(ids):
-        hits = ", ".join(
-            f"{i} (label {lab}, d={d:.3f})"
-            for i, lab, d in zip(found.ids[q], found.labels[q], found.distances[q])
-        )
-        print(f"query {row} (label {labels[row]}): {hits}")
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -363,30 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_args(s)
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("embed", help="embed a Fashion-MNIST split with a converted model")
-    s.add_argument("converted", help="converted model file (snnfast convert)")
-    s.add_argument("--split", choices=["train", "test"], default="test")
-    s.add_argument("--limit", type=int, default=None, help="first N images only")
-    s.add_argument(
-        "--readout", choices=["membrane", "spike_count", "integrated", "ann"], default="membrane"
-    )
-    s.add_argument("--timesteps", type=int, default=16)
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--out", required=True, help="embeddings file (.npz)")
-    s.set_defaults(func=cmd_embed)
+    from .retrieval.cli import add_commands
 
-    s = sub.add_parser("index", help="build an hnswlib cosine index over embeddings")
-    s.add_argument("embeddings", help="embeddings file (snnfast embed)")
-    s.add_argument("--out", required=True, help="index file")
-    s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(func=cmd_index)
-
-    s = sub.add_parser("search", help="nearest neighbours of some query embeddings")
-    s.add_argument("index", help="index file (snnfast index)")
-    s.add_argument("queries", help="embeddings file of the queries (snnfast embed)")
-    s.add_argument("--ids", type=int, nargs="*", help="query rows (default the first 5)")
-    s.add_argument("-k", type=int, default=3)
-    s.set_defaults(func=cmd_search)
+    add_commands(sub)  # embed, index, search, embed-catalog
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
