@@ -240,7 +240,7 @@ def run_scale(
     from snnfast.ann import SHIPPED_MODEL, load_model
     from snnfast.convert import convert
     from snnfast.data import load_fashion_mnist
-    from snnfast.pipeline import calibration_indices
+    from snnfast.evaluation import calibration_indices
     from snnfast.retrieval import exact_search
     from snnfast.scale import embed_catalog, embed_source, init_ray, load_catalog
     from snnfast.settings import RunSettings
@@ -578,7 +578,7 @@ def _queries(n: int) -> np.ndarray:
     from snnfast.ann import SHIPPED_MODEL, load_model
     from snnfast.convert import convert
     from snnfast.data import load_fashion_mnist
-    from snnfast.pipeline import calibration_indices
+    from snnfast.evaluation import calibration_indices
     from snnfast.scale import embed_source
     from snnfast.settings import RunSettings
 

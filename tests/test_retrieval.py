@@ -119,7 +119,7 @@ def test_load_refuses_missing_junk_and_other_kinds(tmp_path) -> None:
     from snnfast.embed import Embeddings
 
     Embeddings(x, y.astype(np.int64), META).save(emb)
-    with pytest.raises(ModelFormatError, match="embeddings file, not a index"):
+    with pytest.raises(ModelFormatError, match="embeddings file, not an snnfast index"):
         RetrievalIndex.load(emb)
 
 

@@ -21,7 +21,7 @@ from snnfast.convert import convert
 from snnfast.data import ImageSource
 from snnfast.embed import Embeddings
 from snnfast.errors import ConfigError
-from snnfast.pipeline import calibration_indices
+from snnfast.evaluation import calibration_indices
 from snnfast.scale import (
     PLAN,
     embed_catalog,

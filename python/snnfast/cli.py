@@ -122,6 +122,39 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_torch(args: argparse.Namespace) -> int:
+    from .convert import ConversionConfig
+    from .data import ImageOptions, convert_array, load_fashion_mnist, load_images
+    from .evaluation import calibration_images
+    from .torch_graph import from_torch, load_torch_model
+
+    _check_output(args.out, "--out")
+    if (args.mean is None) != (args.std is None):
+        raise ConfigError("give both --mean and --std, or neither")
+    shape = tuple(args.input_shape)
+    options = ImageOptions(fit=args.fit)
+    if args.images is None:
+        pool, _ = load_fashion_mnist("train")
+    else:
+        pool = load_images(args.images, shape, options=options).images
+    pool = convert_array(calibration_images(pool, args.calibration_size, args.seed), shape, options)
+    config = ConversionConfig(
+        rounding=args.rounding,
+        v_init=args.v_init,
+        threshold_balancing=args.threshold_balancing,
+        balance_timesteps=args.balance_timesteps,
+    )
+    model = load_torch_model(args.target, args.weights)
+    normalize = None if args.mean is None else (args.mean, args.std)
+    converted = from_torch(model, pool, config=config, normalize=normalize)
+    converted.save(args.out)
+    print(
+        f"converted {args.target}: {converted.network.n_layers} spiking layers, thresholds "
+        f"{converted.thresholds} -> {args.out}"
+    )
+    return 0
+
+
 def _load_converted(path: str):
     from .convert import ConvertedModel
 
@@ -276,9 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     def conversion_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--calibration-size", type=int, default=1000)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--rounding", choices=["truncate", "round"], default="truncate")
+        s.add_argument(
+            "--calibration-size",
+            type=_positive,
+            default=1000,
+            help="calibration images (a seeded sample of the training set; default 1000)",
+        )
+        s.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+        s.add_argument(
+            "--rounding",
+            choices=["truncate", "round"],
+            default="truncate",
+            help="integer weights, biases and thresholds by truncation (the paper) or rounding",
+        )
         s.add_argument(
             "--v-init",
             type=float,
@@ -303,6 +346,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="converted model file (.npz)")
     conversion_args(s)
     s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser(
+        "convert-torch", help="convert your own PyTorch model (needs snnfast[train])"
+    )
+    s.add_argument(
+        "target", help="MODULE:FACTORY (or path/to/file.py:FACTORY) that makes the nn.Module"
+    )
+    s.add_argument(
+        "--weights",
+        default=None,
+        help="state dict: .safetensors, a torch.save file (read with weights_only=True), or "
+        "an snnfast zoo file",
+    )
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
+    s.add_argument(
+        "--input-shape",
+        type=_positive,
+        nargs=3,
+        default=[1, 28, 28],
+        metavar=("C", "H", "W"),
+        help="the model's input (default 1 28 28)",
+    )
+    s.add_argument(
+        "--images",
+        default=None,
+        help="calibration images: a folder or .npy file (default: Fashion-MNIST training images)",
+    )
+    s.add_argument(
+        "--fit",
+        choices=["stretch", "crop", "pad", "center"],
+        default="stretch",
+        help="how images of another size fit the input (center: unscaled, zero-padded)",
+    )
+    s.add_argument("--mean", type=float, nargs="+", default=None, help="input normalisation mean")
+    s.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std")
+    conversion_args(s)
+    s.set_defaults(func=cmd_convert_torch)
 
     from .retrieval.cli import add_commands
 

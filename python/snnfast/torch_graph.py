@@ -33,7 +33,9 @@ This module imports torch; :func:`snnfast.from_torch` imports it only when calle
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +46,7 @@ from .converted import ConversionConfig, ConvertedModel
 from .errors import ConfigError, ConversionError, ShapeError
 from .graph import Graph
 
-__all__ = ["from_torch", "graph_from_torch"]
+__all__ = ["from_torch", "graph_from_torch", "load_torch_model"]
 
 _CHECK_IMAGES = 8  # calibration images the graph is checked against the model on
 _TOLERANCE = 1e-3  # largest |model - graph| output difference, relative to max(1, |output|)
@@ -188,3 +190,76 @@ def from_torch(
             "the model",
         )
     return convert_graph(graph, calibration_images, config=config)
+
+
+def load_torch_model(target: str, weights: str | os.PathLike[str] | None = None) -> Any:
+    """A torch model made by ``target`` (``"package.module:factory"`` or
+    ``"path/to/file.py:factory"``), with the state dict in ``weights`` loaded, in eval mode.
+
+    ``factory`` is a function or class called with no arguments (or an ``nn.Module``
+    instance). ``weights``: a ``.safetensors`` file, an snnfast zoo file
+    (:func:`snnfast.zoo.train_entry`), or a file ``torch.load(..., weights_only=True)`` reads
+    (a state dict, or a dict holding one under ``"state_dict"``); nothing is unpickled beyond
+    tensors. Importing ``target`` runs that module's code: it is the user's own model code.
+
+    Raises:
+        ConfigError: ``target`` is not ``MODULE:FACTORY`` or cannot be imported or called.
+        ModelFormatError: the weights file is unreadable or does not fit the model.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    import torch
+
+    if not isinstance(target, str) or target.count(":") != 1:
+        raise ConfigError(f"the model must be given as MODULE:FACTORY, got {target!r}")
+    where, name = target.split(":")
+    try:
+        if where.endswith(".py") or os.sep in where:
+            spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"no Python file at {where}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+        factory = getattr(module, name)
+    except (ImportError, AttributeError, SyntaxError) as exc:
+        raise ConfigError(f"cannot import {target}: {type(exc).__name__}: {exc}") from exc
+    model = factory if isinstance(factory, torch.nn.Module) else factory()
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"{target} made a {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        model.load_state_dict(_state_dict(Path(weights)))
+    return model.eval()
+
+
+def _state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
+    from . import _container
+    from .errors import ModelFormatError
+
+    if not path.is_file():
+        raise ModelFormatError(f"no weights file at {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return dict(load_file(str(path)))
+        if _container.sniff(path) is not None:
+            contents = _container.read(path, "torch_state", [2], what="torch weights")
+            return {k: torch.from_numpy(np.array(v)) for k, v in contents.arrays.items()}
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # pickle, zip, safetensors and torch errors
+        raise ModelFormatError(f"{path} is not a readable weights file: {exc}") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ModelFormatError(f"{path} does not hold a state dict of tensors")
+    return state

@@ -23,7 +23,9 @@ when an image file is decoded or an array resized), as a user would expect:
    grey is scaled to 8 bits (``round(v * 255 / 65535)``);
 3. size: ``fit="stretch"`` (default) resizes to ``H x W`` ignoring the aspect ratio,
    ``"crop"`` scales the shorter side and crops the centre, ``"pad"`` scales the longer side
-   and pads with ``background``; the resampling filter is ``resample`` (default
+   and pads with ``background``, ``"center"`` does not scale at all: the image is placed in the
+   middle, padded with ``background`` or cropped (the odd pixel goes to the bottom / right);
+   the resampling filter is ``resample`` (default
    ``"bilinear"``: Pillow's bilinear filter, whose support grows with the reduction, so large
    images are antialiased). An image already of the right size and mode is not resampled.
 
@@ -74,7 +76,7 @@ IMAGE_EXTENSIONS = frozenset(
 RESAMPLING = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos")
 """Pillow resampling filters :class:`ImageOptions` accepts (``PIL.Image.Resampling``)."""
 
-FITS = ("stretch", "crop", "pad")
+FITS = ("stretch", "crop", "pad", "center")
 """How an image of another aspect ratio is fitted to the model's ``H x W``."""
 
 _ON_ERROR = ("raise", "skip")
@@ -254,12 +256,28 @@ def _fit(img: PILImage.Image, h: int, w: int, options: ImageOptions) -> np.ndarr
             img = img.resize((w, h), method)
         elif options.fit == "crop":
             img = ImageOps.fit(img, (w, h), method)
+        elif options.fit == "center":
+            return _center(img, h, w, options.background)
         else:
             b = options.background
             color = b if img.mode == "L" else (b, b, b)
             img = ImageOps.pad(img, (w, h), method, color=color)
     a = np.asarray(img, dtype=np.uint8)
     return np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+
+
+def _center(img: PILImage.Image, h: int, w: int, background: int) -> np.ndarray:
+    """``img`` unscaled in the middle of an ``h x w`` canvas of ``background``, as ``[C, H, W]``."""
+    a = np.asarray(img, dtype=np.uint8)
+    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    c, h0, w0 = a.shape
+    out = np.full((c, h, w), background, dtype=np.uint8)
+    dy, dx = (h - h0) // 2, (w - w0) // 2
+    sy, sx = max(0, -dy), max(0, -dx)
+    ty, tx = max(0, dy), max(0, dx)
+    ch, cw = min(h0 - sy, h - ty), min(w0 - sx, w - tx)
+    out[:, ty : ty + ch, tx : tx + cw] = a[:, sy : sy + ch, sx : sx + cw]
+    return out
 
 
 def read_image(
