@@ -15,13 +15,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-# Build and test tools first, then the wheel with its training and test extras.
+# Build and test tools first, then the wheel with its training, test, scale (Ray, LanceDB) and
+# interop (NIR) extras.
 .venv/bin/pip install -q "maturin>=1.7,<2"
 rm -rf dist
 .venv/bin/maturin build --release --out dist -q
 wheel=$(ls dist/snnfast-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
-.venv/bin/pip install -q "${wheel}[train,test,interop]"
+.venv/bin/pip install -q "${wheel}[train,test,scale,interop]"
 # The NIR cross-checks also run Norse and sinabs. Their declared requirements would change the
 # environment (Norse pulls torchvision; sinabs pins nir<=1.0.4 and wants the samna chip
 # driver), and neither needs them to import and run a NIR graph, so they go in without their
