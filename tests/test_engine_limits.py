@@ -168,3 +168,22 @@ def test_reprs_are_short_summaries():
         assert len(text) < 400 and "array(" not in text and "[[" not in text
     assert "4 layers" in repr(net) and "(8, 6, 6)" in repr(net)
     assert "3 images" in repr(res) and "timesteps=4" in repr(res)
+
+
+def test_a_huge_channel_offset_is_refused_not_aborted():
+    """A channel offset near 2**31 names billions of channels; nothing may be sized by them
+    before the memory check (it was: a 16 GiB vector, an abort under a limited address space)."""
+    code = textwrap.dedent(
+        """
+        import resource, numpy as np, snnfast
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+        group = snnfast.ConvSynapses(np.ones((2, 1, 3, 3), np.int16), channel_offset=2**31 - 8)
+        try:
+            snnfast.Network([snnfast.SpikingLayer([group], 50)], input_shape=(1, 6, 6))
+        except snnfast.SnnfastError as exc:
+            print(type(exc).__name__)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() in ("MemoryLimitError", "ShapeError"), out.stdout

@@ -52,15 +52,24 @@ Pair = Union[int, tuple[int, int]]  # noqa: UP007 (a runtime alias)
 Padding = Union[int, tuple[int, int], tuple[int, int, int, int]]  # noqa: UP007
 
 
-def int_array(value: Any, name: str, where: str, dtype: type) -> np.ndarray:
+def int_array(
+    value: Any, name: str, where: str, dtype: type, ndim: int | None = None
+) -> np.ndarray:
     """``value`` as a read-only C-contiguous copy of dtype ``dtype``.
 
-    Checks only what the conversion needs (an integer array whose values fit ``dtype``); its
-    rank and shape are the engine's to check.
+    Checks only what the conversion needs (an integer array whose values fit ``dtype``, of
+    ``ndim`` dimensions when given: the engine sees a bias flattened); a weight's rank and
+    shape are the engine's to check.
     """
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise ShapeError(f"{where}: {name} must be an integer array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ShapeError(
+            f"{where}: {name} must have {ndim} dimension(s), got shape {tuple(arr.shape)}"
+        )
+    # before reading it: a broadcast view can claim terabytes it does not hold
+    _checks.check_memory(arr.size * np.dtype(dtype).itemsize, f"{where}: a copy of {name}")
     info = np.iinfo(dtype)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
         raise ConfigError(
@@ -79,7 +88,8 @@ def _int(value: Any, name: str, where: str) -> int:
 
 def _ints(value: Any, name: str, where: str, lengths: tuple[int, ...], forms: str) -> tuple:
     """An integer, or a sequence of one of ``lengths`` integers, as a tuple."""
-    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+    is_array = isinstance(value, np.ndarray) and value.ndim > 0
+    if (isinstance(value, Sequence) or is_array) and not isinstance(value, (str, bytes)):
         items = tuple(_int(v, name, where) for v in value)
         if len(items) not in lengths:
             raise ConfigError(f"{where}: {name} must be {forms}, got {tuple(value)!r}")
@@ -106,7 +116,8 @@ def _padding(value: Any, where: str) -> tuple[int, int, int, int]:
 
 
 def _source(value: Any, where: str) -> int | None:
-    return None if value is None else _int(value, "source", where)
+    """``None`` (the layer before) or a layer index >= 0 (its upper bound is the engine's)."""
+    return None if value is None else _checks.integer(value, "source", 0, _I64[1], where=where)
 
 
 RESETS = ("subtract", "zero")
@@ -387,7 +398,7 @@ class SpikingLayer:
         return SpikingLayer(
             tuple(checked),
             _int(self.threshold, "threshold", where),
-            None if self.bias is None else int_array(self.bias, "bias", where, np.int32),
+            None if self.bias is None else int_array(self.bias, "bias", where, np.int32, ndim=1),
             _int(self.leak, "leak", where),
             self.name,
             reset=_reset(self.reset, where),
@@ -445,7 +456,7 @@ class Conv2d:
         """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return Conv2d(
             int_array(self.weight, "weight", where, np.int16),
-            int_array(self.bias, "bias", where, np.int32),
+            int_array(self.bias, "bias", where, np.int32, ndim=1),
             _int(self.threshold, "threshold", where),
             _int(self.stride, "stride", where),
             _int(self.padding, "padding", where),
@@ -552,7 +563,7 @@ class Dense:
         """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return Dense(
             int_array(self.weight, "weight", where, np.int16),
-            int_array(self.bias, "bias", where, np.int32),
+            int_array(self.bias, "bias", where, np.int32, ndim=1),
             _int(self.threshold, "threshold", where),
             _int(self.leak, "leak", where),
             source=_source(self.source, where),

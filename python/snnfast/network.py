@@ -455,6 +455,10 @@ class Network:
         if record is None:
             rec = list(range(n_total))
         else:
+            if isinstance(record, (str, bytes)) or not hasattr(record, "__iter__"):
+                raise ConfigError(
+                    f"{where}: record must be a sequence of layer indices, got {record!r}"
+                )
             rec = sorted({_int_in(l, "record entry", 0, n_total - 1, where) for l in record})
         if early_exit is not None:
             early_exit = _int_in(early_exit, "early_exit", 1, MAX_TIMESTEPS, where)
@@ -513,6 +517,8 @@ class Network:
             )
         if images.shape[0] == 0:
             raise ShapeError("images is an empty batch (N = 0)")
+        if not images.flags.c_contiguous:  # a broadcast view can claim more than memory holds
+            _checks.check_memory(images.size, "a contiguous copy of the images")
         return np.ascontiguousarray(images)
 
     # -- persistence --------------------------------------------------------------------------

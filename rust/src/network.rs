@@ -639,15 +639,17 @@ fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> 
             )));
         }
     }
-    // The largest synaptic input of one step into each channel, over all groups.
-    let mut abs = vec![0i64; channels];
+    // The largest synaptic input of one step into each channel, over all groups. Kept only for
+    // the channels some group writes: a channel offset from input may name billions of channels
+    // before the layer's memory is checked, and a vector that long would be allocated first.
+    let mut abs: std::collections::HashMap<usize, i64> = std::collections::HashMap::new();
     for p in &groups {
         for (j, s) in p.abs_sum.iter().enumerate() {
-            let a = &mut abs[p.info.channels.0 + j];
+            let a = abs.entry(p.info.channels.0 + j).or_insert(0);
             *a = a.saturating_add(*s);
         }
     }
-    let max_abs = abs.iter().copied().max().unwrap_or(0);
+    let max_abs = abs.values().copied().max().unwrap_or(0);
     let bias = spec.bias.as_deref().unwrap_or(&[]);
     let narrow = check_current(max_abs, bias, du < LEAK_MAX, place)?;
     let table_bytes = groups
