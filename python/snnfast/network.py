@@ -613,6 +613,8 @@ def _load_layer(
     entry: Mapping[str, Any], i: int, arrays: Mapping[str, np.ndarray], where: str
 ) -> Layer:
     """One layer of a network file: its JSON entry and arrays."""
+    if not isinstance(entry, Mapping):
+        raise ModelFormatError(f"{where}: layer {i + 1} is not a JSON object ({entry!r:.60})")
     params = {k: v for k, v in entry.items() if k != "kind"}
     kind = entry["kind"]
     cls = LAYER_KINDS.get(kind)

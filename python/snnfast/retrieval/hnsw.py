@@ -314,7 +314,6 @@ class RetrievalIndex(VectorStore):
         graph = [c for c in chunks if c is not None]
         if sum(c.size for c in graph) != size or any(c.dtype != np.uint8 for c in graph):
             raise ModelFormatError(f"{p}: the graph is not {size} bytes")
-        index = hnswlib.Index(space="cosine", dim=meta.dim)
         with tempfile.TemporaryDirectory(prefix="snnfast-index-") as tmp:
             graph_path = Path(tmp) / "graph.bin"
             with open(graph_path, "wb") as fh:
@@ -324,9 +323,10 @@ class RetrievalIndex(VectorStore):
             _check_graph(
                 p, np.memmap(graph_path, dtype=np.uint8, mode="r"), rows, meta.dim, params["M"]
             )
-            try:
+            try:  # after the graph check: the header's dim made it to hnswlib's record size
+                index = hnswlib.Index(space="cosine", dim=meta.dim)
                 index.load_index(str(graph_path), max_elements=rows)
-            except RuntimeError as exc:
+            except (RuntimeError, TypeError, ValueError) as exc:
                 raise ModelFormatError(f"{p}: hnswlib cannot read the graph: {exc}") from exc
         for row in np.flatnonzero(~alive):
             with contextlib.suppress(RuntimeError):  # already marked in the graph
