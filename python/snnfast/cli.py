@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _checks
 from ._io import atomic_write
@@ -42,6 +42,17 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seed(text: str) -> int:
+    """Argument type of seeds: an integer >= 0 (NumPy and torch refuse negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0 or value >= 2**63:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**63), got {value}")
+    return value
+
+
 def _check_output(path: str | os.PathLike[str], what: str) -> Path:
     """Refuse, before any work, an output file that cannot be written."""
     p = Path(path)
@@ -55,6 +66,41 @@ def _check_output(path: str | os.PathLike[str], what: str) -> Path:
     return p
 
 
+def _check_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """Refuse, before any work, an output folder that cannot be made or written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{what} {p} is a file, not a folder")
+    _check_output(p / "probe", what)
+    return p
+
+
+# Outputs each command writes (destination -> "file" or "folder"), checked before the work:
+# the default is a file for --out, --json, --png; these write folders instead.
+_FOLDER_OUTPUTS = {
+    "demo": ("out",),
+    "embed-catalog": ("out",),
+    "lowlatency": ("outdir",),
+    "reproduce": ("outdir",),
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    folders = _FOLDER_OUTPUTS.get(args.command, ())
+    if args.command == "index" and getattr(args, "backend", None) == "lancedb":
+        folders = ("out",)
+    for dest in ("out", "outdir", "json", "png"):
+        value = getattr(args, dest, None)
+        if not isinstance(value, str):
+            continue
+        positional = dest == "outdir" or args.command == "export-nir"
+        flag = dest.upper() if positional else "--" + dest
+        if dest in folders:
+            _check_folder(value, flag)
+        elif dest != "outdir":
+            _check_output(value, flag)
+
+
 def _write_json(path: Path, data: Any) -> None:
     with atomic_write(path, "w") as fh:
         json.dump(data, fh, indent=2, default=float)
@@ -64,6 +110,14 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .ann import Architecture
+
+    arch = Architecture.parse(args.arch)
+    if arch.n_classes != 10:
+        raise ConfigError(
+            f"architecture {args.arch!r} has {arch.n_classes} outputs; Fashion-MNIST has 10 "
+            "classes (the last number is the class count, e.g. 32-64-10)"
+        )
     from .train import train
 
     fields = {
@@ -312,26 +366,54 @@ def cmd_import_nir(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (usage is in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common(p: argparse.ArgumentParser, default: Any) -> None:
+    """``-q`` and ``--debug``, before or after the subcommand (``default``: the top level's
+    ``False``, a subcommand's ``SUPPRESS``, so it does not undo a flag given before it)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an error, show the traceback (and raise it) instead of one line",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``snnfast`` command."""
-    p = argparse.ArgumentParser(prog="snnfast", description=__doc__.split("\n")[0])
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="command", required=True)
+    from . import __version__
+
+    p = _Parser(prog="snnfast", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"snnfast {__version__}")
+    _common(p, False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("train", help="train a Table-1 CNN with PyTorch (needs snnfast[train])")
     s.add_argument("arch", help="architecture, e.g. 32-64-10")
     s.add_argument("--out", required=True, help="model file (.npz)")
-    s.add_argument("--epochs", type=int, default=None, help="default: the shipped recipe's")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=None)
-    s.add_argument("--lr", type=float, default=None)
-    s.add_argument("--weight-decay", type=float, default=None)
-    s.add_argument("--dropout", type=float, default=None)
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--limit", type=int, default=None, help="first N images only (quick runs)")
+    s.add_argument("--epochs", type=_positive, default=None, help="default: the shipped recipe's")
+    s.add_argument("--seed", type=_seed, default=None, help="training seed (default 0)")
+    s.add_argument(
+        "--batch-size", type=_positive, default=None, help="images per step (default the recipe's)"
+    )
+    s.add_argument("--lr", type=float, default=None, help="learning rate (default the recipe's)")
+    s.add_argument(
+        "--weight-decay", type=float, default=None, help="AdamW weight decay (default the recipe's)"
+    )
+    s.add_argument(
+        "--dropout", type=float, default=None, help="dropout before the classifier, in [0, 1)"
+    )
+    s.add_argument("--threads", type=_positive, default=None, help="torch threads (default all)")
+    s.add_argument("--limit", type=_positive, default=None, help="first N images only (quick runs)")
     s.add_argument(
         "--qcfs-levels",
-        type=int,
+        type=_positive,
         default=None,
         help="train with the QCFS activation of L levels instead of ReLU",
     )
@@ -349,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
             default=1000,
             help="calibration images (a seeded sample of the training set; default 1000)",
         )
-        s.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+        s.add_argument("--seed", type=_seed, default=0, help="seed of the calibration sample")
         s.add_argument(
             "--rounding",
             choices=["truncate", "round"],
@@ -370,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         s.add_argument(
             "--balance-timesteps",
-            type=int,
+            type=_positive,
             default=8,
             help="time steps of the threshold-balancing runs",
         )
@@ -420,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .retrieval.cli import add_commands
 
-    add_commands(sub)  # embed, index, search, embed-catalog
+    add_commands(sub, _positive)  # embed, index, search, embed-catalog
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
@@ -488,11 +570,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--weight-bits",
-        type=int,
+        type=_positive,
         default=None,
         help="quantise to these weight and bias bits (clipped); default the paper's 9",
     )
-    s.add_argument("--rounding", choices=["truncate", "round"], default=None)
+    s.add_argument(
+        "--rounding",
+        choices=["truncate", "round"],
+        default=None,
+        help="integer weights by truncation or rounding (default truncate)",
+    )
     s.set_defaults(func=cmd_import_nir)
 
     paper_cli.add_commands(sub, _positive)
@@ -504,23 +591,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-test", type=_positive, default=None, help="first N query images only")
     s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.set_defaults(func=cmd_demo)
+    for command in sub.choices.values():
+        _common(command, argparse.SUPPRESS)
     return p
+
+
+# The optional dependency a missing module stands for: (extra, what needs it).
+_EXTRAS = {
+    "torch": "train",
+    "safetensors": "train",
+    "nir": "interop",
+    "nirtorch": "interop",
+    "h5py": "interop",
+    "ray": "scale",
+    "lancedb": "scale",
+    "pyarrow": "scale",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, naming missing extras with their install command."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        root = exc.name.split(".")[0]
+        if root in _EXTRAS:
+            extra = _EXTRAS[root]
+            return f"this command needs {root}: pip install 'snnfast[{extra}]'"
+        return f"this command needs the Python package {root!r}, which is not installed"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (SnnfastError, OSError)):
+        return text
+    return f"{type(exc).__name__}: {text} (an internal error; --debug shows where)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``snnfast`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         with warnings.catch_warnings():
             # The chip model's warnings are printed in its mapping report: not twice.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"snnfast\.")
             return int(args.func(args))
-    except (SnnfastError, OSError) as exc:
-        print(f"snnfast: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("snnfast: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 (every error is one line; --debug shows it whole)
+        if args.debug:
+            raise
+        print(f"snnfast: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

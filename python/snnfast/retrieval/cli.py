@@ -46,12 +46,14 @@ def _image_args(s: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_args(s: argparse.ArgumentParser) -> None:
+def _run_args(s: argparse.ArgumentParser, positive: Any) -> None:
     from ..embed import READOUTS
 
     s.add_argument("--readout", choices=READOUTS, default="membrane", help="what is read out")
-    s.add_argument("--timesteps", type=int, default=16, help="time steps of the simulation")
-    s.add_argument("--threads", type=int, default=None, help="engine threads (default all cores)")
+    s.add_argument("--timesteps", type=positive, default=16, help="time steps of the simulation")
+    s.add_argument(
+        "--threads", type=positive, default=None, help="engine threads (default all cores)"
+    )
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -247,8 +249,9 @@ def cmd_embed_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any) -> None:
-    """Add ``embed``, ``index``, ``search`` and ``embed-catalog`` to the subparsers ``sub``."""
+def add_commands(sub: Any, positive: Any = int) -> None:
+    """Add ``embed``, ``index``, ``search`` and ``embed-catalog`` to the subparsers ``sub``;
+    ``positive`` is the argument type of counts (``snnfast.cli``'s: an integer >= 1)."""
     from .stores import BACKENDS
 
     s = sub.add_parser(
@@ -263,8 +266,8 @@ def add_commands(sub: Any) -> None:
         "an image file or a .npy file of uint8 [N, C, H, W] (default: test)",
     )
     s.add_argument("--split", choices=_SPLITS, default=None, help="the same as SOURCE train/test")
-    s.add_argument("--limit", type=int, default=None, help="first N images only")
-    _run_args(s)
+    s.add_argument("--limit", type=positive, default=None, help="first N images only")
+    _run_args(s, positive)
     _image_args(s)
     s.add_argument("--out", required=True, help="embeddings file (.npz)")
     s.set_defaults(func=cmd_embed)
@@ -273,15 +276,15 @@ def add_commands(sub: Any) -> None:
     s.add_argument("embeddings", help="embeddings file (snnfast embed) or catalogue folder")
     s.add_argument("--out", required=True, help="index file (hnswlib) or folder (lancedb)")
     s.add_argument("--backend", choices=BACKENDS, default="hnswlib", help="vector store")
-    s.add_argument("--threads", type=int, default=None, help="hnswlib insertion threads")
-    s.add_argument("--M", type=int, default=12, help="hnswlib graph degree")
-    s.add_argument("--ef-construction", type=int, default=64, help="hnswlib build beam width")
-    s.add_argument("--ef", type=int, default=128, help="hnswlib search beam width")
-    s.add_argument("--num-partitions", type=int, default=None, help="LanceDB IVF lists")
-    s.add_argument("--num-sub-vectors", type=int, default=None, help="LanceDB PQ sub-vectors")
-    s.add_argument("--nprobes", type=int, default=None, help="LanceDB lists probed per query")
+    s.add_argument("--threads", type=positive, default=None, help="hnswlib insertion threads")
+    s.add_argument("--M", type=positive, default=12, help="hnswlib graph degree")
+    s.add_argument("--ef-construction", type=positive, default=64, help="hnswlib build beam width")
+    s.add_argument("--ef", type=positive, default=128, help="hnswlib search beam width")
+    s.add_argument("--num-partitions", type=positive, default=None, help="LanceDB IVF lists")
+    s.add_argument("--num-sub-vectors", type=positive, default=None, help="LanceDB PQ sub-vectors")
+    s.add_argument("--nprobes", type=positive, default=None, help="LanceDB lists probed per query")
     s.add_argument(
-        "--refine-factor", type=int, default=None, help="LanceDB re-ranks refine_factor * k"
+        "--refine-factor", type=positive, default=None, help="LanceDB re-ranks refine_factor * k"
     )
     s.set_defaults(func=cmd_index)
 
@@ -293,8 +296,8 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument("--model", default=None, help="converted model to embed query images with")
     s.add_argument("--ids", type=int, nargs="*", help="query rows (default the first 5)")
-    s.add_argument("-k", type=int, default=3, help="neighbours per query")
-    s.add_argument("--threads", type=int, default=None, help="engine threads for query images")
+    s.add_argument("-k", type=positive, default=3, help="neighbours per query")
+    s.add_argument("--threads", type=positive, default=None, help="engine threads for query images")
     _image_args(s)
     s.set_defaults(func=cmd_search)
 
@@ -307,11 +310,11 @@ def add_commands(sub: Any) -> None:
     s.add_argument(
         "--address", default=None, help="Ray cluster (ray://host:10001); default a local Ray"
     )
-    s.add_argument("--shard-size", type=int, default=10_000, help="images per shard file")
-    s.add_argument("--batch-size", type=int, default=256, help="images per engine call")
+    s.add_argument("--shard-size", type=positive, default=10_000, help="images per shard file")
+    s.add_argument("--batch-size", type=positive, default=256, help="images per engine call")
     s.add_argument(
-        "--workers", type=int, default=None, help="Ray workers (default CPUs // threads)"
+        "--workers", type=positive, default=None, help="Ray workers (default CPUs // threads)"
     )
-    _run_args(s)
+    _run_args(s, positive)
     _image_args(s)
     s.set_defaults(func=cmd_embed_catalog)
