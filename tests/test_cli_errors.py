@@ -208,6 +208,7 @@ BAD_RUNS = [
     (["train", "32-64", "--out", "{out}/m.npz"], ("32-64", "10")),
     (["train", "32-64-100", "--out", "{out}/m.npz"], ("100",)),
     (["train", "abc", "--out", "{out}/m.npz"], ("abc",)),
+    (["convert", "{ann}", "--out", "{out}/c.npz", "--calibration-size", "60001"], ("60000",)),
     (["embed", "{converted}", "--out", "{out}/e.npz", "--timesteps", str(2**30)], ("timesteps",)),
     (["search", "{embeddings}", "{embeddings}", "--ids", "-1"], ()),
     (["search", "{embeddings}", "{embeddings}", "--ids", "999999"], ()),

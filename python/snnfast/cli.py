@@ -147,12 +147,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_fits(size: int, available: int) -> None:
+    """Refuse a calibration sample larger than its pool (the library would take them all)."""
+    if size > available:
+        raise ConfigError(
+            f"--calibration-size {size} is more than the {available} images to calibrate on"
+        )
+
+
 def _convert(args: argparse.Namespace):
     from .convert import ConversionConfig
     from .data import load_fashion_mnist
     from .evaluation import calibrate_and_convert
 
     train_x, _ = load_fashion_mnist("train")
+    _calibration_fits(args.calibration_size, train_x.shape[0])
     config = ConversionConfig(
         rounding=args.rounding,
         v_init=args.v_init,
@@ -191,6 +200,7 @@ def cmd_convert_torch(args: argparse.Namespace) -> int:
         pool, _ = load_fashion_mnist("train")
     else:
         pool = load_images(args.images, shape, options=options).images
+    _calibration_fits(args.calibration_size, pool.shape[0])
     pool = convert_array(calibration_images(pool, args.calibration_size, args.seed), shape, options)
     config = ConversionConfig(
         rounding=args.rounding,

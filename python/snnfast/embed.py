@@ -92,6 +92,15 @@ class IndexMeta(Record):
                 )
 
 
+def _owned(a: np.ndarray) -> np.ndarray:
+    """``a`` itself if it is a read-only array that owns its data, else a read-only copy."""
+    if a.flags.owndata and not a.flags.writeable:
+        return a
+    c = np.array(a, copy=True)
+    c.setflags(write=False)
+    return c
+
+
 @dataclass(frozen=True)
 class Embeddings:
     """Embeddings of a batch of images.
@@ -154,6 +163,12 @@ class Embeddings:
             or self.paths.shape != (n,)
         ):
             raise ShapeError(f"Embeddings: paths must be {n} strings, got {_describe(self.paths)}")
+        # Own what was given (read-only), so editing the caller's arrays afterwards changes
+        # neither what is saved nor what is indexed.
+        for name in ("vectors", "predictions", "synops", "steps", "labels", "ids", "paths"):
+            a = getattr(self, name)
+            if a is not None:
+                object.__setattr__(self, name, _owned(a))
 
     def __len__(self) -> int:
         return int(self.vectors.shape[0])

@@ -47,6 +47,11 @@ class SearchResult:
     distances: np.ndarray
     paths: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        q, k = self.ids.shape if self.ids.ndim == 2 else (len(self.ids), 0)
+        paths = "" if self.paths is None else ", with paths"
+        return f"SearchResult({q} queries x k={k}{paths})"
+
 
 class VectorStore(abc.ABC):
     """The interface of a vector store (see the module docstring).

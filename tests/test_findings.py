@@ -1,0 +1,125 @@
+"""Regression tests of the reliability findings not covered elsewhere (the others are named in
+the project's reliability notes: engine limits, index files, the fuzz suites, the CLI errors)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers_convert import fashion, random_state
+
+from snnfast import _container
+from snnfast.embed import Embeddings, IndexMeta
+from snnfast.errors import ModelFormatError
+from snnfast.retrieval import RetrievalIndex
+
+META = IndexMeta("00000000000abc12", "membrane", 16, 4)
+
+
+@pytest.fixture(scope="module")
+def converted_file(tmp_path_factory):
+    from snnfast.ann import Architecture
+    from snnfast.convert import convert
+
+    arch = Architecture.parse("4-8-10")
+    x, _ = fashion("train", 60)
+    path = tmp_path_factory.mktemp("findings") / "converted.npz"
+    convert(random_state(arch, seed=3), arch, calibration_images=x).save(path)
+    return path
+
+
+@pytest.mark.parametrize("shape", [[1, 70000, 70000], [1, 6, 2**40]])
+def test_a_model_file_claiming_a_huge_input_is_refused_not_aborted(
+    converted_file, tmp_path, shape
+) -> None:
+    """Finding 2: ``snnfast embed`` of a (re-checksummed) model file whose header holds a huge
+    input shape exits 2 with one line (it aborted the interpreter)."""
+    contents = _container.read(converted_file, "converted", [2])
+    body = json.loads(json.dumps(contents.body))
+    body["network"]["input_shape"] = shape
+    bad = tmp_path / "huge.npz"
+    _container.write(bad, contents.kind, contents.version, body, dict(contents.arrays))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snnfast.cli",
+            "-q",
+            "embed",
+            str(bad),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert str(bad) in lines[0] or "memory" in lines[0].lower(), lines[0]
+
+
+def test_embeddings_own_their_arrays(tmp_path) -> None:
+    """Finding 9: editing the arrays given to ``Embeddings`` afterwards changes neither what it
+    holds nor what it saves."""
+    v = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    pred, labels = np.zeros(10, np.int64), np.arange(10, dtype=np.int64)
+    emb = Embeddings(v, pred, META, labels=labels)
+    v[:] = 99
+    labels[:] = 7
+    assert float(emb.vectors.max()) < 99 and int(emb.labels[3]) == 3
+    assert not emb.vectors.flags.writeable
+    emb.save(tmp_path / "e.npz")
+    again = Embeddings.load(tmp_path / "e.npz")
+    np.testing.assert_array_equal(again.vectors, emb.vectors)
+    np.testing.assert_array_equal(again.labels, np.arange(10))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("model_id", 5),
+        ("model_id", ""),
+        ("readout", "voltage"),
+        ("timesteps", -1),
+        ("timesteps", "16"),
+        ("dim", 0),
+        ("dim", 5),
+    ],
+)
+def test_embeddings_headers_are_checked(tmp_path, field, value) -> None:
+    """Finding 9: an embeddings file whose header fields are wrong (re-checksummed, as a hostile
+    writer would) is refused with ModelFormatError."""
+    v = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    Embeddings(v, np.zeros(10, np.int64), META).save(tmp_path / "e.npz")
+    contents = _container.read(tmp_path / "e.npz", "embeddings", [_version(tmp_path / "e.npz")])
+    body = json.loads(json.dumps(contents.body))
+    body["meta"][field] = value
+    _container.write(
+        tmp_path / "bad.npz", contents.kind, contents.version, body, dict(contents.arrays)
+    )
+    with pytest.raises(ModelFormatError):
+        Embeddings.load(tmp_path / "bad.npz")
+
+
+def _version(path) -> int:
+    sniffed = _container.sniff(path)
+    assert sniffed is not None
+    return sniffed[1]
+
+
+def test_an_index_is_one_file(tmp_path) -> None:
+    """Finding 5: the graph and its metadata are one checksummed file, so no death between two
+    renames can pair a graph with the wrong metadata; saving again leaves no temporary files."""
+    v = np.random.default_rng(1).standard_normal((30, 4)).astype(np.float32)
+    index = RetrievalIndex.build(v, np.arange(30), META)
+    index.save(tmp_path / "i.npz")
+    index.save(tmp_path / "i.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.npz"]
+    found = RetrievalIndex.load(tmp_path / "i.npz").search(v[:3], 2, META)
+    np.testing.assert_array_equal(found.ids[:, 0], [0, 1, 2])
+    text = repr(found)
+    assert text == "SearchResult(3 queries x k=2)" and "array" not in text
