@@ -1,5 +1,23 @@
-"""Regression tests of the reliability findings not covered elsewhere (the others are named in
-the project's reliability notes: engine limits, index files, the fuzz suites, the CLI errors)."""
+"""Regression tests of the reliability findings (issue 11) not covered elsewhere. The others:
+
+1. damaged index files: ``test_index_files.py::test_damaged_hnswlib_index_files``,
+   ``test_fuzz_files.py::test_file_loaders_fuzz``;
+2. aborts on huge sizes: ``test_engine_limits.py``
+   (``test_huge_networks_are_refused_before_allocating``,
+   ``test_huge_runs_are_refused_before_allocating``,
+   ``test_a_huge_channel_offset_is_refused_not_aborted``), and here (a model file claiming a
+   huge input);
+3. geometry past 65,535: ``test_engine_limits.py::test_coordinates_beyond_65535_route_exactly``;
+4. calibration memory: ``test_quantiles.py`` (exact streamed percentiles); the CLI's refusal of
+   an oversized sample: ``test_cli_errors.py::test_bad_runs_exit_2_with_one_line``;
+5. the index as one file: here;
+6. Ctrl-C: ``test_engine_limits.py::test_ctrl_c_stops_a_long_run_within_a_second``;
+7. and 8. CLI errors and silent CLI results: ``test_cli_errors.py``;
+9. coercions and aliasing: ``test_engine_limits.py::test_network_copies_what_it_is_given``,
+   ``::test_network_arguments_are_what_they_claim``, and here (embeddings);
+10. misleading messages: ``test_fuzz_files.py::test_foreign_files_are_named_as_such``,
+    ``test_engine_limits.py::test_network_arguments_are_what_they_claim`` (an iterator).
+"""
 
 from __future__ import annotations
 
