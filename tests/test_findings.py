@@ -141,3 +141,41 @@ def test_an_index_is_one_file(tmp_path) -> None:
     np.testing.assert_array_equal(found.ids[:, 0], [0, 1, 2])
     text = repr(found)
     assert text == "SearchResult(3 queries x k=2)" and "array" not in text
+
+
+def _rewritten_index(tmp_path, **edits):
+    v = np.random.default_rng(1).standard_normal((30, 4)).astype(np.float32)
+    RetrievalIndex.build(v, np.arange(30), META).save(tmp_path / "i.npz")
+    contents = _container.read(tmp_path / "i.npz", "index", [_version(tmp_path / "i.npz")])
+    body = {**json.loads(json.dumps(contents.body)), **edits}
+    _container.write(tmp_path / "bad.npz", "index", contents.version, body, dict(contents.arrays))
+    return tmp_path / "bad.npz"
+
+
+@pytest.mark.parametrize("value", [1e308, 2**62, -1, 1.5, True])
+def test_an_index_header_graph_size_is_checked(tmp_path, value) -> None:
+    """Found by the file fuzz: a graph size of 1e308 made the loader loop (a hang)."""
+    bad = _rewritten_index(tmp_path, graph_bytes=value)
+    code = (
+        "import sys\nfrom snnfast.retrieval import RetrievalIndex\n"
+        "from snnfast.errors import ModelFormatError\n"
+        "try:\n    RetrievalIndex.load(sys.argv[1])\n"
+        "except ModelFormatError:\n    print('refused')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "refused", out.stderr[-2000:]
+
+
+def test_a_zip_version_field_flip_is_a_format_error(tmp_path, converted_file) -> None:
+    """Found by the file fuzz: zipfile raises NotImplementedError for an unknown ZIP version."""
+    raw = bytearray(converted_file.read_bytes())
+    central = bytes(raw).index(b"PK\x01\x02")  # the first central directory entry
+    raw[central + 6] = 0xE2  # its "version needed to extract": 22.6
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(raw))
+    from snnfast.converted import ConvertedModel
+
+    with pytest.raises(ModelFormatError, match="damaged|not a readable"):
+        ConvertedModel.load(bad)

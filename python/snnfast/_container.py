@@ -148,7 +148,14 @@ def sniff(path: str | os.PathLike[str]) -> tuple[str, int] | None:
     try:
         with zipfile.ZipFile(path) as zf:
             header = _read_header(zf, Path(path))
-    except (OSError, zipfile.BadZipFile, ModelFormatError, ValueError, EOFError):
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        ModelFormatError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ):
         return None
     fmt = header.get("format")
     version = header.get("version")
@@ -185,7 +192,7 @@ def read(
         raise ModelFormatError(f"no {label} file at {p}")
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise ModelFormatError(
             f"{p} is not an snnfast {label} file (not a readable .npz archive: {exc})"
         ) from exc
@@ -194,7 +201,14 @@ def read(
             return _read(zf, p, kinds, set(versions), label)
     except ModelFormatError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:
         raise ModelFormatError(f"{p} is damaged ({type(exc).__name__}: {exc})") from exc
 
 

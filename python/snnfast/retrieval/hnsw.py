@@ -52,6 +52,13 @@ _HEADER_BYTES = 96
 REBUILD_HINT = "rebuild it with `snnfast index EMBEDDINGS --out INDEX`"
 
 
+def _whole(value: Any) -> int:
+    """A header's integer field (a float, bool or string there is damage, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r:.40}")
+    return value
+
+
 class RetrievalIndex(VectorStore):
     """A cosine HNSW index over embeddings with their ids, labels, paths and meta.
 
@@ -301,11 +308,13 @@ class RetrievalIndex(VectorStore):
             )
         try:
             meta = IndexMeta.from_json(body["meta"])
-            params = {k: int(body["params"][k]) for k in ("M", "ef_construction", "ef", "seed")}
-            rows, size = int(body["rows"]), int(body["graph_bytes"])
+            params = {k: _whole(body["params"][k]) for k in ("M", "ef_construction", "ef", "seed")}
+            rows, size = _whole(body["rows"]), _whole(body["graph_bytes"])
             ids, labels, alive = arrays.pop("ids"), arrays.pop("labels"), arrays.pop("alive")
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFormatError(f"{p}: index header is damaged ({exc})") from exc
+        if not 0 <= size <= _CHUNK * sum(k.startswith("graph_") for k in arrays):
+            raise ModelFormatError(f"{p}: the header's graph size {size} does not fit its arrays")
         paths = arrays.pop("paths", None)
         chunks = [arrays.pop(f"graph_{i:05d}", None) for i in range(-(-size // _CHUNK))]
         if arrays or any(c is None for c in chunks):
