@@ -431,6 +431,40 @@ class Network:
             images, sorted(steps), delay, v_init, threads, record, early_exit, "run_checkpoints"
         )
 
+    # -- the chip model's access (snnfast.chip) ----------------------------------------------
+
+    def chip_map(self, **placement: Any) -> Any:
+        """The engine's chip map of this network (``snnfast._core.ChipMap``) for a placement;
+        :class:`snnfast.chip.Mapping` makes and uses it (see ``_core.pyi``)."""
+        return self._engine.chip_map(memory_limit=_memory_limit(), **placement)
+
+    def run_chip(
+        self,
+        images: np.ndarray,
+        checkpoints: Sequence[int],
+        counting: Mapping[str, Any],
+        delay: int = 0,
+        v_init: float = 0.0,
+        threads: int | None = None,
+        record: Sequence[int] | None = None,
+        early_exit: int | None = None,
+    ) -> tuple[list[RunResult], tuple[Any, ...]]:
+        """:meth:`run_checkpoints`, counted per core and per step on a chip map: ``counting``
+        holds the engine's chip arguments (``chip``, ``neuron_ns``, ``message_ns``, ``overlap``,
+        ``trace``). Returns the results and the engine's flat counts, busy times and trace;
+        :func:`snnfast.chip.run_chip` is the API that reads them."""
+        steps = sorted(
+            _checks.positive_int(c, "checkpoint", MAX_TIMESTEPS, where="run_chip")
+            for c in checkpoints
+        )
+        if not steps or len(set(steps)) != len(steps):
+            raise ConfigError(f"run_chip: checkpoints must be distinct and not empty, got {steps}")
+        out: list[Any] = []
+        results = self._run(
+            images, steps, delay, v_init, threads, record, early_exit, "run_chip", counting, out
+        )
+        return results, tuple(out)
+
     def _run(
         self,
         images: np.ndarray,
@@ -441,6 +475,8 @@ class Network:
         record: Sequence[int] | None,
         early_exit: int | None,
         where: str,
+        counting: Mapping[str, Any] | None = None,
+        counted: list[Any] | None = None,
     ) -> list[RunResult]:
         imgs = self._check_images(images)
         delay = _int_in(delay, "delay", 0, 1, where)
@@ -458,7 +494,8 @@ class Network:
             rec = sorted({_int_in(l, "record entry", 0, n_total - 1, where) for l in record})
         if early_exit is not None:
             early_exit = _int_in(early_exit, "early_exit", 1, MAX_TIMESTEPS, where)
-        counts, membrane, synops, steps, kernels = self._engine.run(
+        run = self._engine.run if counting is None else self._engine.run_chip
+        out = run(
             imgs,
             timesteps=checkpoints[-1],
             delay=delay,
@@ -468,7 +505,13 @@ class Network:
             early_exit=early_exit,
             checkpoints=checkpoints,
             memory_limit=_memory_limit(),
+            **(counting or {}),
         )
+        if counting is not None:
+            out, *chip = out
+            if counted is not None:
+                counted.extend(chip)
+        counts, membrane, synops, steps, kernels = out
         n, s = imgs.shape[0], len(checkpoints)
         synops = synops.reshape(s, n, n_total)
         steps = steps.reshape(s, n)

@@ -11,6 +11,10 @@
 //! state, writing to disjoint rows of the outputs. Results do not depend on the batch size or
 //! the thread count. Every worker checks a cancel flag once per step; the calling thread also
 //! calls the run's poll hook about every [`POLL_INTERVAL`], which may cancel the run.
+//!
+//! A run may be watched by an [`Observer`] ([`run_observed`]), which is shown each layer's
+//! spikes of each step as soon as they are known (the chip accounting of [`crate::chip`]). The
+//! plain run is watched by [`NoObserver`], whose empty methods compile away.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -143,6 +147,48 @@ impl<T> Out<T> {
     }
 }
 
+/// Watches a run step by step: each layer's spikes of each step, as soon as they are known.
+///
+/// Every worker makes one [`Observer::Image`] state and reuses it for the images it takes:
+/// [`Observer::begin`] starts image `i`, [`Observer::spikes`] is called once per layer (input
+/// first) and step with the H, W, C indices of the neurons that spiked, [`Observer::end_step`]
+/// closes the step, and [`Observer::emit`] is called where the run reports checkpoint `c`
+/// (after `steps` simulated steps; an image that exits early emits its remaining checkpoints at
+/// once). Observers only read; they cannot change the simulation.
+pub trait Observer: Sync {
+    /// Per-worker state.
+    type Image: Send;
+    /// A worker's state (called once per worker).
+    fn image(&self) -> Result<Self::Image>;
+    /// Image `image` starts.
+    fn begin(&self, st: &mut Self::Image, image: usize);
+    /// Layer `layer` (0 = input) emitted `spikes` in the current step.
+    fn spikes(&self, st: &mut Self::Image, layer: usize, spikes: &[u32]);
+    /// The current step is over.
+    fn end_step(&self, st: &mut Self::Image);
+    /// The run reports checkpoint `checkpoint` of the current image after `steps` steps.
+    fn emit(&self, st: &mut Self::Image, checkpoint: usize, steps: usize);
+}
+
+/// The observer of a plain run: does nothing, costs nothing.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    type Image = ();
+    #[inline(always)]
+    fn image(&self) -> Result<()> {
+        Ok(())
+    }
+    #[inline(always)]
+    fn begin(&self, _: &mut (), _: usize) {}
+    #[inline(always)]
+    fn spikes(&self, _: &mut (), _: usize, _: &[u32]) {}
+    #[inline(always)]
+    fn end_step(&self, _: &mut ()) {}
+    #[inline(always)]
+    fn emit(&self, _: &mut (), _: usize, _: usize) {}
+}
+
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
 pub fn run(net: &Network, images: &[u8], opts: &RunOptions) -> Result<RunOutput> {
     run_with(net, images, opts, &Workspaces::default(), &mut || false)
@@ -158,6 +204,18 @@ pub fn run_with(
     opts: &RunOptions,
     workspaces: &Workspaces,
     poll: &mut dyn FnMut() -> bool,
+) -> Result<RunOutput> {
+    run_observed(net, images, opts, workspaces, poll, &NoObserver)
+}
+
+/// [`run_with`], watched by `observer` (see [`Observer`]).
+pub fn run_observed<O: Observer>(
+    net: &Network,
+    images: &[u8],
+    opts: &RunOptions,
+    workspaces: &Workspaces,
+    poll: &mut dyn FnMut() -> bool,
+    observer: &O,
 ) -> Result<RunOutput> {
     let input = net.input;
     let n_img = images.len() / input.size();
@@ -204,6 +262,7 @@ pub fn run_with(
         shapes: &shapes,
         workspaces,
         outputs,
+        observer,
         next: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
         failure: Mutex::new(None),
@@ -300,7 +359,7 @@ struct Outputs {
 }
 
 /// One batch to simulate, shared by the workers.
-struct Job<'a> {
+struct Job<'a, O> {
     net: &'a Network,
     images: &'a [u8],
     n_img: usize,
@@ -309,6 +368,7 @@ struct Job<'a> {
     shapes: &'a [Shape],
     workspaces: &'a Workspaces,
     outputs: Outputs,
+    observer: &'a O,
     /// The next image no worker has taken yet.
     next: AtomicUsize,
     /// Set to stop every worker at its next step.
@@ -346,7 +406,7 @@ impl Watch<'_> {
     }
 }
 
-impl Job<'_> {
+impl<O: Observer> Job<'_, O> {
     /// Simulate every image with the kernels `k` on `threads` workers, the calling thread
     /// being one of them.
     fn run<K: Kernels>(&self, k: K, threads: usize, poll: &mut dyn FnMut() -> bool) -> Result<()> {
@@ -395,8 +455,12 @@ impl Job<'_> {
         let (net, input, n_img) = (self.net, self.net.input, self.n_img);
         let n_layers = net.layers.len() + 1;
         let out = &self.outputs;
-        let mut state = match self.workspaces.take(net) {
-            Ok(state) => state,
+        let taken = self
+            .workspaces
+            .take(net)
+            .and_then(|s| Ok((s, self.observer.image()?)));
+        let (mut state, mut seen) = match taken {
+            Ok(both) => both,
             Err(err) => {
                 if let Ok(mut f) = self.failure.lock() {
                     f.get_or_insert(err);
@@ -434,7 +498,9 @@ impl Job<'_> {
                 opts: self.opts,
                 checkpoints: self.checkpoints,
             };
-            if !sim.image(k, &pixels, &mut state, &mut row, watch, emit) {
+            self.observer.begin(&mut seen, i);
+            let obs = (self.observer, &mut seen);
+            if !sim.image(k, &pixels, &mut state, &mut row, watch, obs, emit) {
                 break;
             }
         }
@@ -506,14 +572,16 @@ impl Simulation<'_> {
     /// Simulate one image: every step, the input layer, then each layer in order. After the
     /// step that reaches checkpoint `c` (and, when the image exits early, for every checkpoint
     /// left), calls `emit(c, state, synops, steps simulated)`. Returns `false` if the run was
-    /// stopped first.
-    fn image<K: Kernels>(
+    /// stopped first. `obs` sees every layer's spikes of every step ([`Observer`]).
+    #[allow(clippy::too_many_arguments)] // the per-image state of one worker
+    fn image<K: Kernels, O: Observer>(
         &self,
         k: K,
         pixels: &[i32],
         state: &mut [LayerState],
         synops: &mut [i64],
         watch: &mut Watch,
+        (obs, seen): (&O, &mut O::Image),
         mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
     ) -> bool {
         let (net, opts, checkpoints) = (self.net, self.opts, self.checkpoints);
@@ -548,11 +616,14 @@ impl Simulation<'_> {
                 let th = net.input_threshold;
                 i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
                 finish_step(st);
+                obs.spikes(seen, 0, &st.spikes);
             }
             for (i, layer) in net.layers.iter().enumerate() {
                 let (below, above) = state.split_at_mut(i + 1);
                 synops[i + 1] += layer_step(k, layer, below, opts.delay, &mut above[0]);
+                obs.spikes(seen, i + 1, &above[0].spikes);
             }
+            obs.end_step(seen);
             if let Some(e) = opts.early_exit {
                 let out = state.last().expect("a network has an output layer");
                 let shape = net
@@ -570,12 +641,14 @@ impl Simulation<'_> {
                 if stable >= e {
                     // A run of any later checkpoint's length would stop here too.
                     for c in next..checkpoints.len() {
+                        obs.emit(seen, c, t + 1);
                         emit(c, state, synops, t + 1);
                     }
                     return true;
                 }
             }
             if checkpoints[next] == t + 1 {
+                obs.emit(seen, next, t + 1);
                 emit(next, state, synops, t + 1);
                 next += 1;
             }
