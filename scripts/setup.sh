@@ -15,11 +15,12 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-# Build and test tools first, then the wheel with its training and test extras.
+# Build and test tools first, then the wheel with its training, test and scale (Ray, LanceDB)
+# extras.
 .venv/bin/pip install -q "maturin>=1.7,<2"
 rm -rf dist
 .venv/bin/maturin build --release --out dist -q
 wheel=$(ls dist/snnfast-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
-.venv/bin/pip install -q "${wheel}[train,test]"
+.venv/bin/pip install -q "${wheel}[train,test,scale]"
 echo "snnfast set up in .venv ($(.venv/bin/python -c 'import snnfast; print(snnfast.__version__)'))"

@@ -101,8 +101,8 @@ def test_one_simulation_scores_every_t_as_separate_runs(tiny) -> None:
     ]
     for r in rows[1:]:
         s = r.scores
-        corpus = embed(model, x, s.readout, s.timesteps, threads=1, progress=False)
-        queries = embed(model, xq, s.readout, s.timesteps, threads=1, progress=False)
+        corpus = embed(model, x, s.readout, settings.replace(timesteps=s.timesteps))
+        queries = embed(model, xq, s.readout, settings.replace(timesteps=s.timesteps))
         alone = score_embeddings(
             corpus, queries, y, yq, recall_ids=recall_sample(len(xq), 20), threads=1
         ).scores
@@ -130,9 +130,9 @@ def test_ann_embeddings_are_the_ann_readout(tiny) -> None:
 
 def test_refusals(tiny) -> None:
     model, x, y, xq, yq = tiny
-    corpus = embed(model, x, "membrane", 4, progress=False)
-    queries = embed(model, xq, "membrane", 4, progress=False)
-    other = embed(model, xq, "spike_count", 4, progress=False)
+    corpus = embed(model, x, "membrane", timesteps=4)
+    queries = embed(model, xq, "membrane", timesteps=4)
+    other = embed(model, xq, "spike_count", timesteps=4)
     with pytest.raises(ShapeError, match="corpus_labels"):
         score_embeddings(corpus, queries, y[:-1], yq)
     with pytest.raises(IndexMismatchError, match="readout"):

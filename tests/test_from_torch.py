@@ -78,28 +78,32 @@ def test_trained_residual_net_keeps_its_accuracy() -> None:
     x, y = fashion("train", 4000)
     xq, yq = fashion("test", 1000)
     torch.manual_seed(0)
-    model = Residual()
+    model = Residual(c=8)
     xt = torch.from_numpy(x.astype(np.float32) / 255)
     xv = xq.astype(np.float32) / 255
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    state, _, _ = fit(
-        model,
-        xt,
-        y,
-        xv,
-        yq,
-        [{"params": list(model.parameters())}],
-        FitOptions(2, 64, 3e-3, 0.01, 0.5, 0),
-        progress=False,
-    )
+    try:
+        state, _, _ = fit(
+            model,
+            xt,
+            y,
+            xv,
+            yq,
+            [{"params": list(model.parameters())}],
+            FitOptions(4, 64, 1e-2, 0.01, 0.5, 0),
+            progress=False,
+        )
+    finally:
+        torch.set_num_threads(threads)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     model.eval()
     m = from_torch(model, x[:500], config=ConversionConfig(v_init=0.5, rounding="round"))
     ann = embed(m, xq, "ann").predictions
     snn = embed(m, xq, "spike_count", timesteps=64).predictions
     acc_ann, acc_snn = (ann == yq).mean(), (snn == yq).mean()
-    assert acc_ann > 0.6  # it learned something
-    assert acc_snn >= acc_ann - 0.03, (acc_ann, acc_snn)
+    assert acc_ann > 0.65  # it learned something (0.722 when written)
+    assert acc_snn >= acc_ann - 0.02, (acc_ann, acc_snn)
 
 
 def test_depthwise_and_grouped_convolutions_stay_grouped() -> None:

@@ -39,13 +39,6 @@ STUDY_CLIENTS = ("snnfast.cli",)
 KNOWN: dict[tuple[str, str], str] = {
     # (module, what): rule broken; owner of the module. To fix: give the helper a public name
     # (or a private module of shared helpers) and use that.
-    ("snnfast.convert", "uses ._params of snnfast.network"): "private name; lead",
-    ("snnfast.embed", "uses ._check_images of snnfast.network"): "private name; lead",
-    ("snnfast.qcfs", "uses snnfast.ann._apply"): "private name; lead",
-    ("snnfast.qcfs", "uses snnfast.ann._check_input"): "private name; lead",
-    ("snnfast.qcfs", "uses snnfast.ann._check_upto"): "private name; lead",
-    ("snnfast.qcfs", "uses snnfast.ann._nchw"): "private name; lead",
-    ("snnfast.qcfs", "uses snnfast.ann._to_float"): "private name; lead",
 }
 
 

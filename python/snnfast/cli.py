@@ -18,8 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import _checks
 from ._io import atomic_write
 from .errors import ConfigError, ModelFormatError, SnnfastError
@@ -124,73 +122,43 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_torch(args: argparse.Namespace) -> int:
+    from .convert import ConversionConfig
+    from .data import ImageOptions, convert_array, load_fashion_mnist, load_images
+    from .evaluation import calibration_images
+    from .torch_graph import from_torch, load_torch_model
+
+    _check_output(args.out, "--out")
+    if (args.mean is None) != (args.std is None):
+        raise ConfigError("give both --mean and --std, or neither")
+    shape = tuple(args.input_shape)
+    options = ImageOptions(fit=args.fit)
+    if args.images is None:
+        pool, _ = load_fashion_mnist("train")
+    else:
+        pool = load_images(args.images, shape, options=options).images
+    pool = convert_array(calibration_images(pool, args.calibration_size, args.seed), shape, options)
+    config = ConversionConfig(
+        rounding=args.rounding,
+        v_init=args.v_init,
+        threshold_balancing=args.threshold_balancing,
+        balance_timesteps=args.balance_timesteps,
+    )
+    model = load_torch_model(args.target, args.weights)
+    normalize = None if args.mean is None else (args.mean, args.std)
+    converted = from_torch(model, pool, config=config, normalize=normalize)
+    converted.save(args.out)
+    print(
+        f"converted {args.target}: {converted.network.n_layers} spiking layers, thresholds "
+        f"{converted.thresholds} -> {args.out}"
+    )
+    return 0
+
+
 def _load_converted(path: str):
     from .convert import ConvertedModel
 
     return ConvertedModel.load(path)
-
-
-def cmd_embed(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .data import load_fashion_mnist
-    from .embed import embed
-
-    model = _load_converted(args.converted)
-    images, labels = load_fashion_mnist(args.split, limit=args.limit)
-    emb = embed(
-        model,
-        images,
-        readout=args.readout,
-        timesteps=args.timesteps,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
-    emb = replace(emb, labels=labels)
-    emb.save(args.out)
-    acc = float(np.mean(emb.predictions == labels))
-    print(
-        f"{len(labels)} {args.split} embeddings {emb.vectors.shape[1]}-d ({args.readout}, "
-        f"T={args.timesteps}), classification {_pct(acc)} % -> {args.out}"
-    )
-    return 0
-
-
-def _load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-    from .embed import Embeddings
-
-    emb = Embeddings.load(path)
-    if emb.labels is None:
-        raise ModelFormatError(f"{path} holds embeddings without labels")
-    return emb.vectors, emb.predictions, emb.labels, emb.meta
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    vectors, _, labels, meta = _load_embeddings(args.embeddings)
-    index = RetrievalIndex.build(vectors, labels, meta, threads=args.threads)
-    index.save(args.out)
-    print(f"index of {len(labels)} vectors ({meta.readout}, T={meta.timesteps}) -> {args.out}")
-    return 0
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    index = RetrievalIndex.load(args.index)
-    vectors, _, labels, meta = _load_embeddings(args.queries)
-    ids = np.asarray(args.ids if args.ids else range(min(5, len(vectors))), dtype=np.int64)
-    if ids.min() < 0 or ids.max() >= len(vectors):
-        raise SnnfastError(f"query ids must be in [0, {len(vectors) - 1}]")
-    found = index.search(vectors[ids], args.k, meta)
-    for q, row in enumerate(ids):
-        hits = ", ".join(
-            f"{i} (label {lab}, d={d:.3f})"
-            for i, lab, d in zip(found.ids[q], found.labels[q], found.distances[q])
-        )
-        print(f"query {row} (label {labels[row]}): {hits}")
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -341,9 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     def conversion_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--calibration-size", type=int, default=1000)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--rounding", choices=["truncate", "round"], default="truncate")
+        s.add_argument(
+            "--calibration-size",
+            type=_positive,
+            default=1000,
+            help="calibration images (a seeded sample of the training set; default 1000)",
+        )
+        s.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+        s.add_argument(
+            "--rounding",
+            choices=["truncate", "round"],
+            default="truncate",
+            help="integer weights, biases and thresholds by truncation (the paper) or rounding",
+        )
         s.add_argument(
             "--v-init",
             type=float,
@@ -369,30 +347,46 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_args(s)
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("embed", help="embed a Fashion-MNIST split with a converted model")
-    s.add_argument("converted", help="converted model file (snnfast convert)")
-    s.add_argument("--split", choices=["train", "test"], default="test")
-    s.add_argument("--limit", type=int, default=None, help="first N images only")
-    s.add_argument(
-        "--readout", choices=["membrane", "spike_count", "integrated", "ann"], default="membrane"
+    s = sub.add_parser(
+        "convert-torch", help="convert your own PyTorch model (needs snnfast[train])"
     )
-    s.add_argument("--timesteps", type=int, default=16)
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--out", required=True, help="embeddings file (.npz)")
-    s.set_defaults(func=cmd_embed)
+    s.add_argument(
+        "target", help="MODULE:FACTORY (or path/to/file.py:FACTORY) that makes the nn.Module"
+    )
+    s.add_argument(
+        "--weights",
+        default=None,
+        help="state dict: .safetensors, a torch.save file (read with weights_only=True), or "
+        "an snnfast zoo file",
+    )
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
+    s.add_argument(
+        "--input-shape",
+        type=_positive,
+        nargs=3,
+        default=[1, 28, 28],
+        metavar=("C", "H", "W"),
+        help="the model's input (default 1 28 28)",
+    )
+    s.add_argument(
+        "--images",
+        default=None,
+        help="calibration images: a folder or .npy file (default: Fashion-MNIST training images)",
+    )
+    s.add_argument(
+        "--fit",
+        choices=["stretch", "crop", "pad", "center"],
+        default="stretch",
+        help="how images of another size fit the input (center: unscaled, zero-padded)",
+    )
+    s.add_argument("--mean", type=float, nargs="+", default=None, help="input normalisation mean")
+    s.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std")
+    conversion_args(s)
+    s.set_defaults(func=cmd_convert_torch)
 
-    s = sub.add_parser("index", help="build an hnswlib cosine index over embeddings")
-    s.add_argument("embeddings", help="embeddings file (snnfast embed)")
-    s.add_argument("--out", required=True, help="index file")
-    s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(func=cmd_index)
+    from .retrieval.cli import add_commands
 
-    s = sub.add_parser("search", help="nearest neighbours of some query embeddings")
-    s.add_argument("index", help="index file (snnfast index)")
-    s.add_argument("queries", help="embeddings file of the queries (snnfast embed)")
-    s.add_argument("--ids", type=int, nargs="*", help="query rows (default the first 5)")
-    s.add_argument("-k", type=int, default=3)
-    s.set_defaults(func=cmd_search)
+    add_commands(sub)  # embed, index, search, embed-catalog
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")

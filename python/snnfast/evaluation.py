@@ -116,7 +116,7 @@ def calibrate_and_convert(
         arch,
         calibration_images=calibration_images(train_images, calibration_size, seed),
         config=config,
-        activation_scales=None if spec is None else spec.scales,
+        qcfs=spec,
     )
 
 
@@ -265,23 +265,16 @@ def ann_embeddings(
     QCFS-trained network (``spec`` from :func:`snnfast.qcfs.load`) runs with its quantised
     activations (:func:`snnfast.qcfs.forward`), which is the ANN it was trained as.
     """
-    if spec is None:
+    quantised = any(n.op == "quant" for n in model.graph.nodes)
+    if spec is None or quantised:
         return embed(model, images, "ann", batch_size=batch_size, progress=progress)
-    batch_size = _checks.positive_int(batch_size, "batch_size", where="ann_embeddings")
+    if model.arch is None:
+        raise ConfigError("ann_embeddings: a QCFS spec needs a Table 1 model")
     arch = model.arch
-    state = dict(model.ann_state)
-    emb, last = arch.embedding_layer, len(arch.layers) - 1
-    vectors, predictions = [], []
-    for start in range(0, images.shape[0], batch_size):
-        e, logits = qcfs.forward(arch, state, spec, images[start : start + batch_size], [emb, last])
-        vectors.append(e.reshape(e.shape[0], -1))
-        predictions.append(logits.argmax(axis=1))
-    v = np.concatenate(vectors).astype(np.float32)
-    return Embeddings(
-        v,
-        np.concatenate(predictions).astype(np.int64),
-        IndexMeta(model.model_id(), "ann", 0, v.shape[1]),
-    )
+    names = ("input", *(f"{d.name}.qcfs" if d.kind != "dense" else d.name for d in arch.layers))
+    as_trained = model.replace(graph=arch.graph(model.ann_state, qcfs=spec), layer_nodes=names)
+    e = embed(as_trained, images, "ann", batch_size=batch_size, progress=progress)
+    return replace(e, meta=IndexMeta(model.model_id(), "ann", 0, e.meta.dim))
 
 
 def evaluate_model(
@@ -371,16 +364,7 @@ def evaluate_model(
     def simulate(images: np.ndarray) -> tuple[dict[int, dict[str, Embeddings]], float]:
         t = time.perf_counter()
         result = embed_checkpoints(
-            model,
-            images,
-            steps,
-            names,
-            batch_size,
-            threads,
-            progress,
-            run.delay,
-            run.v_init,
-            run.early_exit,
+            model, images, steps, names, run, batch_size=batch_size, progress=progress
         )
         return result, time.perf_counter() - t
 

@@ -107,7 +107,7 @@ def convert_variant(
         arch,
         calibration_images=calibration_images,
         config=cfg,
-        activation_scales=None if spec is None else spec.scales,
+        qcfs=spec,
     )
     return model, spec
 

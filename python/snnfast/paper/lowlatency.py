@@ -285,7 +285,7 @@ def lowlatency_report(
                 rapl_root=None,
             )
             q = scored[variant.readout]
-            rules = model.calibration.get("threshold_rules")
+            rules = list(model.calibration.threshold_rules)
             rows.append(
                 LowLatencyRow(
                     variant=variant.name,

@@ -44,13 +44,9 @@ def classify(study: Study, ref: ModelRef, timesteps: int, n_test: int | None) ->
 
     def compute() -> dict[str, Any]:
         study.say(f"SNN classification of {ref.label} at T = {timesteps}")
-        emb = embed(
-            study.converted(ref),
-            xq,
-            timesteps=timesteps,
-            threads=study.cfg.threads,
-            progress=study.progress,
-        )
+        model = study.converted(ref)
+        run = model.settings.replace(timesteps=timesteps, threads=study.cfg.threads)
+        emb = embed(model, xq, settings=run, progress=study.progress)
         accuracy = float(np.mean(emb.predictions == yq))
         return SnnAccuracy(accuracy, int(xq.shape[0])).to_json()
 

@@ -180,14 +180,14 @@ def run_pipeline(
     timings["total_s"] = time.perf_counter() - t_start
     return Table2(
         model=str(ann.SHIPPED_MODEL if model_path is None else model_path),
-        arch=model.arch.spec,
+        arch=str(model.arch),
         model_id=model.model_id(),
         n_train=int(x_train.shape[0]),
         n_test=int(x_test.shape[0]),
         calibration={
             "size": min(int(calibration_size), int(x_all.shape[0])),
             "seed": seed,
-            **dict(model.calibration),
+            **model.calibration.to_json(),
         },
         config=asdict(model.config),
         thresholds=model.thresholds,
