@@ -27,7 +27,13 @@ of the engine's steps. Another chip is another profile.
 from __future__ import annotations
 
 from .counting import COUNTERS, ChipRun, run_chip, run_chip_checkpoints
-from .energy import EnergyReport, EnergySummary, estimate_energy, estimate_network
+from .energy import (
+    EnergyReport,
+    EnergySummary,
+    ProfileReport,
+    estimate_energy,
+    estimate_network,
+)
 from .figures import core_map
 from .loihi1 import LOIHI1, LOIHI1_SANAFE, EnergyModel, Loihi1, Loihi1Costs, SanafeLoihiCosts
 from .loihi2 import LOIHI2, Loihi2, Loihi2Costs
@@ -75,6 +81,7 @@ __all__ = [
     "MappingSummary",
     "NeuroBenchMetrics",
     "Profile",
+    "ProfileReport",
     "SanafeLoihiCosts",
     "check_deployable",
     "core_map",

@@ -31,11 +31,17 @@ from ..network import Network
 from ..settings import RunSettings
 from .counting import COUNTERS, ChipRun, run_chip
 from .loihi1 import LOIHI1
-from .mapper import Mapping, map_network
+from .mapper import Mapping, MappingSummary, map_network
 from .metrics import NeuroBenchMetrics, neurobench
 from .profiles import ChipResources, CostModel, Profile, unknown_fields
 
-__all__ = ["EnergyReport", "EnergySummary", "estimate_energy", "estimate_network"]
+__all__ = [
+    "EnergyReport",
+    "EnergySummary",
+    "ProfileReport",
+    "estimate_energy",
+    "estimate_network",
+]
 
 _SYNAPTIC = tuple(COUNTERS.index(k) for k in COUNTERS if k.startswith("synops"))
 _UPDATE = tuple(COUNTERS.index(k) for k in ("compartment_updates", "active_updates", "spikes"))
@@ -187,8 +193,11 @@ class EnergyReport:
             f"{num(float(self.routing_j.mean()), 1e3, '.4f')})",
             f"  total energy        {num(self.total_energy_j, 1e3, '10.4f')} mJ",
         ]
+        reasons: dict[str, list[str]] = {}
         for name, why in sorted(self.unknown.items()):
-            lines.append(f"  unknown: {name}: {why}")
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            lines.append(f"  unknown ({', '.join(names)}): {why}")
         eff = "not recorded" if nb.effective_acs is None else f"{nb.effective_acs:,.0f}"
         lines += [
             "NeuroBench metrics (per inference):",
@@ -334,3 +343,13 @@ def estimate_network(
     if model is not None:
         profile = profile.replace(costs=model)
     return mapping, estimate_energy(run_chip(mapping, images, s, profile))
+
+
+@dataclass(frozen=True)
+class ProfileReport(Record):
+    """One profile's mapping and its estimates at each number of steps (``snnfast chip
+    --json``)."""
+
+    profile: str
+    mapping: MappingSummary
+    energy: list[EnergySummary]

@@ -40,7 +40,6 @@ from .partition import (
     Consumers,
     Part,
     compartments_per_neuron,
-    fullness,
     over_limit,
     partition,
     weight_bits,
@@ -72,6 +71,8 @@ class LayerMap:
         compartments: compartments per neuron.
         weight_bits, weight_exponent: width of a stored weight and the shared exponent wider
             weights need (the lowest bits they lose).
+        binding: the resource that set the layer's core count: the one the closest-to-fitting
+            partition with fewer cores breaks (with none, the fullest one).
         usage: per core (length :attr:`n_cores`), int64 arrays ``neurons``, ``synapses``,
             ``index_bits``, ``weight_bits`` and each resource of :data:`RESOURCES`, as the Rust
             core counts them.
@@ -87,6 +88,7 @@ class LayerMap:
     compartments: int
     weight_bits: int
     weight_exponent: int
+    binding: str
     usage: dict[str, np.ndarray] = field(repr=False)
 
     @property
@@ -113,12 +115,6 @@ class LayerMap:
     def index_bits(self) -> int:
         """Widest compartment index of the layer's cores."""
         return int(self.usage["index_bits"].max())
-
-    def binding(self, chip: ChipResources) -> str:
-        """The checked resource the layer's fullest core uses the most of (relative to its
-        limit): what sets the layer's core count."""
-        full = fullness(self.usage, chip)
-        return max(full, key=lambda r: full[r])
 
 
 @dataclass(frozen=True)
@@ -226,6 +222,34 @@ class Mapping:
             synapse_format=self.chip.synapse_format,
         )
 
+    def recounted(self, chip: ChipResources) -> Mapping:
+        """The same placement (blocks, cores, tiles) on ``chip``: compartments per neuron and
+        weight widths from ``chip``, every core's resources counted again and checked (for
+        costing one placement under another chip's rules, e.g. one compartment per neuron).
+
+        Raises:
+            ResourceError: a core of the placement breaks one of ``chip``'s limits.
+        """
+        if self.network is None:
+            raise ConfigError("this Mapping has no network (make it with map_network)")
+        if not isinstance(chip, ChipResources):
+            raise ConfigError(f"chip must be a ChipResources, got {type(chip).__name__}")
+        geoms = geometries(self.network)
+        layers = []
+        for lm, g in zip(self.layers, geoms):
+            wbits, exponent = weight_bits(g, chip)
+            k = compartments_per_neuron(g, chip)
+            layers.append(
+                LayerMap(
+                    lm.index, lm.kind, lm.label, lm.shape, lm.block, lm.grid, lm.first_core, k,
+                    wbits, exponent, lm.binding, lm.usage,
+                )  # fmt: skip
+            )
+        profile = None if self.profile is None else self.profile.replace(resources=chip)
+        out = Mapping(chip, tuple(layers), _weight_notes(geoms, chip), self.network, profile)
+        _check_chips(out, chip.max_chips)
+        return _counted(out, geoms)
+
     def usage(self, name: str) -> np.ndarray:
         """Per-core ``name`` (a resource, ``"neurons"``, ``"synapses"``, ``"index_bits"`` or
         ``"weight_bits"``): int64 ``[n_cores]``."""
@@ -272,7 +296,7 @@ class Mapping:
                     str(lm.n_cores),
                     *fullest,
                     bits,
-                    lm.binding(self.chip).replace("_", " "),
+                    lm.binding.replace("_", " "),
                 )
             )
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
@@ -290,7 +314,7 @@ class Mapping:
             self.report(),
             list(self.notes),
             self.chip.name,
-            [lm.binding(self.chip) for lm in self.layers],
+            [lm.binding for lm in self.layers],
         )
 
 
@@ -403,6 +427,7 @@ def map_network(
                 compartments_per_neuron(g, res),
                 wbits,
                 exponent,
+                part.binding,
                 part.usage,
             )
         )
@@ -425,7 +450,7 @@ def _counted(mapping: Mapping, geoms: list[LayerGeometry]) -> Mapping:
         layers.append(
             LayerMap(
                 lm.index, lm.kind, lm.label, lm.shape, lm.block, lm.grid, lm.first_core,
-                lm.compartments, lm.weight_bits, lm.weight_exponent, usage,
+                lm.compartments, lm.weight_bits, lm.weight_exponent, lm.binding, usage,
             )  # fmt: skip
         )
     out = Mapping(mapping.chip, tuple(layers), mapping.notes, mapping.network, mapping.profile)

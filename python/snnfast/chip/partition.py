@@ -96,6 +96,7 @@ class Part:
     grid: tuple[int, int, int]
     usage: dict[str, np.ndarray]
     factors: tuple[tuple[GroupRelation, Factors], ...]
+    binding: str = ""
 
 
 Consumers = list[list[Factors]]
@@ -276,11 +277,14 @@ def partition(geom: LayerGeometry, consumers: Consumers, chip: ChipResources) ->
 
     cands.sort(key=n_cores)
     best: Part | None = None
+    # for every block tried that did not fit: its resources' use relative to their limits
+    tried: list[tuple[int, dict[str, float]]] = []
     for block in cands:
         if best is not None and n_cores(block) > math.prod(best.grid):
             break
         part = evaluate(geom, block, consumers, chip)
         if not _fits(part.usage, chip):
+            tried.append((n_cores(block), fullness(part.usage, chip)))
             continue
         if best is None or max(fullness(part.usage, chip).values()) < max(
             fullness(best.usage, chip).values()
@@ -288,4 +292,13 @@ def partition(geom: LayerGeometry, consumers: Consumers, chip: ChipResources) ->
             best = part
     if best is None:  # pragma: no cover - the 1x1x1 block fits after the check above
         raise ResourceError(f"{geom.name}: no partition fits a core", layer=geom.name)
-    return best
+    # The binding resource: the one the closest-to-fitting partition with fewer cores breaks
+    # (a block over the compartments of a core is that); with none, the fullest resource.
+    fewer = [full for n, full in tried if n < math.prod(best.grid)]
+    volume = chip.max_compartments // k
+    for b in itertools.product(_block_sizes(c), _block_sizes(h), _block_sizes(w)):
+        if n_cores(b) < math.prod(best.grid) and math.prod(b) > volume:
+            fewer.append({"compartments": math.prod(b) * k / chip.max_compartments})
+    closest = min(fewer, key=lambda f: max(f.values()), default=fullness(best.usage, chip))
+    binding = max(closest, key=lambda r: closest[r])
+    return Part(best.block, best.grid, best.usage, best.factors, binding)
