@@ -22,5 +22,5 @@ rm -rf dist
 .venv/bin/maturin build --release --out dist -q
 wheel=$(ls dist/snnfast-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$wheel"
-.venv/bin/pip install -q "${wheel}[train,test,scale]"
+.venv/bin/pip install -q "${wheel}[train,test,scale,sanafe]"
 echo "snnfast set up in .venv ($(.venv/bin/python -c 'import snnfast; print(snnfast.__version__)'))"

@@ -161,9 +161,12 @@ def simulate(
     timesteps: int,
     *,
     v_init: float = 0.0,
-    timing_model: str = "detailed",
-) -> SanafeRun:
-    """Simulate ``images`` through the mapped network in SANA-FE (see the module docstring).
+    timing_models: Sequence[str] = ("detailed",),
+) -> list[SanafeRun]:
+    """Simulate ``images`` through the mapped network in SANA-FE (see the module docstring),
+    once per SANA-FE timing model (``"simple"``: each step lasts as long as its busiest core's
+    neuron or message processing; ``"detailed"``, SANA-FE's default: messages are scheduled in
+    order through the NoC with its queueing and congestion estimates), on one chip build.
 
     Raises:
         ImportError: SANA-FE is not installed (the message says how to install it).
@@ -214,42 +217,50 @@ def simulate(
     chip.load(snn)
     build = time.perf_counter() - t0
     mapped = chip.mapped_neuron_groups
-    out: dict[str, list[Any]] = {k: [] for k in ("energy", "synapse", "soma", "network", "time",
-                                                 "spikes", "messages", "events", "counts")}  # fmt: skip
-    t1 = time.perf_counter()
-    for img in imgs:
-        chip.reset()
-        biases[0] = img.reshape(-1).astype(np.float64)
-        for l, g in enumerate(groups):
-            v0 = float(np.floor(v_init * thresholds[l])) + 0.5
-            for i, n in enumerate(mapped[g.get_name()]):
-                n.set_attributes(model_attributes={"bias": float(biases[l][i]), "potential": v0})
-        r = chip.sim(timesteps, timing_model=timing_model, spike_trace=True)
-        e = r["energy"]
-        out["energy"].append(float(e["total"]))
-        out["synapse"].append(float(e["synapse"]))
-        out["soma"].append(float(e["soma"]))
-        out["network"].append(float(e["network"]))
-        out["time"].append(float(r["sim_time"]))
-        out["spikes"].append(int(r["neurons_fired"]))
-        out["messages"].append(int(r["packets_sent"]))
-        out["events"].append(int(r["spikes"]))
-        out["counts"].append(_spike_counts(r["spike_trace"], mapping))
-    return SanafeRun(
-        timesteps=timesteps,
-        timing_model=timing_model,
-        energy_j=out["energy"],
-        synapse_j=out["synapse"],
-        soma_j=out["soma"],
-        network_j=out["network"],
-        sim_time_s=out["time"],
-        spikes=out["spikes"],
-        messages=out["messages"],
-        synaptic_events=out["events"],
-        spike_counts=out["counts"],
-        build_s=build,
-        run_s=time.perf_counter() - t1,
-    )
+    runs = []
+    for model in timing_models:
+        out: dict[str, list[Any]] = {k: [] for k in ("energy", "synapse", "soma", "network",
+                                                     "time", "spikes", "messages", "events",
+                                                     "counts")}  # fmt: skip
+        t1 = time.perf_counter()
+        for img in imgs:
+            chip.reset()
+            biases[0] = img.reshape(-1).astype(np.float64)
+            for l, g in enumerate(groups):
+                v0 = float(np.floor(v_init * thresholds[l])) + 0.5
+                for i, n in enumerate(mapped[g.get_name()]):
+                    n.set_attributes(
+                        model_attributes={"bias": float(biases[l][i]), "potential": v0}
+                    )
+            r = chip.sim(timesteps, timing_model=model, spike_trace=True)
+            e = r["energy"]
+            out["energy"].append(float(e["total"]))
+            out["synapse"].append(float(e["synapse"]))
+            out["soma"].append(float(e["soma"]))
+            out["network"].append(float(e["network"]))
+            out["time"].append(float(r["sim_time"]))
+            out["spikes"].append(int(r["neurons_fired"]))
+            out["messages"].append(int(r["packets_sent"]))
+            out["events"].append(int(r["spikes"]))
+            out["counts"].append(_spike_counts(r["spike_trace"], mapping))
+        runs.append(
+            SanafeRun(
+                timesteps=timesteps,
+                timing_model=model,
+                energy_j=out["energy"],
+                synapse_j=out["synapse"],
+                soma_j=out["soma"],
+                network_j=out["network"],
+                sim_time_s=out["time"],
+                spikes=out["spikes"],
+                messages=out["messages"],
+                synaptic_events=out["events"],
+                spike_counts=out["counts"],
+                build_s=build,
+                run_s=time.perf_counter() - t1,
+            )
+        )
+    return runs
 
 
 def _spike_counts(trace: Any, mapping: Mapping) -> list[list[int]]:
@@ -305,39 +316,49 @@ def compare(
     images: np.ndarray,
     timesteps: int,
     *,
-    timing_model: str = "detailed",
+    timing_models: Sequence[str] = ("simple", "detailed"),
     threads: int | None = None,
-) -> SanafeComparison:
+) -> list[SanafeComparison]:
     """Run ``images`` counted with the ``"loihi1-sanafe"`` costs on ``mapping`` recounted with
     one compartment per neuron (SANA-FE's neuron), with ``delay = 1``, and simulate the same in
-    SANA-FE; compare energy and latency per image."""
+    SANA-FE (one build, each timing model); compare energy and latency per image.
+
+    Raises:
+        ImportError: SANA-FE is not installed.
+        ConfigError: the network or mapping is outside what the cross-check covers.
+    """
+    _check(mapping)
     one = mapping.recounted(mapping.chip.replace(soft_reset_compartments=1))
     profile = LOIHI1_SANAFE.replace(resources=one.chip)
     run = run_chip(one, images, RunSettings(timesteps=timesteps, delay=1, threads=threads), profile)
     rep = estimate_energy(run)
-    sim = simulate(one, images, timesteps, timing_model=timing_model)
     ours_e = rep.dynamic_per_image_j.tolist()
     ours_t = (rep.latency_per_image_s - (profile.costs.fixed_overhead_s or 0.0)).tolist()
-    equal = all(
-        np.array_equal(np.asarray(sim.spike_counts[i][l]), c[i].reshape(-1))
-        for l, c in enumerate(run.result.spike_counts)
-        if c is not None
-        for i in range(len(images))
-    )
-    return SanafeComparison(
-        timesteps=timesteps,
-        n_images=len(images),
-        timing_model=timing_model,
-        ours_energy_j=ours_e,
-        sanafe_energy_j=sim.energy_j,
-        ours_latency_s=ours_t,
-        sanafe_latency_s=sim.sim_time_s,
-        energy_ratio=float(np.mean(ours_e) / np.mean(sim.energy_j)),
-        latency_ratio=float(np.mean(ours_t) / np.mean(sim.sim_time_s)),
-        spikes_equal=bool(equal),
-        ours_parts_j=[float(rep.synaptic_j.mean()), float(rep.update_j.mean()),
-                      float(rep.routing_j.mean())],  # fmt: skip
-        sanafe_parts_j=[float(np.mean(sim.synapse_j)), float(np.mean(sim.soma_j)),
-                        float(np.mean(sim.network_j))],  # fmt: skip
-        sanafe=sim,
-    )
+    out = []
+    for sim in simulate(one, images, timesteps, timing_models=timing_models):
+        equal = all(
+            np.array_equal(np.asarray(sim.spike_counts[i][l]), c[i].reshape(-1))
+            for l, c in enumerate(run.result.spike_counts)
+            if c is not None
+            for i in range(len(images))
+        )
+        out.append(
+            SanafeComparison(
+                timesteps=timesteps,
+                n_images=len(images),
+                timing_model=sim.timing_model,
+                ours_energy_j=ours_e,
+                sanafe_energy_j=sim.energy_j,
+                ours_latency_s=ours_t,
+                sanafe_latency_s=sim.sim_time_s,
+                energy_ratio=float(np.mean(ours_e) / np.mean(sim.energy_j)),
+                latency_ratio=float(np.mean(ours_t) / np.mean(sim.sim_time_s)),
+                spikes_equal=bool(equal),
+                ours_parts_j=[float(rep.synaptic_j.mean()), float(rep.update_j.mean()),
+                              float(rep.routing_j.mean())],  # fmt: skip
+                sanafe_parts_j=[float(np.mean(sim.synapse_j)), float(np.mean(sim.soma_j)),
+                                float(np.mean(sim.network_j))],  # fmt: skip
+                sanafe=sim,
+            )
+        )
+    return out
