@@ -94,7 +94,7 @@ class Engine:
         trace: bool,
     ) -> tuple[
         _RunArrays,
-        npt.NDArray[np.int64],
+        npt.NDArray[np.uint64],
         npt.NDArray[np.float64],
-        npt.NDArray[np.int64] | None,
+        npt.NDArray[np.uint64] | None,
     ]: ...

@@ -156,6 +156,11 @@ impl<T> Out<T> {
 /// (after `steps` simulated steps; an image that exits early emits its remaining checkpoints at
 /// once). Observers only read; they cannot change the simulation.
 pub trait Observer: Sync {
+    /// Whether [`Observer::emit`] needs every layer's spike counts (the engine then keeps them
+    /// for every layer, not only the recorded ones).
+    fn needs_counts(&self) -> bool {
+        false
+    }
     /// Per-worker state.
     type Image: Send;
     /// A worker's state (called once per worker).
@@ -166,8 +171,23 @@ pub trait Observer: Sync {
     fn spikes(&self, st: &mut Self::Image, layer: usize, spikes: &[u32]);
     /// The current step is over.
     fn end_step(&self, st: &mut Self::Image);
-    /// The run reports checkpoint `checkpoint` of the current image after `steps` steps.
-    fn emit(&self, st: &mut Self::Image, checkpoint: usize, steps: usize);
+    /// The run reports checkpoint `checkpoint` of the current image after `steps` steps;
+    /// `counts` are the image's spike counts so far.
+    fn emit(&self, st: &mut Self::Image, checkpoint: usize, steps: usize, counts: SpikeCounts);
+}
+
+/// Each layer's spike counts of the current image so far, H, W, C order (kept for every layer
+/// when the observer [needs them](Observer::needs_counts), else only for the recorded ones).
+#[derive(Clone, Copy)]
+pub struct SpikeCounts<'a> {
+    layers: &'a [LayerState],
+}
+
+impl<'a> SpikeCounts<'a> {
+    /// Layer `l`'s counts (0 = input).
+    pub fn layer(&self, l: usize) -> &'a [i32] {
+        &self.layers[l].counts
+    }
 }
 
 /// The observer of a plain run: does nothing, costs nothing.
@@ -186,7 +206,7 @@ impl Observer for NoObserver {
     #[inline(always)]
     fn end_step(&self, _: &mut ()) {}
     #[inline(always)]
-    fn emit(&self, _: &mut (), _: usize, _: usize) {}
+    fn emit(&self, _: &mut (), _: usize, _: usize, _: SpikeCounts) {}
 }
 
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
@@ -590,7 +610,9 @@ impl Simulation<'_> {
             .collect();
         let out_layer = state.len() - 1;
         for (l, st) in state.iter_mut().enumerate() {
-            st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
+            st.counting = opts.record.contains(&l)
+                || (opts.early_exit.is_some() && l == out_layer)
+                || obs.needs_counts();
             let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
             st.v.fill(v0);
             st.u.fill(0);
@@ -641,14 +663,14 @@ impl Simulation<'_> {
                 if stable >= e {
                     // A run of any later checkpoint's length would stop here too.
                     for c in next..checkpoints.len() {
-                        obs.emit(seen, c, t + 1);
+                        obs.emit(seen, c, t + 1, SpikeCounts { layers: state });
                         emit(c, state, synops, t + 1);
                     }
                     return true;
                 }
             }
             if checkpoints[next] == t + 1 {
-                obs.emit(seen, next, t + 1);
+                obs.emit(seen, next, t + 1, SpikeCounts { layers: state });
                 emit(next, state, synops, t + 1);
                 next += 1;
             }

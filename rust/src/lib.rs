@@ -29,8 +29,8 @@ mod step;
 mod python;
 
 pub use engine::{
-    decision, run, run_observed, run_with, NoObserver, Observer, RunOptions, RunOutput, Workspaces,
-    MAX_TIMESTEPS,
+    decision, run, run_observed, run_with, NoObserver, Observer, RunOptions, RunOutput,
+    SpikeCounts, Workspaces, MAX_TIMESTEPS,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use geometry::Shape;

@@ -5,12 +5,13 @@
 //! its errors become `snnfast.errors` exceptions here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::chip::{self, ChipCounter, Combine, CoreResources, TimeModel, N_COUNTERS};
+use crate::chip::{self, ChipCounter, Combine, CoreResources, TimeModel, TimePlan, N_COUNTERS};
 use crate::engine::{self, Observer, RunOptions, RunOutput, Workspaces, MAX_TIMESTEPS};
 use crate::error::{Error, ErrorKind};
 use crate::geometry::Shape;
@@ -395,6 +396,7 @@ impl Engine {
         Ok(ChipMap {
             engine: self.id,
             map,
+            plan: Mutex::new(None),
         })
     }
 
@@ -463,9 +465,10 @@ impl Engine {
             memory_limit,
         };
         let n_checkpoints = opts.checkpoints.len().max(1);
+        let plan = chip.plan(time, memory_limit)?;
         let counter = ChipCounter::new(
             &chip.map,
-            time,
+            &plan,
             n_img,
             timesteps,
             n_checkpoints,
@@ -475,21 +478,20 @@ impl Engine {
         .map_err(to_py)?;
         let out = self.run_engine(py, slice, &opts, &counter)?;
         let counts = counter.into_counts();
-        let as_i64 = |v: Vec<u64>| -> Vec<i64> { v.into_iter().map(|x| x as i64).collect() };
         Ok((
             run_arrays(py, out),
-            as_i64(counts.counts).into_pyarray(py),
+            counts.counts.into_pyarray(py),
             counts.busy_ns.into_pyarray(py),
-            counts.trace.map(|t| as_i64(t).into_pyarray(py)),
+            counts.trace.map(|t| t.into_pyarray(py)),
         ))
     }
 }
 
 type ChipRunArrays<'py> = (
     RunArrays<'py>,
-    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<u64>>,
     Bound<'py, PyArray1<f64>>,
-    Option<Bound<'py, PyArray1<i64>>>,
+    Option<Bound<'py, PyArray1<u64>>>,
 );
 
 /// The arrays of a run, for Python.
@@ -514,6 +516,21 @@ fn run_arrays(py: Python<'_>, out: RunOutput) -> RunArrays<'_> {
 struct ChipMap {
     engine: u64,
     map: chip::ChipMap,
+    /// The time plan of the last time model a run used (made once, reused by later runs).
+    plan: Mutex<Option<Arc<TimePlan>>>,
+}
+
+impl ChipMap {
+    /// The time plan of `time` on this map: the cached one if it is for `time`.
+    fn plan(&self, time: TimeModel, memory_limit: u64) -> PyResult<Arc<TimePlan>> {
+        let mut cache = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(plan) = cache.as_ref().filter(|p| *p.time() == time) {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(TimePlan::new(&self.map, time, memory_limit).map_err(to_py)?);
+        *cache = Some(plan.clone());
+        Ok(plan)
+    }
 }
 
 #[pymethods]

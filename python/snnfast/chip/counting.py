@@ -130,13 +130,13 @@ def run_chip_checkpoints(
     )
     k, cores = len(COUNTERS), mapping.n_cores
     n = results[0].n_images
-    counts = counts.reshape(len(results), n, cores, k)
+    counts = counts.view(np.int64).reshape(len(results), n, cores, k)
     busy = busy.reshape(len(results), n) * 1e-9
     out = []
     for i, res in enumerate(results):
         tr = None
         if steps_trace is not None:
-            tr = steps_trace.reshape(n, res.timesteps, cores, k)
+            tr = steps_trace.view(np.int64).reshape(n, res.timesteps, cores, k)
         out.append(ChipRun(mapping, p, res, counts[i], busy[i], tr))
     return out
 

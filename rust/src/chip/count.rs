@@ -9,17 +9,17 @@
 //! their group's kind; with a reset synapse, one reset event and one message (no hop) on its own
 //! core. Every compartment of every mapped core is updated every step.
 //!
-//! The time of a step is that of its busiest core plus nothing else here (the barrier is the
-//! caller's: it depends only on the tiles in use). A core's time is a [`TimeModel`]: a
-//! non-negative linear function of its counts on the neuron side (compartment updates, spikes,
-//! messages sent) and on the message side (messages received, synaptic events), the two sides
-//! summed or overlapped ([`Combine`]). A core with no event in a step takes its idle time, so a
-//! step only visits the cores that had events.
+//! The time of a step is that of its busiest core (the barrier is the caller's: it depends only
+//! on the tiles in use). A core's time is a [`TimeModel`]: a non-negative linear function of its
+//! counts on the neuron side (compartment updates, spikes, messages sent) and on the message
+//! side (messages received, synaptic events), the two sides summed or overlapped
+//! ([`Combine`]). Times are kept in whole picoseconds, so every sum is exact and the same in any
+//! order.
 
 use std::sync::Mutex;
 
 use super::map::ChipMap;
-use crate::engine::Observer;
+use crate::engine::{Observer, SpikeCounts};
 use crate::error::{zeroed, Bytes, Error, Result};
 
 /// Number of counters per core.
@@ -49,6 +49,9 @@ const HOPS_EW: usize = 9;
 const HOPS_NS: usize = 10;
 const K: usize = N_COUNTERS;
 
+/// Longest time one event may take: 1 ms (times are picoseconds in `u64` sums).
+const MAX_EVENT_NS: f64 = 1e6;
+
 /// How a core's two sides make its time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Combine {
@@ -58,7 +61,8 @@ pub enum Combine {
     Max,
 }
 
-/// A core's time in a step (ns): `neuron · counts` and `message · counts`, combined.
+/// A core's time in a step: `neuron · counts` and `message · counts` (ns per event, rounded
+/// to whole picoseconds), combined.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimeModel {
     pub neuron: [f64; N_COUNTERS],
@@ -67,34 +71,25 @@ pub struct TimeModel {
 }
 
 impl TimeModel {
-    fn check(&self) -> Result<()> {
-        for (side, w) in [("neuron", &self.neuron), ("message", &self.message)] {
-            if let Some((k, v)) = w
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-            {
-                return Err(Error::config(format!(
-                    "chip time model: the {side}-side time of {} must be a finite number >= 0, \
-                     got {v}",
-                    COUNTERS[k]
-                )));
+    /// The two sides in whole picoseconds, checked.
+    fn picoseconds(&self) -> Result<([u64; K], [u64; K])> {
+        let mut out = ([0u64; K], [0u64; K]);
+        for (side, w, o) in [
+            ("neuron", &self.neuron, &mut out.0),
+            ("message", &self.message, &mut out.1),
+        ] {
+            for (k, (&v, ps)) in w.iter().zip(o.iter_mut()).enumerate() {
+                if !(v.is_finite() && (0.0..=MAX_EVENT_NS).contains(&v)) {
+                    return Err(Error::config(format!(
+                        "chip time model: the {side}-side time of {} must be a finite number \
+                         of ns in [0, {MAX_EVENT_NS}], got {v}",
+                        COUNTERS[k]
+                    )));
+                }
+                *ps = (v * 1000.0).round() as u64;
             }
         }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn time(&self, counts: &[u64], idle_neuron: f64, idle_message: f64) -> f64 {
-        let (mut n, mut m) = (idle_neuron, idle_message);
-        for ((&c, &wn), &wm) in counts.iter().zip(&self.neuron).zip(&self.message).skip(1) {
-            n += wn * c as f64;
-            m += wm * c as f64;
-        }
-        match self.combine {
-            Combine::Sum => n + m,
-            Combine::Max => n.max(m),
-        }
+        Ok(out)
     }
 }
 
@@ -109,18 +104,180 @@ pub struct ChipCounts {
     pub trace: Option<Vec<u64>>,
 }
 
+/// One fan-out entry for the timing: its destination core and the message-side time one message
+/// takes there (ps). The table a step reads, kept small.
+#[derive(Debug, Clone, Copy)]
+struct EntryPlan {
+    core: u32,
+    ps: u32,
+}
+
+/// The kind bits of an entry whose synapses are of several kinds.
+const SEVERAL: u32 = 3;
+
+/// A [`TimeModel`] laid out on a [`ChipMap`] for counting: what one spike of each neuron and
+/// one message of each fan-out entry add to a core's time, and every core's idle time. Made once
+/// per map and time model and reused by every run.
+pub struct TimePlan {
+    time: TimeModel,
+    neuron_ps: [u64; K],
+    message_ps: [u64; K],
+    /// Compartments of each core, and its idle time on each side (ps).
+    compartments: Vec<u64>,
+    idle: Vec<(u64, u64)>,
+    /// The longest idle core (ps).
+    idle_max: u64,
+    /// Per layer, per neuron (H, W, C) and one past the last: where its fan-out entries start
+    /// and the neuron-side time (ps) one of its spikes adds to its own core.
+    neurons: Vec<Vec<(u32, u32)>>,
+    /// Per layer, the message-side time (ps) a spike's reset synapse adds to its own core.
+    own_ps: Vec<u64>,
+    /// Per layer, per neuron: its messages out and tile hops east-west and north-south.
+    counts: Vec<Vec<(u32, u32, u32)>>,
+    /// Per layer, the fan-out entries of every neuron, in order.
+    entries: Vec<Vec<EntryPlan>>,
+    /// Per layer, per fan-out entry: its synapses, with their kind in the top two bits
+    /// ([`SEVERAL`]: of several kinds, read from the chip map).
+    synapses: Vec<Vec<u32>>,
+}
+
+impl TimePlan {
+    /// Lay `time` out on `map`, refusing tables over `memory_limit` bytes.
+    pub fn new(map: &ChipMap, time: TimeModel, memory_limit: u64) -> Result<TimePlan> {
+        let (wn, wm) = time.picoseconds()?;
+        let tables = map.layers.iter().fold(Bytes::ZERO, |b, ly| {
+            b.plus(Bytes::of(ly.cores.len() + 1, 20))
+                .plus(Bytes::of(ly.entries.len(), 12))
+        });
+        tables.check(memory_limit, "the chip time plan")?;
+        let cores = map.n_cores();
+        let mut compartments = vec![0u64; cores];
+        for ly in &map.layers {
+            for &c in &ly.cores {
+                compartments[c as usize] += ly.compartments as u64;
+            }
+        }
+        let idle: Vec<(u64, u64)> = compartments
+            .iter()
+            .map(|&n| (n * wn[COMPARTMENTS], n * wm[COMPARTMENTS]))
+            .collect();
+        let combine = |n: u64, m: u64| match time.combine {
+            Combine::Sum => n + m,
+            Combine::Max => n.max(m),
+        };
+        let idle_max = idle.iter().map(|&(n, m)| combine(n, m)).max().unwrap_or(0);
+        let too_long = || Error::config("chip time model: one spike takes more than 4 ms");
+        let small = |v: u64| u32::try_from(v).map_err(|_| too_long());
+        let (mut neurons, mut entries, mut counts, mut own_ps, mut synapses) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (l, ly) in map.layers.iter().enumerate() {
+            let reset = ly.reset_synapse as u64;
+            let n = ly.cores.len();
+            let (mut sp, mut ct) = (Vec::with_capacity(n + 1), Vec::with_capacity(n));
+            for i in 0..n {
+                let fan = map.fan(l, i);
+                let (ew, ns) = fan
+                    .iter()
+                    .fold((0u64, 0u64), |(a, b), e| (a + e.dx as u64, b + e.dy as u64));
+                let messages = fan.len() as u64 + reset;
+                let neuron = wn[SPIKES]
+                    + wn[ACTIVE] * ly.compartments as u64
+                    + wn[MSG_OUT] * messages
+                    + wn[HOPS_EW] * ew
+                    + wn[HOPS_NS] * ns;
+                sp.push((ly.start[i], small(neuron)?));
+                ct.push((small(messages)?, small(ew)?, small(ns)?));
+            }
+            sp.push((ly.start[n], 0));
+            let en = ly
+                .entries
+                .iter()
+                .map(|e| {
+                    let syn: u64 = (0..3).map(|k| wm[SYN + k] * e.synapses[k] as u64).sum();
+                    Ok(EntryPlan {
+                        core: e.core,
+                        ps: small(wm[MSG_IN] + syn)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let syn = ly
+                .entries
+                .iter()
+                .map(|e| {
+                    let kinds: Vec<usize> = (0..3).filter(|&k| e.synapses[k] > 0).collect();
+                    let total = e.total();
+                    if kinds.len() == 1 && total < 1 << 30 {
+                        (kinds[0] as u32) << 30 | total as u32
+                    } else {
+                        SEVERAL << 30
+                    }
+                })
+                .collect();
+            neurons.push(sp);
+            entries.push(en);
+            counts.push(ct);
+            synapses.push(syn);
+            own_ps.push(reset * (wm[MSG_IN] + wm[SYN_RESET]));
+        }
+        Ok(TimePlan {
+            time,
+            neuron_ps: wn,
+            message_ps: wm,
+            compartments,
+            idle,
+            idle_max,
+            neurons,
+            own_ps,
+            counts,
+            entries,
+            synapses,
+        })
+    }
+
+    /// The time model it lays out.
+    pub fn time(&self) -> &TimeModel {
+        &self.time
+    }
+
+    #[inline(always)]
+    fn combine(&self, n: u64, m: u64) -> u64 {
+        match self.time.combine {
+            Combine::Sum => n + m,
+            Combine::Max => n.max(m),
+        }
+    }
+
+    /// A core's time (ps) for the counters `row` of a step.
+    fn core_ps(&self, c: usize, row: &[u64]) -> u64 {
+        let (mut n, mut m) = self.idle[c];
+        for ((&r, &wn), &wm) in row
+            .iter()
+            .zip(&self.neuron_ps)
+            .zip(&self.message_ps)
+            .skip(1)
+        {
+            n += wn * r;
+            m += wm * r;
+        }
+        self.combine(n, m)
+    }
+}
+
+/// Independent accumulators of the message-side time of each core in a step: consecutive
+/// spikes of one layer reach the same cores, so one accumulator would chain every addition.
+const LANES: usize = 4;
+
 /// The observer that counts a run on a chip map (see the module docstring).
+///
+/// Without a trace, a step only adds each spike's time to its cores, and the counters are made
+/// at each checkpoint from every neuron's spike count (which the engine then keeps for every
+/// layer); with one (`trace = true`), every step's counters of every core are kept.
 pub struct ChipCounter<'a> {
     map: &'a ChipMap,
-    time: TimeModel,
+    plan: &'a TimePlan,
     n_img: usize,
     timesteps: usize,
     checkpoints: usize,
-    /// Compartments of each core, and its idle time on each side.
-    compartments: Vec<u64>,
-    idle: Vec<(f64, f64)>,
-    /// The longest idle core.
-    idle_max: f64,
     trace: bool,
     counts: Mutex<Vec<u64>>,
     busy: Mutex<Vec<f64>>,
@@ -130,32 +287,44 @@ pub struct ChipCounter<'a> {
 /// One worker's counts of the image it runs.
 pub struct CounterImage {
     image: usize,
+    /// The busiest core's time summed over the steps so far (ps).
+    busy: u64,
+    t: usize,
+    /// Without a trace: each core's time on each side in the current step (the message side
+    /// in [`LANES`] accumulators).
+    neuron_ps: Vec<u64>,
+    message_ps: Vec<u64>,
+    /// With a trace, every core's counters so far; without, scratch for them.
+    totals: Vec<u64>,
+    /// With a trace: the current step's counters, the cores they touch and the trace.
     step: Vec<u64>,
     touched: Vec<u32>,
     marked: Vec<bool>,
-    totals: Vec<u64>,
-    busy: f64,
-    t: usize,
     trace: Vec<u64>,
 }
 
 impl<'a> ChipCounter<'a> {
-    /// A counter for a run of `n_img` images, `timesteps` steps and `checkpoints` checkpoints;
-    /// `trace` keeps every step's counts (only for runs without checkpoints). Refuses outputs
-    /// over `memory_limit` bytes.
+    /// A counter of `map` timed by `plan` (made for `map`) for a run of `n_img` images,
+    /// `timesteps` steps and `checkpoints` checkpoints; `trace` keeps every step's counts (only
+    /// for runs without checkpoints). Refuses outputs over `memory_limit` bytes.
+    #[allow(clippy::too_many_arguments)] // the run's shape and the chip's
     pub fn new(
         map: &'a ChipMap,
-        time: TimeModel,
+        plan: &'a TimePlan,
         n_img: usize,
         timesteps: usize,
         checkpoints: usize,
         trace: bool,
         memory_limit: u64,
     ) -> Result<ChipCounter<'a>> {
-        time.check()?;
         if trace && checkpoints > 1 {
             return Err(Error::config(
                 "chip counting: a per-step trace needs a run without checkpoints",
+            ));
+        }
+        if plan.compartments.len() != map.n_cores() || plan.neurons.len() != map.layers.len() {
+            return Err(Error::config(
+                "chip counting: the time plan is for another chip map",
             ));
         }
         let cores = map.n_cores();
@@ -168,36 +337,13 @@ impl<'a> ChipCounter<'a> {
             need = need.plus(per.times(n_img).times(timesteps));
         }
         need.check(memory_limit, "the chip counts of this run")?;
-        let mut compartments = vec![0u64; cores];
-        for ly in &map.layers {
-            for &c in &ly.cores {
-                compartments[c as usize] += ly.compartments as u64;
-            }
-        }
-        let idle: Vec<(f64, f64)> = compartments
-            .iter()
-            .map(|&n| {
-                (
-                    n as f64 * time.neuron[COMPARTMENTS],
-                    n as f64 * time.message[COMPARTMENTS],
-                )
-            })
-            .collect();
-        let zero = [0u64; K];
-        let idle_max = idle
-            .iter()
-            .map(|&(n, m)| time.time(&zero, n, m))
-            .fold(0.0, f64::max);
         let what = "the chip counts of this run";
         Ok(ChipCounter {
             map,
-            time,
+            plan,
             n_img,
             timesteps,
             checkpoints,
-            compartments,
-            idle,
-            idle_max,
             trace,
             counts: Mutex::new(zeroed(cores * K * n_img * checkpoints, what)?),
             busy: Mutex::new(zeroed(n_img * checkpoints, what)?),
@@ -218,10 +364,185 @@ impl<'a> ChipCounter<'a> {
             trace,
         }
     }
+
+    /// Neuron `i` of layer `l` spiked `n` times: its counters, added into `out` (`[cores, K]`).
+    #[inline(always)]
+    fn add_spikes(&self, l: usize, i: usize, n: u64, out: &mut [u64]) {
+        let ly = &self.map.layers[l];
+        let (comp, reset) = (ly.compartments as u64, ly.reset_synapse as u64);
+        let (start, end) = (self.plan.neurons[l][i].0, self.plan.neurons[l][i + 1].0);
+        let (start, end) = (start as usize, end as usize);
+        let entries = &self.plan.entries[l][start..end];
+        for (j, (e, &syn)) in entries
+            .iter()
+            .zip(&self.plan.synapses[l][start..end])
+            .enumerate()
+        {
+            let row = &mut out[e.core as usize * K..(e.core as usize + 1) * K];
+            row[MSG_IN] += n;
+            let kind = syn >> 30;
+            if kind == SEVERAL {
+                let all = &ly.entries[start + j].synapses;
+                for (s, &k) in all.iter().enumerate() {
+                    row[SYN + s] += n * k as u64;
+                }
+            } else {
+                row[SYN + kind as usize] += n * (syn & ((1 << 30) - 1)) as u64;
+            }
+        }
+        let own = ly.cores[i] as usize;
+        let (messages, ew, ns) = self.plan.counts[l][i];
+        let row = &mut out[own * K..(own + 1) * K];
+        row[SPIKES] += n;
+        row[ACTIVE] += n * comp;
+        row[MSG_OUT] += n * messages as u64;
+        row[MSG_IN] += n * reset;
+        row[SYN_RESET] += n * reset;
+        row[HOPS_EW] += n * ew as u64;
+        row[HOPS_NS] += n * ns as u64;
+    }
 }
 
 fn take<T>(m: Mutex<Vec<T>>) -> Vec<T> {
     m.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Observer for ChipCounter<'_> {
+    type Image = CounterImage;
+
+    fn needs_counts(&self) -> bool {
+        !self.trace
+    }
+
+    fn image(&self) -> Result<CounterImage> {
+        let cores = self.map.n_cores();
+        let what = "the chip counts of one worker";
+        let traced = |n: usize| if self.trace { n } else { 0 };
+        Ok(CounterImage {
+            image: 0,
+            busy: 0,
+            t: 0,
+            neuron_ps: zeroed(cores, what)?,
+            message_ps: zeroed(cores * LANES, what)?,
+            totals: zeroed(cores * K, what)?,
+            step: zeroed(traced(cores * K), what)?,
+            touched: Vec::with_capacity(traced(cores)),
+            marked: zeroed(traced(cores), what)?,
+            trace: zeroed(traced(cores * K * self.timesteps), what)?,
+        })
+    }
+
+    fn begin(&self, st: &mut CounterImage, image: usize) {
+        st.image = image;
+        st.busy = 0;
+        st.t = 0;
+        st.totals.fill(0);
+        st.trace.fill(0);
+    }
+
+    #[inline]
+    fn spikes(&self, st: &mut CounterImage, layer: usize, spikes: &[u32]) {
+        if self.trace {
+            for &i in spikes {
+                let c = self.map.layers[layer].cores[i as usize] as usize;
+                st.touch(c);
+                for e in self.map.fan(layer, i as usize) {
+                    st.touch(e.core as usize);
+                }
+                self.add_spikes(layer, i as usize, 1, &mut st.step);
+            }
+            return;
+        }
+        let cores_of = &self.map.layers[layer].cores;
+        let (plans, entries) = (&self.plan.neurons[layer], &self.plan.entries[layer]);
+        let own_ps = self.plan.own_ps[layer];
+        let cores = self.map.n_cores();
+        for (k, &i) in spikes.iter().enumerate() {
+            let i = i as usize;
+            let ((start, neuron_ps), (end, _)) = (plans[i], plans[i + 1]);
+            let own = cores_of[i] as usize;
+            st.neuron_ps[own] += neuron_ps as u64;
+            let lane = &mut st.message_ps[(k % LANES) * cores..(k % LANES + 1) * cores];
+            lane[own] += own_ps;
+            for e in &entries[start as usize..end as usize] {
+                lane[e.core as usize] += e.ps as u64;
+            }
+        }
+    }
+
+    fn end_step(&self, st: &mut CounterImage) {
+        let plan = self.plan;
+        let mut worst = plan.idle_max;
+        if self.trace {
+            let cores = self.map.n_cores();
+            let keep = st.t < self.timesteps;
+            for &c in &st.touched {
+                let c = c as usize;
+                let row = &mut st.step[c * K..(c + 1) * K];
+                worst = worst.max(plan.core_ps(c, row));
+                for (t, r) in st.totals[c * K..(c + 1) * K].iter_mut().zip(row.iter()) {
+                    *t += r;
+                }
+                if keep {
+                    let at = (st.t * cores + c) * K;
+                    st.trace[at..at + K].copy_from_slice(row);
+                }
+                row.fill(0);
+                st.marked[c] = false;
+            }
+            st.touched.clear();
+        } else {
+            let cores = self.map.n_cores();
+            let (first, rest) = st.message_ps.split_at_mut(cores);
+            for (c, (n, &(idle_n, idle_m))) in st.neuron_ps.iter_mut().zip(&plan.idle).enumerate() {
+                let mut m = std::mem::take(&mut first[c]);
+                for lane in 1..LANES {
+                    m += std::mem::take(&mut rest[(lane - 1) * cores + c]);
+                }
+                worst = worst.max(plan.combine(idle_n + std::mem::take(n), idle_m + m));
+            }
+        }
+        st.busy += worst;
+        st.t += 1;
+    }
+
+    fn emit(&self, st: &mut CounterImage, checkpoint: usize, steps: usize, spikes: SpikeCounts) {
+        let cores = self.map.n_cores();
+        let at = checkpoint * self.n_img + st.image;
+        if !self.trace {
+            // The totals so far from the spike counts, neuron by neuron in order (the tables
+            // are read sequentially), before the lock is taken; `st.totals` is scratch here.
+            st.totals.fill(0);
+            for l in 0..self.map.layers.len() {
+                for (i, &n) in spikes.layer(l).iter().enumerate() {
+                    if n != 0 {
+                        self.add_spikes(l, i, n as u64, &mut st.totals);
+                    }
+                }
+            }
+        }
+        if let Ok(mut counts) = self.counts.lock() {
+            let row = &mut counts[at * cores * K..(at + 1) * cores * K];
+            row.copy_from_slice(&st.totals);
+            for (c, &n) in self.plan.compartments.iter().enumerate() {
+                row[c * K + COMPARTMENTS] = n * steps as u64;
+            }
+        }
+        if let Ok(mut busy) = self.busy.lock() {
+            busy[at] = st.busy as f64 * 1e-3;
+        }
+        if self.trace && checkpoint + 1 == self.checkpoints {
+            for t in 0..steps.min(self.timesteps) {
+                for (c, &n) in self.plan.compartments.iter().enumerate() {
+                    st.trace[(t * cores + c) * K + COMPARTMENTS] = n;
+                }
+            }
+            if let Ok(mut traces) = self.traces.lock() {
+                let size = self.timesteps * cores * K;
+                traces[st.image * size..(st.image + 1) * size].copy_from_slice(&st.trace);
+            }
+        }
+    }
 }
 
 impl CounterImage {
@@ -230,120 +551,6 @@ impl CounterImage {
         if !self.marked[c] {
             self.marked[c] = true;
             self.touched.push(c as u32);
-        }
-    }
-}
-
-impl Observer for ChipCounter<'_> {
-    type Image = CounterImage;
-
-    fn image(&self) -> Result<CounterImage> {
-        let cores = self.map.n_cores();
-        let what = "the chip counts of one worker";
-        Ok(CounterImage {
-            image: 0,
-            step: zeroed(cores * K, what)?,
-            touched: Vec::with_capacity(cores),
-            marked: zeroed(cores, what)?,
-            totals: zeroed(cores * K, what)?,
-            busy: 0.0,
-            t: 0,
-            trace: if self.trace {
-                zeroed(cores * K * self.timesteps, what)?
-            } else {
-                Vec::new()
-            },
-        })
-    }
-
-    fn begin(&self, st: &mut CounterImage, image: usize) {
-        st.image = image;
-        st.totals.fill(0);
-        st.trace.fill(0);
-        st.busy = 0.0;
-        st.t = 0;
-    }
-
-    #[inline]
-    fn spikes(&self, st: &mut CounterImage, layer: usize, spikes: &[u32]) {
-        let ly = &self.map.layers[layer];
-        let (comp, reset) = (ly.compartments as u64, ly.reset_synapse as u64);
-        for &i in spikes {
-            let i = i as usize;
-            let own = ly.cores[i] as usize;
-            st.touch(own);
-            let fan = self.map.fan(layer, i);
-            let (mut ew, mut ns) = (0u64, 0u64);
-            for e in fan {
-                let d = e.core as usize;
-                st.touch(d);
-                let row = &mut st.step[d * K..(d + 1) * K];
-                row[MSG_IN] += 1;
-                for (s, &n) in e.synapses.iter().enumerate() {
-                    row[SYN + s] += n as u64;
-                }
-                ew += e.dx as u64;
-                ns += e.dy as u64;
-            }
-            let row = &mut st.step[own * K..(own + 1) * K];
-            row[SPIKES] += 1;
-            row[ACTIVE] += comp;
-            row[MSG_OUT] += fan.len() as u64 + reset;
-            row[MSG_IN] += reset;
-            row[SYN_RESET] += reset;
-            row[HOPS_EW] += ew;
-            row[HOPS_NS] += ns;
-        }
-    }
-
-    fn end_step(&self, st: &mut CounterImage) {
-        let mut worst = self.idle_max;
-        let cores = self.map.n_cores();
-        let keep = self.trace && st.t < self.timesteps;
-        for &c in &st.touched {
-            let c = c as usize;
-            let row = &mut st.step[c * K..(c + 1) * K];
-            let (n, m) = self.idle[c];
-            worst = worst.max(self.time.time(row, n, m));
-            let total = &mut st.totals[c * K..(c + 1) * K];
-            for k in 0..K {
-                total[k] += row[k];
-            }
-            if keep {
-                let at = (st.t * cores + c) * K;
-                st.trace[at..at + K].copy_from_slice(row);
-            }
-            row.fill(0);
-            st.marked[c] = false;
-        }
-        st.touched.clear();
-        st.busy += worst;
-        st.t += 1;
-    }
-
-    fn emit(&self, st: &mut CounterImage, checkpoint: usize, steps: usize) {
-        let cores = self.map.n_cores();
-        let at = checkpoint * self.n_img + st.image;
-        if let Ok(mut counts) = self.counts.lock() {
-            let row = &mut counts[at * cores * K..(at + 1) * cores * K];
-            row.copy_from_slice(&st.totals);
-            for (c, &n) in self.compartments.iter().enumerate() {
-                row[c * K + COMPARTMENTS] = n * steps as u64;
-            }
-        }
-        if let Ok(mut busy) = self.busy.lock() {
-            busy[at] = st.busy;
-        }
-        if self.trace && checkpoint + 1 == self.checkpoints {
-            for t in 0..steps.min(self.timesteps) {
-                for (c, &n) in self.compartments.iter().enumerate() {
-                    st.trace[(t * cores + c) * K + COMPARTMENTS] = n;
-                }
-            }
-            if let Ok(mut traces) = self.traces.lock() {
-                let size = self.timesteps * cores * K;
-                traces[st.image * size..(st.image + 1) * size].copy_from_slice(&st.trace);
-            }
         }
     }
 }
@@ -465,7 +672,8 @@ mod tests {
     ) -> (crate::RunOutput, ChipCounts) {
         let n = imgs.len() / 72;
         let s = opts.checkpoints.len().max(1);
-        let counter = ChipCounter::new(map, time(), n, opts.timesteps, s, trace, u64::MAX).unwrap();
+        let plan = TimePlan::new(map, time(), u64::MAX).unwrap();
+        let counter = ChipCounter::new(map, &plan, n, opts.timesteps, s, trace, u64::MAX).unwrap();
         let out = run_observed(
             net,
             imgs,
@@ -585,6 +793,21 @@ mod tests {
     }
 
     #[test]
+    fn counts_without_a_trace_are_the_traced_counts() {
+        let net = net();
+        for reset in [false, true] {
+            let map = map(&net, reset);
+            let imgs = images(3);
+            let o = opts(8, 1, 2);
+            let (_, fast) = counted(&net, &map, &o, &imgs, false);
+            let (_, slow) = counted(&net, &map, &o, &imgs, true);
+            assert_eq!(fast.counts, slow.counts);
+            assert_eq!(fast.busy_ns, slow.busy_ns);
+            assert!(fast.trace.is_none());
+        }
+    }
+
+    #[test]
     fn checkpoints_threads_and_early_exit_count_like_separate_runs() {
         let net = net();
         let map = map(&net, false);
@@ -614,13 +837,34 @@ mod tests {
         let map = map(&net, false);
         let mut tm = time();
         tm.message[SYN] = -1.0;
-        assert!(ChipCounter::new(&map, tm, 1, 4, 1, false, u64::MAX).is_err());
+        assert!(TimePlan::new(&map, tm, u64::MAX).is_err());
         tm.message[SYN] = f64::NAN;
-        assert!(ChipCounter::new(&map, tm, 1, 4, 1, false, u64::MAX).is_err());
-        assert!(ChipCounter::new(&map, time(), 1, 4, 2, true, u64::MAX).is_err());
-        let err = ChipCounter::new(&map, time(), 1000, 4, 1, true, 1000)
+        assert!(TimePlan::new(&map, tm, u64::MAX).is_err());
+        let plan = TimePlan::new(&map, time(), u64::MAX).unwrap();
+        assert!(ChipCounter::new(&map, &plan, 1, 4, 2, true, u64::MAX).is_err());
+        let err = ChipCounter::new(&map, &plan, 1000, 4, 1, true, 1000)
             .err()
             .unwrap();
         assert!(matches!(err.kind, crate::ErrorKind::Memory { .. }));
+        let other = ChipMap::new(
+            &net,
+            ChipSpec {
+                layers: net
+                    .shapes()
+                    .iter()
+                    .map(|s| LayerPlacement {
+                        cores: vec![0; s.size()],
+                        compartments: 1,
+                        reset_synapse: false,
+                        weight_bits: 5,
+                    })
+                    .collect(),
+                tiles: vec![(0, 0)],
+                format: FORMAT,
+            },
+            u64::MAX,
+        )
+        .unwrap();
+        assert!(ChipCounter::new(&other, &plan, 1, 4, 1, false, u64::MAX).is_err());
     }
 }

@@ -18,6 +18,6 @@ pub mod count;
 pub mod map;
 pub mod resources;
 
-pub use count::{ChipCounter, ChipCounts, Combine, TimeModel, COUNTERS, N_COUNTERS};
+pub use count::{ChipCounter, ChipCounts, Combine, TimeModel, TimePlan, COUNTERS, N_COUNTERS};
 pub use map::{ChipMap, ChipSpec, LayerPlacement, SynapseFormat};
 pub use resources::CoreResources;
