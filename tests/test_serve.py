@@ -306,3 +306,20 @@ def test_start_up_errors_exit_2_naming_the_problem(cat, tmp_path, capsys) -> Non
         taken.listen()
         port = str(taken.getsockname()[1])
         fails([*base, "--port", port], f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_the_service_searches_arrays_without_a_server(cat, model) -> None:
+    from snnfast.errors import ShapeError
+    from snnfast.serve import SearchOptions, SearchService
+
+    service = SearchService.open(cat.model, [cat.index["spike_count"]], images=cat.images)
+    image = queries(1, start=21)[0]
+    r = service.search(image, SearchOptions(k=4, chip=False))
+    assert r.query.source == "image" and r.chip is None and r.ann is None
+    assert [n.id for n in r.snn.items] == expected(cat, model, image, "spike_count", 4)[0]
+    _, y_train = fashion("train", N_ITEMS)
+    top = r.snn.items[0]
+    assert top.label == y_train[top.id] and top.class_name is None  # the index's labels, unnamed
+    with pytest.raises(ShapeError, match=r"\[N, 1, 28, 28\]"):
+        service.search(image[:, :20])
+    assert service.health().searches == 1

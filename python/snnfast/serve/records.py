@@ -132,7 +132,8 @@ class QueryInfo(Record):
     """The query as the service saw it.
 
     Attributes:
-        source: ``"upload"`` (an image file) or ``"item"`` (a catalogue item by id).
+        source: ``"upload"`` (an image file), ``"item"`` (a catalogue item by id) or
+            ``"image"`` (an array given to :meth:`~snnfast.serve.SearchService.search`).
         id: the catalogue id, for an item.
         filename: the uploaded file's name, for an upload (as the client sent it).
         label, class_name: the item's label and its name, where known.

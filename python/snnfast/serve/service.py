@@ -24,7 +24,6 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -144,13 +143,14 @@ def decode_upload(
             f"{name} is {width} x {height} pixels, more than the limit of {max_pixels:,} pixels",
             413,
         )
-    with tempfile.TemporaryDirectory(prefix="snnfast-upload-") as tmp:
-        path = Path(tmp) / f"upload.{fmt.lower()}"
-        path.write_bytes(data)
+    # read_image reads files; a temporary file (not a folder: removing one costs milliseconds)
+    with tempfile.NamedTemporaryFile(prefix="snnfast-upload-", suffix=f".{fmt.lower()}") as fh:
+        fh.write(data)
+        fh.flush()
         try:
-            return read_image(path, shape, options)
+            return read_image(fh.name, shape, options)
         except DataError as exc:
-            raise UploadError(str(exc).replace(str(path), name), 422) from exc
+            raise UploadError(str(exc).replace(fh.name, name), 422) from exc
 
 
 def chip_estimate(
@@ -215,6 +215,7 @@ class SearchService:
         engine_threads: engine threads per query (default 1: queries run side by side).
         max_upload_bytes, max_pixels: upload limits.
         chip: the chip profile of the estimates (default :class:`~snnfast.chip.Loihi1`).
+        names: how the indexes are called in messages (default ``"index 0"``, ...).
 
     Raises:
         IndexMismatchError: an index built with another model, an SNN index given as the ANN
@@ -464,7 +465,7 @@ class SearchService:
             max_pixels=self.limits.max_pixels,
         )
         query = QueryInfo(source="upload", predicted=0, image="", filename=filename)
-        return self.search(image, query, opts, decode_s=time.perf_counter() - t0)
+        return self.search(image, opts, query=query, decode_s=time.perf_counter() - t0)
 
     def search_item(self, item_id: int, options: SearchOptions | None = None) -> SearchResponse:
         """Search with a catalogue item (see :meth:`search`).
@@ -486,7 +487,7 @@ class SearchService:
             label=label,
             class_name=self.catalogue.class_name(label),
         )
-        return self.search(image, query, opts, decode_s=time.perf_counter() - t0)
+        return self.search(image, opts, query=query, decode_s=time.perf_counter() - t0)
 
     def _check(self, opts: SearchOptions) -> tuple[VectorStore, int]:
         if not isinstance(opts, SearchOptions):
@@ -498,9 +499,9 @@ class SearchService:
     def search(
         self,
         image: np.ndarray,
-        query: QueryInfo,
         options: SearchOptions | None = None,
         *,
+        query: QueryInfo | None = None,
         decode_s: float = 0.0,
     ) -> SearchResponse:
         """The nearest items of ``image`` (uint8 ``[C, H, W]`` of the model's input).
@@ -511,8 +512,10 @@ class SearchService:
         on the chip is estimated.
 
         Args:
-            query: what is known of the query (its prediction and picture are filled in).
+            image: the query.
             options: the request's settings (default :class:`SearchOptions`).
+            query: what is known of the query (its prediction and picture are filled in;
+                default: an image of unknown source, ``source="image"``).
             decode_s: time spent reading the image, for :class:`Timing`.
 
         Raises:
@@ -522,6 +525,9 @@ class SearchService:
         t0 = time.perf_counter()
         opts = options or SearchOptions()
         store, k = self._check(opts)
+        image = self.model.network.check_images(np.asarray(image)[None])[0]
+        if query is None:
+            query = QueryInfo(source="image", predicted=0, image="")
         meta = store.meta
         settings = self.model.settings.replace(
             timesteps=meta.timesteps, threads=self.engine_threads
