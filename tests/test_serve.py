@@ -251,6 +251,26 @@ def test_32_concurrent_searches_are_all_answered_correctly(server, cat, model) -
     assert request(f"{server.url}/health").json()["searches"] - before == 32
 
 
+def test_several_processes_share_the_port_and_answer_right(cat, model) -> None:
+    images = queries(16, start=200)
+    want = [expected(cat, model, im, "spike_count", 3)[0] for im in images]
+    files = ["--model", str(cat.model), "--index", str(cat.index["spike_count"])]
+    s = Server([*files, "--images", str(cat.images), "--processes", "2"])
+    try:
+        assert "2 processes" in s.banner
+
+        def one(i: int):
+            return search(s.url, png(images[i]), k=3, chip="false")
+
+        with ThreadPoolExecutor(16) as pool:
+            replies = list(pool.map(one, range(16)))
+        assert [[n["id"] for n in r.json()["snn"]["items"]] for r in replies] == want
+        assert request(f"{s.url}/health").json()["process"] != s.proc.pid  # a worker's
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+
+
 def test_an_index_of_image_files_shows_them_without_images(tmp_path, cat) -> None:
     from PIL import Image
 

@@ -1,13 +1,17 @@
 """The command ``snnfast serve``: the search service and its web page.
 
 :func:`add_commands` adds its parser to the ``snnfast`` command line (:mod:`snnfast.cli`);
-:func:`cmd_serve` loads everything once, binds the address (``--port 0`` takes a free port),
-prints the URL and serves until it is interrupted.
+:func:`cmd_serve` binds the address (``--port 0`` takes a free port), loads and checks
+everything once, prints the URL and serves until it is interrupted; with ``--processes N`` the
+bound socket is shared by N uvicorn worker processes (:func:`app_from_environment`), each of
+which loads the service again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import socket
 import sys
 from typing import Any
@@ -15,9 +19,18 @@ from typing import Any
 from .. import _checks
 from ..errors import ConfigError, DataError
 
-__all__ = ["INSTALL_HINT", "add_commands", "cmd_serve", "listen"]
+__all__ = [
+    "ARGS_ENV",
+    "INSTALL_HINT",
+    "add_commands",
+    "app_from_environment",
+    "cmd_serve",
+    "listen",
+]
 
 INSTALL_HINT = "snnfast serve needs the serve extra: pip install 'snnfast[serve]'"
+ARGS_ENV = "SNNFAST_SERVE_ARGS"
+"""Where ``snnfast serve --processes N`` passes its arguments to its worker processes."""
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -50,52 +63,94 @@ def _url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``snnfast serve --model MODEL --index INDEX [...]``."""
+def _uvicorn() -> Any:
     try:
+        import fastapi  # noqa: F401
         import uvicorn
-        from threadpoolctl import threadpool_limits
-
-        from .app import create_app
     except ImportError as exc:
         raise DataError(f"{INSTALL_HINT} ({exc.name} is missing)") from exc
+    return uvicorn
+
+
+def _service(args: argparse.Namespace) -> Any:
+    """The search service the arguments describe, loaded."""
     from ..data import ImageOptions
     from .service import SearchService
 
+    return SearchService.open(
+        args.model,
+        args.index,
+        ann_index=args.ann_index,
+        images=args.images,
+        labels=args.labels,
+        class_names=args.class_names,
+        options=ImageOptions(resample=args.resample, fit=args.fit),
+        engine_threads=args.engine_threads,
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+        max_pixels=int(args.max_megapixels * 1e6),
+    )
+
+
+def _app(args: argparse.Namespace, service: Any) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    from .app import create_app
+
+    # Searches run side by side in the worker pool: one BLAS thread each (the ANN's matrix
+    # products are small, and more threads only contend for the cores).
+    threadpool_limits(1, "blas")
+    return create_app(service, workers=args.workers, max_pending=args.max_pending)
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process of ``snnfast serve --processes N`` (a uvicorn factory):
+    the service the parent's arguments describe (``$SNNFAST_SERVE_ARGS``, JSON), loaded."""
+    args = argparse.Namespace(**json.loads(os.environ[ARGS_ENV]))
+    return _app(args, _service(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``snnfast serve --model MODEL --index INDEX [...]``."""
+    uvicorn = _uvicorn()
+    processes = _checks.positive_int(args.processes, "--processes")
     sock = listen(args.host, args.port)  # first: a port in use is said before any loading
     try:
-        service = SearchService.open(
-            args.model,
-            args.index,
-            ann_index=args.ann_index,
-            images=args.images,
-            labels=args.labels,
-            class_names=args.class_names,
-            options=ImageOptions(resample=args.resample, fit=args.fit),
-            engine_threads=args.engine_threads,
-            max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
-            max_pixels=int(args.max_megapixels * 1e6),
-        )
-        # Searches run side by side in the worker pool: one BLAS thread each (the ANN's
-        # matrix products are small, and more threads only contend for the cores).
-        threadpool_limits(1, "blas")
-        app = create_app(service, workers=args.workers, max_pending=args.max_pending)
+        service = _service(args)  # every file is checked here, once, before serving
         info = service.info()
         items = "no catalogue images" if info.items is None else f"{info.items.count:,} images"
         indexes = ", ".join(f"{i.readout} T={i.timesteps} ({i.size:,})" for i in info.indexes)
         ann = "" if info.ann_index is None else f", ANN ({info.ann_index.size:,})"
+        how = "" if processes == 1 else f"; {processes} processes"
         url = _url(sock)
         print(
             f"snnfast serve: {url} (model {info.model.name} {info.model.model_id}; indexes "
-            f"{indexes}{ann}; {items}; API docs at {url}docs)",
+            f"{indexes}{ann}; {items}{how}; API docs at {url}docs)",
             flush=True,
         )
         for note in info.notes:
             print(f"snnfast serve: note: {note}", file=sys.stderr, flush=True)
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=args.access_log, timeout_graceful_shutdown=5
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        options = {
+            "log_level": "warning",
+            "access_log": args.access_log,
+            "timeout_graceful_shutdown": 5,
+        }
+        if processes == 1:
+            config = uvicorn.Config(_app(args, service), **options)
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            del service  # each process loads its own
+            settings = {k: v for k, v in vars(args).items() if k != "func"}
+            os.environ[ARGS_ENV] = json.dumps(settings)
+            config = uvicorn.Config(
+                f"{__name__}:app_from_environment",
+                factory=True,
+                workers=processes,
+                timeout_worker_healthcheck=60,
+                **options,
+            )
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
     return 0
@@ -157,6 +212,14 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument(
         "--engine-threads", type=int, default=1, help="engine threads per search (default 1)"
+    )
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes, each with its own copy of the model and indexes and its own "
+        "worker threads (default 1): the Python part of a search holds the GIL, so a process "
+        "uses about one core",
     )
     s.add_argument(
         "--max-upload-mb",

@@ -300,7 +300,8 @@ class Health(Record):
         indexes: SNN indexes loaded.
         items: catalogue images (0 without).
         uptime_s: seconds since the service started.
-        searches: searches answered so far.
+        searches: searches answered so far (by this process, with ``--processes N``).
+        process: the id of the process that answered.
     """
 
     status: str
@@ -309,3 +310,4 @@ class Health(Record):
     items: int
     uptime_s: float
     searches: int
+    process: int

@@ -398,6 +398,7 @@ class SearchService:
             items=0 if self.catalogue is None else len(self.catalogue),
             uptime_s=time.monotonic() - self.started,
             searches=self.searches,
+            process=os.getpid(),
         )
 
     def select(self, readout: str | None = None, timesteps: int | None = None) -> VectorStore:
