@@ -10,12 +10,13 @@ Measured in one run:
 
 1. the baseline: :meth:`snnfast.serve.SearchService.search_upload` called in this process on
    one thread, no HTTP (median latency), with and without the chip estimate;
-2. the server (``snnfast serve``, a subprocess, its default workers) under 1, 8 and 32 clients
-   (threads of this process, one keep-alive connection each), each uploading PNG files of
-   Fashion-MNIST test images in turn for ``--seconds`` after a warm-up: completed queries per
-   second, p50 / p99 latency seen by the client, and the ratio of the p50 at one client to the
-   baseline (the cost of HTTP, the form and JSON). Every answer is checked: status 200 and the
-   same neighbours as the baseline found for that image.
+2. the server (``snnfast serve``, a subprocess, its default workers, with ``--processes`` 1
+   and 2) under 1, 8 and 32 clients (threads of this process, one keep-alive connection each),
+   each uploading PNG files of Fashion-MNIST test images in turn for ``--seconds`` after a
+   warm-up: completed queries per second, p50 / p99 latency seen by the client, the server's
+   own time per search (``timing.total_ms`` of the answers) and the ratio of the p50 to the
+   baseline (at one client: the cost of HTTP, the form and JSON). Every answer is checked:
+   status 200 and the same neighbours as the baseline found for that image.
 
 The clients share the machine with the server (and, here, with other jobs: the load average
 before and after is recorded). Small version (pytest, marked slow):
@@ -128,9 +129,10 @@ def baseline(model: Path, index: Path, files: list[bytes], n: int) -> dict[str, 
 class Serve:
     """``snnfast serve`` in a subprocess on a free port of 127.0.0.1."""
 
-    def __init__(self, model: Path, index: Path) -> None:
+    def __init__(self, model: Path, index: Path, processes: int = 1) -> None:
         cmd = [sys.executable, "-m", "snnfast.cli", "serve", "--model", str(model)]
         cmd += ["--index", str(index), "--images", "train", "--port", "0"]
+        cmd += ["--processes", str(processes)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -154,6 +156,7 @@ def load(
     seconds: float,
     warmup: float,
     chip: bool,
+    processes: int,
 ) -> dict[str, Any]:
     """``clients`` threads sending searches for ``warmup + seconds``; the figures of the last
     ``seconds``."""
@@ -195,6 +198,7 @@ def load(
         t.join()
     lat = np.concatenate([np.asarray(x) for x in latencies]) * 1e3
     return {
+        "processes": processes,
         "clients": clients,
         "chip": chip,
         "queries": int(lat.size),
@@ -240,6 +244,7 @@ def run_serve(
     seconds: float = 20.0,
     warmup: float = 3.0,
     baseline_queries: int = 300,
+    processes: tuple[int, ...] = (1, 2),
 ) -> dict[str, Any]:
     """The whole benchmark (``items`` first training images in the index, default all)."""
     work = Path(out)
@@ -250,15 +255,17 @@ def run_serve(
     base = baseline(model, index, files, baseline_queries)
     expected = base.pop("expected")
     f["baseline"] = base
-    server = Serve(model, index)
-    try:
-        f["load"] = [
-            load(server, files, expected, c, seconds, warmup, chip)
-            for chip in (True, False)
-            for c in CLIENTS
-        ]
-    finally:
-        server.close()
+    f["load"] = []
+    for n in processes:
+        server = Serve(model, index, n)
+        try:
+            f["load"] += [
+                load(server, files, expected, c, seconds, warmup, chip, n)
+                for chip in (True, False)
+                for c in CLIENTS
+            ]
+        finally:
+            server.close()
     f["loadavg_after"] = os.getloadavg()
     for row in f["load"]:
         one = base["chip" if row["chip"] else "no_chip"]["p50_ms"]
@@ -276,15 +283,15 @@ def table(f: dict[str, Any]) -> str:
         f"baseline (in process, one thread): {f['baseline']['chip']['p50_ms']:.2f} ms with the "
         f"chip estimate, {f['baseline']['no_chip']['p50_ms']:.2f} ms without (p50)",
         "",
-        "| chip estimate | clients | queries/s | p50 ms | p99 ms | p50 / baseline | server's own "
-        "p50 ms | failures |",
-        "|---|---|---|---|---|---|---|---|",
+        "| processes | chip estimate | clients | queries/s | p50 ms | p99 ms | p50 / baseline | "
+        "server's own p50 ms | failures |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in f["load"]:
         lines.append(
-            f"| {'yes' if r['chip'] else 'no'} | {r['clients']} | {r['qps']:.1f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['p50_over_baseline']:.2f} | "
-            f"{r['server_p50_ms']:.1f} | {r['failures']} |"
+            f"| {r['processes']} | {'yes' if r['chip'] else 'no'} | {r['clients']} | "
+            f"{r['qps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['p50_over_baseline']:.2f} | {r['server_p50_ms']:.1f} | {r['failures']} |"
         )
     return "\n".join(lines)
 
@@ -294,7 +301,9 @@ def test_serve_load_small(tmp_path) -> None:
     """The benchmark on an index of ``$SNNFAST_SERVE_ITEMS`` images (default 2,000), briefly."""
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
     items = int(os.environ.get("SNNFAST_SERVE_ITEMS", "2000"))
-    f = run_serve(tmp_path, items=items, seconds=3.0, warmup=1.0, baseline_queries=50)
+    f = run_serve(
+        tmp_path, items=items, seconds=3.0, warmup=1.0, baseline_queries=50, processes=(1, 2)
+    )
     print("\n" + table(f))
     assert all(r["failures"] == 0 and r["queries"] > 0 for r in f["load"])
 
@@ -305,8 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=None, help="first N training images only")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    p.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="server processes to measure"
+    )
     args = p.parse_args(argv)
-    f = run_serve(args.out, items=args.items, seconds=args.seconds, warmup=args.warmup)
+    f = run_serve(
+        args.out,
+        items=args.items,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        processes=tuple(args.processes),
+    )
     print(table(f))
     return 0 if all(r["failures"] == 0 for r in f["load"]) else 1
 

@@ -343,3 +343,17 @@ def test_the_service_searches_arrays_without_a_server(cat, model) -> None:
     with pytest.raises(ShapeError, match=r"\[N, 1, 28, 28\]"):
         service.search(image[:, :20])
     assert service.health().searches == 1
+
+
+def test_a_network_the_chip_cannot_hold_is_served_without_estimates(cat) -> None:
+    from snnfast.chip import Loihi1
+    from snnfast.retrieval import open_index
+    from snnfast.serve import SearchService
+
+    model = ConvertedModel.load(cat.model)
+    index = open_index(cat.index["spike_count"])
+    service = SearchService(model, [index], chip=Loihi1(max_input_axons=100))
+    assert service.mapping is None and service.info().chip is None
+    assert any("does not fit" in note and "input axons" in note for note in service.notes)
+    r = service.search(queries(1)[0])
+    assert r.chip is None and len(r.snn.items) == 10

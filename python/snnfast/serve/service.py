@@ -293,7 +293,7 @@ class SearchService:
             self.notes += list(self.mapping.notes)
         except ResourceError as exc:
             self.mapping = None
-            self.notes.append(f"no chip estimates: the network does not fit Loihi 1 ({exc})")
+            self.notes.append(f"no chip estimates: the network does not fit {CHIP_NAME} ({exc})")
         self._locks = {id(s): threading.Lock() for s in self._all_indexes()}
         self._count_lock = threading.Lock()
         self.searches = 0
