@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from .. import _checks
-from ..errors import MemoryLimitError, SnnfastError
+from ..errors import DataError, MemoryLimitError, SnnfastError
 from .catalogue import UnknownItem
 from .records import Health, SearchOptions, SearchResponse, ServiceInfo
 from .service import SearchService, UploadError
 
-__all__ = ["DRAIN_FACTOR", "FORM_OVERHEAD", "MAX_PENDING", "STATIC", "create_app"]
+__all__ = ["DRAIN_FACTOR", "FORM_OVERHEAD", "INSTALL_HINT", "MAX_PENDING", "STATIC", "create_app"]
 
+INSTALL_HINT = "snnfast serve needs the serve extra: pip install 'snnfast[serve]'"
 STATIC = Path(__file__).resolve().parent / "static"
 """The web page's files (package data)."""
 FORM_OVERHEAD = 64 << 10
@@ -132,11 +133,14 @@ def create_app(
     Raises:
         DataError: FastAPI is not installed (the ``serve`` extra).
     """
-    from fastapi import FastAPI, File, Form, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException
+    try:
+        from fastapi import FastAPI, File, Form, Request, UploadFile
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import FileResponse, JSONResponse, Response
+        from fastapi.staticfiles import StaticFiles
+        from starlette.exceptions import HTTPException
+    except ImportError as exc:
+        raise DataError(f"{INSTALL_HINT} ({exc.name} is missing)") from exc
 
     n_workers = _checks.threads(workers, where="create_app")
     max_pending = _checks.positive_int(max_pending, "max_pending", where="create_app")
@@ -269,11 +273,11 @@ def create_app(
                     413,
                 )
             name = image.filename
-            result = await in_pool(lambda: service.search_upload(data, name, opts))
+            result = await in_pool(lambda: service.search_upload(data, name, opts).to_json())
         else:
             assert id is not None
             item_id = id
-            result = await in_pool(lambda: service.search_item(item_id, opts))
-        return JSONResponse(result.to_json())
+            result = await in_pool(lambda: service.search_item(item_id, opts).to_json())
+        return JSONResponse(result)
 
     return app

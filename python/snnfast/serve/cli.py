@@ -18,17 +18,16 @@ from typing import Any
 
 from .. import _checks
 from ..errors import ConfigError, DataError
+from .app import INSTALL_HINT
 
 __all__ = [
     "ARGS_ENV",
-    "INSTALL_HINT",
     "add_commands",
     "app_from_environment",
     "cmd_serve",
     "listen",
 ]
 
-INSTALL_HINT = "snnfast serve needs the serve extra: pip install 'snnfast[serve]'"
 ARGS_ENV = "SNNFAST_SERVE_ARGS"
 """Where ``snnfast serve --processes N`` passes its arguments to its worker processes."""
 
