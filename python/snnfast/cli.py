@@ -419,8 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert_torch)
 
     from .retrieval.cli import add_commands
+    from .serve.cli import add_commands as add_serve_commands
 
     add_commands(sub)  # embed, index, search, embed-catalog
+    add_serve_commands(sub)  # serve
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
