@@ -69,6 +69,8 @@ _LAZY = {
     "EnergyReport": "chip",
     "estimate_energy": "chip",
     "estimate_network": "chip",
+    "to_nir": "interop",
+    "from_nir": "interop",
 }
 
 __all__ = [

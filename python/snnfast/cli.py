@@ -300,6 +300,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    from .interop import to_nir, write_nir
+
+    _check_output(args.out, "OUT.nir")
+    model = _load_converted(args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph = to_nir(model, dt=args.dt, pooling=args.pooling)
+    for w in caught:
+        print(f"snnfast: warning: {w.message}", file=sys.stderr)
+    write_nir(graph, args.out)
+    print(f"{len(graph.nodes)} NIR nodes, {len(graph.edges)} edges -> {args.out}")
+    return 0
+
+
+def cmd_import_nir(args: argparse.Namespace) -> int:
+    from .convert import ConversionConfig
+    from .interop import from_nir
+
+    _check_output(args.out, "--out")
+    config = None
+    if args.weight_bits is not None or args.rounding is not None:
+        config = ConversionConfig(
+            num_weight_bits=args.weight_bits or 9,
+            num_bias_bits=args.weight_bits or 9,
+            rounding=args.rounding or "truncate",
+            clip=args.weight_bits is not None,
+        )
+    model = from_nir(args.nir, config=config, dt=args.dt)
+    model.save(args.out)
+    print(f"{model.network.n_layers} spiking layers, thresholds {model.thresholds} -> {args.out}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -410,8 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert_torch)
 
     from .retrieval.cli import add_commands
+    from .serve.cli import add_commands as add_serve_commands
 
     add_commands(sub)  # embed, index, search, embed-catalog
+    add_serve_commands(sub)  # serve
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
@@ -467,6 +503,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write every profile's figures to this file")
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
+
+    s = sub.add_parser("export-nir", help="write a converted model as a NIR graph (.nir)")
+    s.add_argument("model", help="converted model file (snnfast convert, snnfast import-nir)")
+    s.add_argument("out", help="NIR file to write")
+    s.add_argument(
+        "--dt", type=float, default=1e-3, help="seconds one step stands for (sets LIF tau)"
+    )
+    s.add_argument(
+        "--pooling",
+        choices=["sum", "avg"],
+        default="sum",
+        help="pooling node: SumPool2d (Norse, sinabs) or AvgPool2d (snnTorch)",
+    )
+    s.set_defaults(func=cmd_export_nir)
+
+    s = sub.add_parser("import-nir", help="read a NIR graph (.nir) as a converted model")
+    s.add_argument("nir", help="NIR file")
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
+    s.add_argument(
+        "--dt", type=float, default=None, help="the graph's time step (default its metadata)"
+    )
+    s.add_argument(
+        "--weight-bits",
+        type=int,
+        default=None,
+        help="quantise to these weight and bias bits (clipped); default the paper's 9",
+    )
+    s.add_argument("--rounding", choices=["truncate", "round"], default=None)
+    s.set_defaults(func=cmd_import_nir)
 
     paper_cli.add_commands(sub, _positive)
 
