@@ -21,7 +21,7 @@ def group_synapses(net: Network, l: int) -> list[tuple[int, str, np.ndarray, np.
     out = []
     spiking = net.layers[l - 1].as_spiking_layer()
     co, ho, wo = shape3(net.shapes[l])
-    for g, syn in zip(net.synapse_groups(l), spiking.groups):
+    for g, _syn in zip(net.synapse_groups(l), spiking.groups):
         ci, hi, wi = shape3(g.source_shape)
         pre, post = [], []
         c0, c1 = g.channels
@@ -77,8 +77,8 @@ def fan(net: Network, m) -> list[dict[int, dict[int, np.ndarray]]]:
 def brute_resources(net: Network, m, chip) -> dict[str, np.ndarray]:
     """Every core's resources, counted synapse by synapse."""
     n = m.n_cores
-    r = {k: np.zeros(n, np.int64) for k in ("neurons", "compartments", "input_axons",
-                                             "output_axons", "synapses", "synapse_bits")}  # fmt: skip
+    kinds = ("neurons", "compartments", "input_axons", "output_axons", "synapses", "synapse_bits")
+    r = {k: np.zeros(n, np.int64) for k in kinds}
     cores = [core_of(lm) for lm in m.layers]
     comp = [lm.compartments for lm in m.layers]
     wbits = np.zeros(n, np.int64)
@@ -89,7 +89,7 @@ def brute_resources(net: Network, m, chip) -> dict[str, np.ndarray]:
     idx = np.maximum(chip.min_index_bits, [int(x - 1).bit_length() for x in r["compartments"]])
     bits = idx + wbits
     table = fan(net, m)
-    for l, lm in enumerate(m.layers):
+    for l in range(len(m.layers)):
         reset = comp[l] > 1
         for i in range(len(cores[l])):
             own = int(cores[l][i])

@@ -78,14 +78,20 @@ def graph_net(rng, reset: str = "subtract") -> Network:
         SpikingLayer([ConvSynapses(w(4, 1, 3, 3), stride=2, padding=(1, 1, 0, 2), groups=4)], 25),
         SpikingLayer([PoolSynapses(3, 5, stride=2, padding=1, source=1)], 20, reset=reset),
         SpikingLayer(
-            [PoolSynapses(1, 9, source=2), ConvSynapses(w(4, 4, 1, 1)), PoolSynapses(1, 7, source=2)],
+            [
+                PoolSynapses(1, 9, source=2),
+                ConvSynapses(w(4, 4, 1, 1)),
+                PoolSynapses(1, 7, source=2),
+            ],
             30,
         ),
         SpikingLayer(
-            [PoolSynapses(1, 6, source=4), ConvSynapses(w(2, 4, 3, 3), padding=1, source=2,
-                                                         channel_offset=4)],
+            [
+                PoolSynapses(1, 6, source=4),
+                ConvSynapses(w(2, 4, 3, 3), padding=1, source=2, channel_offset=4),
+            ],
             30,
-        ),  # fmt: skip
+        ),
         SpikingLayer([DenseSynapses(w(5, 150)), DenseSynapses(w(5, 100), source=3)], 40),
     ]
     return Network(layers, (2, 9, 9))

@@ -143,8 +143,8 @@ def test_bad_runs_are_refused():
         run_chip("m", x)  # type: ignore[arg-type]
     other = map_network(chain(np.random.default_rng(7)), Loihi1(max_compartments=40, **SMALL))
     with pytest.raises(ConfigError, match="another network"):
-        net.run_chip(x, [2], {"chip": other.native, "neuron_ns": [0.0] * 11,
-                              "message_ns": [0.0] * 11, "overlap": False, "trace": False})  # fmt: skip
+        opts = {"chip": other.native, "neuron_ns": [0.0] * 11, "message_ns": [0.0] * 11}
+        net.run_chip(x, [2], {**opts, "overlap": False, "trace": False})
     with pytest.raises(ConfigError, match="unknown chip counter"):
         run_chip(m, x).counter("joules")
     assert len(COUNTERS) == 11 and COUNTERS[0] == "compartment_updates"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import socket
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from helpers_convert import fashion
 from helpers_serve import N_ITEMS, Server, T, make_catalogue, multipart, png, request, search
 
 from snnfast import ann, cli
-from snnfast.chip import estimate_energy, map_network
+from snnfast.chip import estimate_energy, map_network, run_chip
 from snnfast.convert import ConvertedModel
 from snnfast.data import CLASS_NAMES, ImageOptions, read_image
 from snnfast.embed import embed
@@ -121,8 +122,11 @@ def test_chip_estimate_is_the_engines_and_the_chip_models(server, model) -> None
     r = search(server.url, png(image), k=1).json()
     chip = r["chip"]
     settings = model.settings.replace(timesteps=T)
-    run = model.network.run(image[None], T, v_init=settings.v_init)
-    report = estimate_energy(map_network(model.network), run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the weight exponent note
+        mapping = map_network(model.network)
+    counted = run_chip(mapping, image[None], settings)
+    run, report = counted.result, estimate_energy(counted)
     assert [layer["spikes"] for layer in chip["layers"]] == run.spikes_per_layer()[0].tolist()
     assert [layer["synops"] for layer in chip["layers"]] == run.synops[0].tolist()
     assert [layer["neurons"] for layer in chip["layers"]] == model.network.sizes

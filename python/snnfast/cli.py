@@ -232,12 +232,16 @@ def cmd_chip(args: argparse.Namespace) -> int:
             print()
             print(compare_with_paper(paper))
         print()
-        reports.append(ProfileReport(profile.name, mapping.summary(), [r.summary() for r in energy]))
+        reports.append(
+            ProfileReport(profile.name, mapping.summary(), [r.summary() for r in energy])
+        )
         if args.png and len(reports) == 1:
             core_map(mapping, args.png, title=f"{name} on {profile.resources.name} cores")
             print(f"core map -> {args.png}")
     if args.json:
-        _write_json(Path(args.json), {"model": str(args.model), "profiles": [r.to_json() for r in reports]})
+        _write_json(
+            Path(args.json), {"model": str(args.model), "profiles": [r.to_json() for r in reports]}
+        )
     return 0
 
 

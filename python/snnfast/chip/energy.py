@@ -45,9 +45,7 @@ __all__ = [
 
 _SYNAPTIC = tuple(COUNTERS.index(k) for k in COUNTERS if k.startswith("synops"))
 _UPDATE = tuple(COUNTERS.index(k) for k in ("compartment_updates", "active_updates", "spikes"))
-_ROUTING = tuple(
-    COUNTERS.index(k) for k in ("messages_out", "messages_in", "hops_ew", "hops_ns")
-)
+_ROUTING = tuple(COUNTERS.index(k) for k in ("messages_out", "messages_in", "hops_ew", "hops_ns"))
 
 
 @dataclass(frozen=True)
@@ -277,7 +275,7 @@ def estimate_energy(run: ChipRun) -> EnergyReport:
     layer_of = mapping.core_layer
     n_layers = len(mapping.layers)
     per_layer = np.stack([core_j[:, layer_of == l].sum(axis=1) for l in range(n_layers)], axis=1)
-    syn = sum(run.counter(COUNTERS[k]) for k in _SYNAPTIC)
+    syn: np.ndarray = np.sum([run.counter(COUNTERS[k]) for k in _SYNAPTIC], axis=0)
     unknown = unknown_fields(costs)
     static = _nan(costs.static_power_w) * mapping.n_chips
     return EnergyReport(

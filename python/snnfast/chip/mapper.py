@@ -23,7 +23,7 @@ with the layer, the resource, what one neuron or core needs and the limit.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -239,12 +239,7 @@ class Mapping:
         for lm, g in zip(self.layers, geoms):
             wbits, exponent = weight_bits(g, chip)
             k = compartments_per_neuron(g, chip)
-            layers.append(
-                LayerMap(
-                    lm.index, lm.kind, lm.label, lm.shape, lm.block, lm.grid, lm.first_core, k,
-                    wbits, exponent, lm.binding, lm.usage,
-                )  # fmt: skip
-            )
+            layers.append(replace(lm, compartments=k, weight_bits=wbits, weight_exponent=exponent))
         profile = None if self.profile is None else self.profile.replace(resources=chip)
         out = Mapping(chip, tuple(layers), _weight_notes(geoms, chip), self.network, profile)
         _check_chips(out, chip.max_chips)
@@ -447,12 +442,7 @@ def _counted(mapping: Mapping, geoms: list[LayerGeometry]) -> Mapping:
     for lm, g in zip(mapping.layers, geoms):
         usage = {k: v[lm.first_core : lm.first_core + lm.n_cores] for k, v in native.items()}
         over_limit(g, usage, mapping.chip, "a core")
-        layers.append(
-            LayerMap(
-                lm.index, lm.kind, lm.label, lm.shape, lm.block, lm.grid, lm.first_core,
-                lm.compartments, lm.weight_bits, lm.weight_exponent, lm.binding, usage,
-            )  # fmt: skip
-        )
+        layers.append(replace(lm, usage=usage))
     out = Mapping(mapping.chip, tuple(layers), mapping.notes, mapping.network, mapping.profile)
     out.__dict__["native"] = mapping.native
     return out
@@ -469,4 +459,3 @@ def check_deployable(
     except ResourceError as exc:
         return False, str(exc)
     return True, ""
-

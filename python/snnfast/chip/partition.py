@@ -71,7 +71,11 @@ def _block_sizes(d: int) -> list[int]:
 
 
 def _outer(vc: Any, vh: Any, vw: Any) -> np.ndarray:
-    return np.asarray(vc)[:, None, None] * np.asarray(vh)[None, :, None] * np.asarray(vw)[None, None, :]
+    return (
+        np.asarray(vc)[:, None, None]
+        * np.asarray(vh)[None, :, None]
+        * np.asarray(vw)[None, None, :]
+    )
 
 
 def _subsets(items: list[Any]) -> Any:
@@ -147,8 +151,7 @@ def _synapse_bits(
         # Several groups of one source: the synapses of a neuron on a cell are a sum of
         # products; count neuron by neuron, one cell at a time.
         for g, i, x in itertools.product(*(range(d) for d in grid)):
-            n = sum(_outer(fc[:, g], fh[:, i], fw[:, x]) for fc, fh, fw in facs)
-            n = np.asarray(n)
+            n = np.sum([_outer(fc[:, g], fh[:, i], fw[:, x]) for fc, fh, fw in facs], axis=0)
             out[g, i, x] += int(chip.entry_bits(n[n > 0], int(bits_cell[g, i, x])).sum())
     return out
 
@@ -178,7 +181,7 @@ def evaluate(
     )
     sources: dict[int, list[Factors]] = {}
     for g, f in factors:
-        sources.setdefault(g.source, []).append(f)  # type: ignore[arg-type]
+        sources.setdefault(g.source, []).append(f)
     in_axons = np.zeros(grid, dtype=np.int64)
     synapses = np.zeros(grid, dtype=np.int64)
     for facs in sources.values():
@@ -211,15 +214,13 @@ def evaluate(
         block=block,
         grid=grid,
         usage={key: np.asarray(v, dtype=np.int64).reshape(-1) for key, v in usage.items()},
-        factors=factors,  # type: ignore[arg-type]
+        factors=factors,
     )
 
 
 def fullness(usage: dict[str, np.ndarray], chip: ChipResources) -> dict[str, float]:
     """The fullest core's use of each checked resource, as a fraction of its limit."""
-    return {
-        r: float(usage[r].max()) / lim for r, lim in chip.limits.items() if lim is not None
-    }
+    return {r: float(usage[r].max()) / lim for r, lim in chip.limits.items() if lim is not None}
 
 
 def _fits(usage: dict[str, np.ndarray], chip: ChipResources) -> bool:

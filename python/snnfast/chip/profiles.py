@@ -170,7 +170,6 @@ class ChipResources:
         return full * words(per) + np.where(rem > 0, words(rem), 0)
 
 
-
 @dataclass(frozen=True)
 class CostModel:
     """What each counted operation costs on a chip; subclasses give the values.
@@ -360,9 +359,7 @@ class Profile:
                 f"Profile.resources must be a ChipResources, got {type(self.resources).__name__}"
             )
         if not isinstance(self.costs, CostModel):
-            raise ConfigError(
-                f"Profile.costs must be a CostModel, got {type(self.costs).__name__}"
-            )
+            raise ConfigError(f"Profile.costs must be a CostModel, got {type(self.costs).__name__}")
 
     def replace(self, **changes: Any) -> Profile:
         """A copy with the given fields changed; ``resources``/``costs`` may also be changed

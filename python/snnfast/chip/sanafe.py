@@ -207,9 +207,9 @@ def simulate(
         core = lm.core_of.reshape(-1)
         bias = np.zeros(len(core))
         if l:
-            b = net.layers[l - 1].as_spiking_layer().bias
-            if b is not None:
-                bias = np.repeat(np.asarray(b, dtype=np.float64), len(core) // len(b))
+            lb = net.layers[l - 1].as_spiking_layer().bias
+            if lb is not None:
+                bias = np.repeat(np.asarray(lb, dtype=np.float64), len(core) // len(lb))
         biases.append(bias)
         for i, n in enumerate(g.neurons):
             n.map_to_core(_core(tuple(placements[int(core[i])]), cores))
@@ -354,10 +354,16 @@ def compare(
                 energy_ratio=float(np.mean(ours_e) / np.mean(sim.energy_j)),
                 latency_ratio=float(np.mean(ours_t) / np.mean(sim.sim_time_s)),
                 spikes_equal=bool(equal),
-                ours_parts_j=[float(rep.synaptic_j.mean()), float(rep.update_j.mean()),
-                              float(rep.routing_j.mean())],  # fmt: skip
-                sanafe_parts_j=[float(np.mean(sim.synapse_j)), float(np.mean(sim.soma_j)),
-                                float(np.mean(sim.network_j))],  # fmt: skip
+                ours_parts_j=[
+                    float(rep.synaptic_j.mean()),
+                    float(rep.update_j.mean()),
+                    float(rep.routing_j.mean()),
+                ],
+                sanafe_parts_j=[
+                    float(np.mean(sim.synapse_j)),
+                    float(np.mean(sim.soma_j)),
+                    float(np.mean(sim.network_j)),
+                ],
                 sanafe=sim,
             )
         )

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import __version__, _checks
-from ..chip import Loihi1, Mapping, estimate_energy, map_network
+from ..chip import Loihi1, Mapping, estimate_energy, map_network, run_chip
 from ..convert import ConvertedModel
 from ..data import ImageOptions, read_image
 from ..embed import IndexMeta, embed
@@ -158,20 +158,15 @@ def chip_estimate(
 ) -> ChipEstimate:
     """What one image would cost on the chip ``mapping`` places the model on.
 
-    The service's one call into :mod:`snnfast.chip`: the image runs with every layer recorded
-    (the estimate needs every layer's spikes) and :func:`snnfast.chip.estimate_energy` reads
-    the run. Spike and synaptic-event counts are the engine's own.
+    The service's one call into :mod:`snnfast.chip`: the image runs counted on the mapping's
+    cores (:func:`snnfast.chip.run_chip`, every layer recorded) and
+    :func:`snnfast.chip.estimate_energy` reads the counts. Spike and synaptic-event counts are
+    the engine's own.
     """
     net = model.network
-    result = net.run(
-        image[None],
-        settings.timesteps,
-        delay=settings.delay,
-        v_init=settings.v_init,
-        threads=settings.threads,
-        early_exit=settings.early_exit,
-    )
-    report = estimate_energy(mapping, result)
+    counted = run_chip(mapping, image[None], settings)
+    result = counted.result
+    report = estimate_energy(counted)
     spikes = result.spikes_per_layer()[0]
     synops = result.synops[0]
     layers = tuple(
