@@ -47,6 +47,7 @@ class Engine:
         early_exit: int | None,
         checkpoints: list[int],
         memory_limit: int,
+        split: int | None = None,
     ) -> tuple[
         list[npt.NDArray[np.int32]],
         list[npt.NDArray[np.int32]],

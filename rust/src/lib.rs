@@ -17,9 +17,12 @@ mod compile;
 pub mod engine;
 pub mod error;
 pub mod geometry;
+mod helper;
 pub mod kernels;
 pub mod network;
 pub mod neuron;
+mod pipeline;
+mod simulate;
 mod step;
 
 #[cfg(feature = "python")]

@@ -253,11 +253,12 @@ impl Engine {
 
     /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
     /// synops `[S, N, L+1]`, the steps simulated `[S, N]` for `S` checkpoints (1 if none), and
-    /// the name of the kernel set that ran.
+    /// the name of the kernel set that ran. `split` forces how one image on two threads is
+    /// split into pipelined stages (`None`: by the expected work; 0: never).
     #[allow(clippy::too_many_arguments)] // keyword-only arguments of one Python call
     #[pyo3(signature = (
         images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints,
-        memory_limit
+        memory_limit, split=None
     ))]
     fn run<'py>(
         &self,
@@ -271,6 +272,7 @@ impl Engine {
         early_exit: Option<usize>,
         checkpoints: Vec<usize>,
         memory_limit: u64,
+        split: Option<usize>,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -290,6 +292,7 @@ impl Engine {
             checkpoints,
             kernels: Choice::from_env().map_err(to_py)?,
             memory_limit,
+            split,
         };
         let (net, ws) = (&self.net, &self.workspaces);
         // The calling thread re-attaches about every 25 ms to let Python run its signal

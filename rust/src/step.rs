@@ -15,13 +15,19 @@ pub(crate) struct LayerState {
     /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
     pub(crate) acc: Vec<i32>,
     pub(crate) acc16: Vec<i16>,
-    /// Spike bits of this step (bit `i % 64` of word `i / 64`).
+    /// Spike bits of this step (bit `i % 64` of word `i / 64`), and of the step before; one
+    /// word longer than the neurons need, always zero, so that any 64 bits can be read at once.
     pub(crate) mask: Vec<u64>,
+    pub(crate) prev_mask: Vec<u64>,
+    /// This step's and the previous step's spikes as indices (increasing), kept only when a
+    /// synapse group reads them (`listed`); groups that read the mask do not need them.
     pub(crate) spikes: Vec<u32>,
     pub(crate) prev_spikes: Vec<u32>,
     pub(crate) counts: Vec<i32>,
     /// Whether this run needs the layer's spike counts (recorded, or the early-exit decision).
     pub(crate) counting: bool,
+    /// Whether some synapse group reads this layer's spikes as a list of indices.
+    pub(crate) listed: bool,
 }
 
 /// Bytes of one worker's state for a layer of `size` neurons (`None`: too many to count), with
@@ -29,7 +35,7 @@ pub(crate) struct LayerState {
 pub(crate) fn state_bytes(size: Option<usize>, narrow: bool, current: bool) -> Bytes {
     let per = if narrow { 18 } else { 20 } + if current { 4 } else { 0 };
     match size {
-        Some(n) => Bytes::of(n, per).plus(Bytes::of(mask_words(n), 8)),
+        Some(n) => Bytes::of(n, per).plus(Bytes::of(mask_words(n) + 1, 16)),
         None => Bytes(None),
     }
 }
@@ -50,13 +56,57 @@ impl LayerState {
             u: zeroed(if current { size } else { 0 }, what)?,
             acc: zeroed(if narrow { 0 } else { size }, what)?,
             acc16: zeroed(if narrow { size } else { 0 }, what)?,
-            mask: zeroed(mask_words(size), what)?,
+            mask: zeroed(mask_words(size) + 1, what)?,
+            prev_mask: zeroed(mask_words(size) + 1, what)?,
             spikes,
             prev_spikes,
             counts: zeroed(size, what)?,
             counting: true,
+            listed: true,
         })
     }
+
+    /// Start a new step: this step's spikes become the previous step's.
+    #[inline]
+    pub(crate) fn next_step(&mut self) {
+        std::mem::swap(&mut self.spikes, &mut self.prev_spikes);
+        std::mem::swap(&mut self.mask, &mut self.prev_mask);
+    }
+
+    /// The spikes a group reads with synaptic delay `delay` (0: this step's, 1: the last's).
+    #[inline(always)]
+    fn seen(&self, delay: usize) -> Spikes<'_> {
+        if delay == 0 {
+            Spikes {
+                list: &self.spikes,
+                mask: &self.mask,
+            }
+        } else {
+            Spikes {
+                list: &self.prev_spikes,
+                mask: &self.prev_mask,
+            }
+        }
+    }
+}
+
+/// One step's spikes of a layer, as indices (when the layer is `listed`) and as bits.
+#[derive(Clone, Copy)]
+struct Spikes<'a> {
+    list: &'a [u32],
+    mask: &'a [u64],
+}
+
+/// Per layer (input first), whether some synapse group reads its spikes as a list of indices
+/// (every kind but non-overlapping pooling, which reads the bits).
+pub(crate) fn listed_layers(net: &crate::network::Network) -> Vec<bool> {
+    let mut listed = vec![false; net.layers.len() + 1];
+    for g in net.layers.iter().flat_map(|l| &l.groups) {
+        if !matches!(g.synapses, Synapses::Pool { .. }) {
+            listed[g.info.source] = true;
+        }
+    }
+    listed
 }
 
 /// One step of one layer: each group's scatter and the neuron update run as [`Task`]s, so that
@@ -73,12 +123,7 @@ pub(crate) fn layer_step<K: Kernels>(
 ) -> i64 {
     let mut events = 0;
     for g in &layer.groups {
-        let src = &sources[g.info.source];
-        let spikes = if delay == 0 {
-            &src.spikes
-        } else {
-            &src.prev_spikes
-        };
+        let spikes = sources[g.info.source].seen(delay);
         events += if layer.narrow {
             k.run(Scatter {
                 layer,
@@ -104,7 +149,7 @@ pub(crate) fn layer_step<K: Kernels>(
 struct Scatter<'a, A> {
     layer: &'a Layer,
     group: &'a Group,
-    spikes: &'a [u32],
+    spikes: Spikes<'a>,
     acc: &'a mut [A],
 }
 
@@ -158,27 +203,53 @@ fn update<A: Acc, K: Kernels>(
     }
 }
 
-/// Collect this step's spikes from the mask and count them.
+/// Collect this step's spikes from the mask (if some group reads them as a list) and count
+/// them (if the run needs the counts).
 #[inline(always)]
 pub(crate) fn finish_step(st: &mut LayerState) {
-    gather_spikes(&st.mask, &mut st.spikes);
-    if st.counting {
-        for &i in &st.spikes {
-            st.counts[i as usize] += 1;
+    if st.listed {
+        gather_spikes(&st.mask, &mut st.spikes);
+        if st.counting {
+            for &i in &st.spikes {
+                st.counts[i as usize] += 1;
+            }
+        }
+    } else if st.counting {
+        count_spikes(&st.mask, &mut st.counts);
+    }
+}
+
+/// `counts[i] += 1` for every set bit `i` of `mask`.
+#[inline(always)]
+fn count_spikes(mask: &[u64], counts: &mut [i32]) {
+    for (w, &word) in mask.iter().enumerate() {
+        let mut word = word;
+        while word != 0 {
+            counts[w * 64 + word.trailing_zeros() as usize] += 1;
+            word &= word - 1;
         }
     }
 }
 
-/// Add the synapses of group `g` for every spike in `spikes` (H, W, C indices of its source)
-/// into `acc` (the layer's, H, W, C); returns the number of synaptic events.
+/// Add the synapses of group `g` for every spike of its source (H, W, C indices) into `acc`
+/// (the layer's, H, W, C); returns the number of synaptic events.
 #[inline(always)]
 fn scatter<A: Acc, K: Kernels>(
     k: K,
     layer: &Layer,
     g: &Group,
-    spikes: &[u32],
+    spikes: Spikes,
     acc: &mut [A],
 ) -> i64 {
+    if let Synapses::Pool {
+        weight,
+        target,
+        channels,
+    } = &g.synapses
+    {
+        return pool_from_mask(k, *weight, target, *channels, spikes.mask, acc);
+    }
+    let spikes = spikes.list;
     let mut events = 0i64;
     let (out_w, c_out, offset) = (layer.shape.w, layer.shape.c, g.offset);
     match &g.synapses {
@@ -233,16 +304,7 @@ fn scatter<A: Acc, K: Kernels>(
                 }
             }
         }
-        Synapses::Pool { weight, target } => {
-            for &s in spikes {
-                let t = target[s as usize];
-                if t != NO_TARGET {
-                    let a = &mut acc[t as usize];
-                    *a = a.add(*weight);
-                    events += 1;
-                }
-            }
-        }
+        Synapses::Pool { .. } => unreachable!("pooling reads the mask"),
         Synapses::PoolWindows {
             weight,
             rows,
@@ -271,4 +333,50 @@ fn scatter<A: Acc, K: Kernels>(
         }
     }
     events
+}
+
+/// Non-overlapping pooling read straight from the source's spike bits: each source position
+/// `p` (of `channels` neurons, bits `p · channels ..`) reaches the run of output channels that
+/// starts at `target[p]` (or none), so its bits, 32 channels at a time, select which of them
+/// receive `weight`. At a few percent density this is far cheaper than listing the spikes and
+/// adding them one by one. Returns the synaptic events (spikes with a target).
+#[inline(always)]
+fn pool_from_mask<A: Acc, K: Kernels>(
+    k: K,
+    weight: i16,
+    target: &[u32],
+    channels: usize,
+    mask: &[u64],
+    acc: &mut [A],
+) -> i64 {
+    let mut events = 0i64;
+    for (p, &t) in target.iter().enumerate() {
+        if t == NO_TARGET {
+            continue;
+        }
+        let (mut bit, t) = (p * channels, t as usize);
+        let mut ch = 0;
+        while ch < channels {
+            let take = (channels - ch).min(32);
+            let bits = bits_at(mask, bit) as u32 & (u32::MAX >> (32 - take));
+            if bits != 0 {
+                events += bits.count_ones() as i64;
+                A::add_bits(k, &mut acc[t + ch..t + ch + take], bits, weight);
+            }
+            ch += 32;
+            bit += 32;
+        }
+    }
+    events
+}
+
+/// The 64 bits of `mask` from bit `bit` on (the mask's last word is padding, always zero).
+#[inline(always)]
+fn bits_at(mask: &[u64], bit: usize) -> u64 {
+    let (w, s) = (bit >> 6, bit & 63);
+    if s == 0 {
+        mask[w]
+    } else {
+        (mask[w] >> s) | (mask[w + 1] << (64 - s))
+    }
 }
