@@ -55,3 +55,12 @@ class Engine:
         npt.NDArray[np.int32],
         str,
     ]: ...
+    def scatter_floor(
+        self,
+        images: npt.NDArray[np.uint8],
+        *,
+        timesteps: int,
+        delay: int = 0,
+        v_init: float = 0.0,
+        min_seconds: float = 0.2,
+    ) -> tuple[int, float, str]: ...

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::error::{zeroed, Bytes, Error, Result};
+use crate::error::{Bytes, Error, Result};
 use crate::geometry::Shape;
 use crate::helper::{Helper, HelperSlot};
 use crate::kernels::{Choice, Kernels};
@@ -116,12 +116,7 @@ impl Workspaces {
         let cached = self.states.lock().map(|mut v| v.pop()).unwrap_or(None);
         match cached {
             Some(state) if state.len() == net.layers.len() + 1 => Ok(state),
-            _ => net
-                .shapes()
-                .iter()
-                .zip(state_kinds(net))
-                .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
-                .collect(),
+            _ => new_state(net),
         }
     }
 
@@ -156,6 +151,15 @@ impl Workspaces {
             *e = Some(per);
         }
     }
+}
+
+/// A fresh simulation state for every layer of `net`, input first.
+pub(crate) fn new_state(net: &Network) -> Result<Vec<LayerState>> {
+    net.shapes()
+        .iter()
+        .zip(state_kinds(net))
+        .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
+        .collect()
 }
 
 /// Per layer, input first: whether its accumulator is i16 and whether it has a current
@@ -237,11 +241,11 @@ pub fn run_with(
     let mut spike_counts = Vec::with_capacity(opts.record.len());
     let mut membrane = Vec::with_capacity(opts.record.len());
     for &l in &opts.record {
-        spike_counts.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
-        membrane.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
+        spike_counts.push(output::<i32>(n_out * shapes[l].size(), what)?);
+        membrane.push(output::<i32>(n_out * shapes[l].size(), what)?);
     }
-    let mut synops = zeroed::<i64>(n_out * n_layers, what)?;
-    let mut steps = zeroed::<i32>(n_out, what)?;
+    let mut synops = output::<i64>(n_out * n_layers, what)?;
+    let mut steps = output::<i32>(n_out, what)?;
     let outputs = Outputs {
         counts: spike_counts
             .iter_mut()
@@ -278,6 +282,51 @@ pub fn run_with(
         steps,
         kernels: opts.kernels.name(),
     })
+}
+
+/// Integers whose all-zero bytes are the value 0.
+trait Zero: Copy {}
+impl Zero for i32 {}
+impl Zero for i64 {}
+
+/// A zeroed output buffer of `n` integers, allocated fallibly. Unlike [`zeroed`] it does not
+/// write the zeros itself: a large buffer comes straight from the system as zero pages (asked
+/// to be huge pages where the system allows), so the workers' first writes, in parallel, are
+/// its only touch, instead of a single-threaded fill before the run and the writes after.
+fn output<T: Zero>(n: usize, what: &str) -> Result<Vec<T>> {
+    let fail = || Error::allocation(what, Bytes::of(n, std::mem::size_of::<T>()).0);
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| fail())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the layout has a nonzero size (checked).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        return Err(fail());
+    }
+    huge_pages(ptr as *mut u8, layout.size());
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `n` values of
+    // `T` (as `Vec` would), and all its bytes are zero, which is the value 0 of `T` (`Zero`).
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Ask the system to back the whole 2 MiB pages inside `len` bytes at `ptr` with huge pages
+/// (fewer page faults for large outputs). Advice only: failure changes nothing.
+#[allow(unused_variables)]
+fn huge_pages(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: madvise only advises on the pages of `start..end`, which lie inside the
+            // allocation; it does not change their contents (MADV_HUGEPAGE).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
 }
 
 fn check_options(net: &Network, opts: &RunOptions) -> Result<()> {
@@ -632,7 +681,7 @@ impl Job<'_> {
 }
 
 /// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
-fn load_image(image: &[u8], shape: Shape, out: &mut [i32]) {
+pub(crate) fn load_image(image: &[u8], shape: Shape, out: &mut [i32]) {
     for c in 0..shape.c {
         for p in 0..shape.h * shape.w {
             out[p * shape.c + c] = image[c * shape.h * shape.w + p] as i32;

@@ -16,6 +16,7 @@
 mod compile;
 pub mod engine;
 pub mod error;
+pub mod floor;
 pub mod geometry;
 mod helper;
 pub mod kernels;

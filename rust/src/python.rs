@@ -337,6 +337,39 @@ impl Engine {
         let steps = out.steps.into_pyarray(py);
         Ok((counts, mem, synops, steps, out.kernels))
     }
+
+    /// The scatter-add floor (`snnfast::floor`): one simulation of `images` traces the
+    /// convolution and dense runs, then only their additions are timed on one core for at
+    /// least `min_seconds`. Returns `(events, seconds, kernels)`.
+    #[pyo3(signature = (images, *, timesteps, delay=0, v_init=0.0, min_seconds=0.2))]
+    fn scatter_floor(
+        &self,
+        py: Python<'_>,
+        images: PyReadonlyArrayDyn<'_, u8>,
+        timesteps: usize,
+        delay: usize,
+        v_init: f64,
+        min_seconds: f64,
+    ) -> PyResult<(u64, f64, &'static str)> {
+        let data: Vec<u8> = images.as_array().iter().copied().collect();
+        let opts = RunOptions {
+            delay,
+            v_init,
+            kernels: Choice::from_env().map_err(to_py)?,
+            ..RunOptions::new(timesteps)
+        };
+        let net = &self.net;
+        if !(1..=MAX_TIMESTEPS).contains(&timesteps) || delay > 1 || !(0.0..1.0).contains(&v_init) {
+            return Err(ConfigError::new_err(format!(
+                "scatter_floor: timesteps must be in [1, {MAX_TIMESTEPS}], delay 0 or 1 and \
+                 v_init in [0, 1), got {timesteps}, {delay}, {v_init}"
+            )));
+        }
+        let floor = py
+            .detach(|| crate::floor::scatter_floor(net, &data, &opts, min_seconds))
+            .map_err(to_py)?;
+        Ok((floor.events, floor.seconds, floor.kernels))
+    }
 }
 
 /// The kernel set a run started now would use: `$SNNFAST_KERNELS`, else the best available.

@@ -50,6 +50,11 @@ pub(crate) trait Stop {
 }
 
 impl Simulation<'_> {
+    /// The initial potential of a layer of threshold `threshold`.
+    pub(crate) fn v0(&self, threshold: i32) -> i32 {
+        (self.v_init * threshold as f64).floor() as i32
+    }
+
     /// Simulate the layers of `stage` for one image. After the step that reaches checkpoint
     /// `c` (and, when the image exits early, for every checkpoint left), calls
     /// `emit(c, state, synops, steps simulated)`. Returns `false` if the run was stopped first.
@@ -72,18 +77,9 @@ impl Simulation<'_> {
         let out_layer = state.len() - 1;
         let listed = listed_layers(net);
         for (l, st) in state.iter_mut().enumerate() {
-            st.counting = self.record.contains(&l) || (self.early_exit.is_some() && l == out_layer);
-            st.listed = listed[l];
-            st.mask.fill(0);
-            st.prev_mask.fill(0);
-            let v0 = (self.v_init * thresholds[l] as f64).floor() as i32;
-            st.v.fill(v0);
-            st.u.fill(0);
-            st.acc.fill(0);
-            st.acc16.fill(0);
-            st.counts.fill(0);
-            st.spikes.clear();
-            st.prev_spikes.clear();
+            let counting =
+                self.record.contains(&l) || (self.early_exit.is_some() && l == out_layer);
+            st.reset(self.v0(thresholds[l]), counting, listed[l]);
         }
         synops.fill(0);
         let (mut last, mut stable) = (None, 0usize);

@@ -66,6 +66,21 @@ impl LayerState {
         })
     }
 
+    /// Prepare for a new image: potential `v0`, no current, input, spikes or counts.
+    pub(crate) fn reset(&mut self, v0: i32, counting: bool, listed: bool) {
+        self.counting = counting;
+        self.listed = listed;
+        self.mask.fill(0);
+        self.prev_mask.fill(0);
+        self.v.fill(v0);
+        self.u.fill(0);
+        self.acc.fill(0);
+        self.acc16.fill(0);
+        self.counts.fill(0);
+        self.spikes.clear();
+        self.prev_spikes.clear();
+    }
+
     /// Start a new step: this step's spikes become the previous step's.
     #[inline]
     pub(crate) fn next_step(&mut self) {
@@ -75,7 +90,7 @@ impl LayerState {
 
     /// The spikes a group reads with synaptic delay `delay` (0: this step's, 1: the last's).
     #[inline(always)]
-    fn seen(&self, delay: usize) -> Spikes<'_> {
+    pub(crate) fn seen(&self, delay: usize) -> Spikes<'_> {
         if delay == 0 {
             Spikes {
                 list: &self.spikes,
@@ -92,9 +107,9 @@ impl LayerState {
 
 /// One step's spikes of a layer, as indices (when the layer is `listed`) and as bits.
 #[derive(Clone, Copy)]
-struct Spikes<'a> {
-    list: &'a [u32],
-    mask: &'a [u64],
+pub(crate) struct Spikes<'a> {
+    pub(crate) list: &'a [u32],
+    pub(crate) mask: &'a [u64],
 }
 
 /// Per layer (input first), whether some synapse group reads its spikes as a list of indices
@@ -241,20 +256,56 @@ fn scatter<A: Acc, K: Kernels>(
     spikes: Spikes,
     acc: &mut [A],
 ) -> i64 {
-    if let Synapses::Pool {
-        weight,
-        target,
-        channels,
-    } = &g.synapses
-    {
-        return pool_from_mask(k, *weight, target, *channels, spikes.mask, acc);
+    let (out_w, c_out, offset) = (layer.shape.w, layer.shape.c, g.offset);
+    match &g.synapses {
+        Synapses::Pool {
+            weight,
+            target,
+            channels,
+        } => pool_from_mask(k, *weight, target, *channels, spikes.mask, acc),
+        Synapses::PoolWindows {
+            weight,
+            rows,
+            cols,
+            coords,
+        } => {
+            let mut events = 0i64;
+            for &s in spikes.list {
+                let (y, x, c) = coords.get(s as usize);
+                let (rs, cs) = (rows.of(y), cols.of(x));
+                events += (rs.len() * cs.len()) as i64;
+                for &(_, oy) in rs {
+                    for &(_, ox) in cs {
+                        let a = &mut acc[(oy as usize * out_w + ox as usize) * c_out + offset + c];
+                        *a = a.add(*weight);
+                    }
+                }
+            }
+            events
+        }
+        Synapses::Conv { weight, .. } | Synapses::Dense { weight, .. } => {
+            runs(layer, g, spikes.list, |a0, w0, len| {
+                A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len])
+            })
+        }
     }
-    let spikes = spikes.list;
+}
+
+/// The synaptic runs of a convolution or dense group for `spikes` (H, W, C indices of its
+/// source): for each, `run(a0, w0, len)` means `acc[a0 + j] += weight[w0 + j]` for `j < len`
+/// (`acc` the layer's accumulator, `weight` the group's table). Returns the synaptic events.
+/// Pooling groups have no runs (0).
+#[inline(always)]
+pub(crate) fn runs(
+    layer: &Layer,
+    g: &Group,
+    spikes: &[u32],
+    mut run: impl FnMut(usize, usize, usize),
+) -> i64 {
     let mut events = 0i64;
     let (out_w, c_out, offset) = (layer.shape.w, layer.shape.c, g.offset);
     match &g.synapses {
         Synapses::Conv {
-            weight,
             kh,
             kw,
             ipg,
@@ -263,6 +314,7 @@ fn scatter<A: Acc, K: Kernels>(
             cols,
             spans,
             coords,
+            ..
         } => {
             let (kh, kw, ipg, o) = (*kh, *kw, *ipg, *opg);
             // Weight offsets: input channel c, kernel row ky, flipped column kxf is
@@ -281,9 +333,11 @@ fn scatter<A: Acc, K: Kernels>(
                     let w_base = c * w_chan + kxf as usize * o;
                     let a_base = ox as usize * o;
                     for &(ky, oy) in rs {
-                        let w0 = w_base + ky as usize * w_row;
-                        let a0 = a_base + oy as usize * a_row;
-                        A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len]);
+                        run(
+                            a_base + oy as usize * a_row,
+                            w_base + ky as usize * w_row,
+                            len,
+                        );
                     }
                 }
             } else {
@@ -296,41 +350,20 @@ fn scatter<A: Acc, K: Kernels>(
                         let w_base = c * w_chan + ky as usize * w_row + (kw - 1) * o;
                         let a_base = oy as usize * out_w * c_out + first;
                         for &(kx, ox) in cs {
-                            let w0 = w_base - kx as usize * o;
-                            let a0 = a_base + ox as usize * c_out;
-                            A::add_run(k, &mut acc[a0..a0 + o], &weight[w0..w0 + o]);
+                            run(a_base + ox as usize * c_out, w_base - kx as usize * o, o);
                         }
                     }
                 }
             }
         }
-        Synapses::Pool { .. } => unreachable!("pooling reads the mask"),
-        Synapses::PoolWindows {
-            weight,
-            rows,
-            cols,
-            coords,
-        } => {
-            for &s in spikes {
-                let (y, x, c) = coords.get(s as usize);
-                let (rs, cs) = (rows.of(y), cols.of(x));
-                events += (rs.len() * cs.len()) as i64;
-                for &(_, oy) in rs {
-                    for &(_, ox) in cs {
-                        let a = &mut acc[(oy as usize * out_w + ox as usize) * c_out + offset + c];
-                        *a = a.add(*weight);
-                    }
-                }
-            }
-        }
-        Synapses::Dense { weight, out } => {
+        Synapses::Dense { out, .. } => {
             let o = *out;
             for &s in spikes {
-                let w0 = s as usize * o;
-                A::add_run(k, &mut acc[offset..offset + o], &weight[w0..w0 + o]);
+                run(offset, s as usize * o, o);
             }
             events = (spikes.len() * o) as i64;
         }
+        Synapses::Pool { .. } | Synapses::PoolWindows { .. } => {}
     }
     events
 }
