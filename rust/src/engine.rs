@@ -29,7 +29,7 @@ use crate::pipeline::Relay;
 pub use crate::simulate::decision;
 use crate::simulate::{Simulation, Stage, Stop};
 pub(crate) use crate::step::state_bytes;
-use crate::step::LayerState;
+use crate::step::{role_bytes, LayerState, Plan};
 
 /// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
 pub const MAX_TIMESTEPS: usize = 1 << 20;
@@ -155,10 +155,12 @@ impl Workspaces {
 
 /// A fresh simulation state for every layer of `net`, input first.
 pub(crate) fn new_state(net: &Network) -> Result<Vec<LayerState>> {
+    let plan = Plan::of(net);
     net.shapes()
         .iter()
         .zip(state_kinds(net))
-        .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
+        .zip(plan.0)
+        .map(|((s, (narrow, current)), role)| LayerState::new(s.size(), narrow, current, role))
         .collect()
 }
 
@@ -383,8 +385,10 @@ fn run_bytes(net: &Network, n_out: usize, threads: usize, opts: &RunOptions) -> 
     let worker = shapes
         .iter()
         .zip(state_kinds(net))
-        .fold(Bytes::of(net.input.size(), 4), |b, (s, (n, c))| {
+        .zip(Plan::of(net).0)
+        .fold(Bytes::of(net.input.size(), 4), |b, ((s, (n, c)), role)| {
             b.plus(state_bytes(Some(s.size()), n, c))
+                .plus(role_bytes(s.size(), n, role))
         });
     outputs.plus(worker.times(threads))
 }

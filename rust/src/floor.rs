@@ -2,12 +2,14 @@
 //! does nothing else, the figure the engine's synaptic events per second are measured against.
 //!
 //! [`scatter_floor`] simulates the images once and records every contiguous run of synapses
-//! the convolution and dense groups add (where in the accumulator, where in the weight table,
-//! how long), in the engine's order. It then times only those additions, with the run's kernel
-//! set, on one core, into accumulators of the layers' real sizes and types from the networks'
-//! real weight tables: the same run lengths and buffers, without finding the runs, updating
-//! neurons or collecting spikes. Pooling synapses (one addition each, a few per mille of the
-//! events) are left out.
+//! the convolution and dense groups add or subtract (where in the accumulator, where in the
+//! weight table, how long), in the engine's order, with the base currents of a complemented
+//! input (`crate::step`) once per image. It then times only those additions, with the run's
+//! kernel set, on one core, into accumulators of the layers' real sizes and types from the
+//! network's real weight tables: the same run lengths and buffers, without finding the runs,
+//! updating neurons or collecting spikes. Pooling synapses (one addition each, a few per mille
+//! of the events) are left out. With a complemented input the engine performs fewer additions
+//! than it delivers synaptic events, so the floor's additions are fewer than the run's events.
 
 use std::time::Instant;
 
@@ -16,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::kernels::{Choice, Kernels, Task};
 use crate::network::{Network, Synapses};
 use crate::neuron::Acc;
+use crate::scatter::runs;
 use crate::simulate::Simulation;
-use crate::step::{finish_step, layer_step, listed_layers, runs};
+use crate::step::{finish_step, layer_step, prepare_image, Spikes};
 
 /// Most runs a trace may hold (32 bytes each).
 const MAX_RUNS: usize = 1 << 22;
@@ -132,7 +135,6 @@ fn trace(
         early_exit: None,
         checkpoints: &[],
     };
-    let listed = listed_layers(net);
     let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
         .chain(net.layers.iter().map(|l| l.threshold))
         .collect();
@@ -140,45 +142,50 @@ fn trace(
     let mut pixels = vec![0i32; input.size()];
     let mut trace: Vec<Run> = Vec::new();
     let k = crate::kernels::Portable;
+    let whole = 0..net.layers.len() + 1;
     for image in images.chunks(input.size()) {
         crate::engine::load_image(image, input, &mut pixels);
         for (l, st) in state.iter_mut().enumerate() {
-            st.reset(sim.v0(thresholds[l]), false, listed[l]);
+            st.reset(sim.v0(thresholds[l]), false);
+        }
+        prepare_image(k, net, &mut state, &pixels, opts.timesteps, whole.clone());
+        // The base currents of a complemented input: the flipped neurons' runs, once.
+        let mut flipped = Vec::new();
+        crate::neuron::gather_spikes(&state[0].flip, &mut flipped);
+        for (i, layer) in net.layers.iter().enumerate() {
+            if state[i + 1].base.is_empty() && state[i + 1].base16.is_empty() {
+                continue;
+            }
+            for (gi, g) in layer
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.info.source == 0)
+            {
+                record(&mut trace, layer, g, &flipped, acc_at[i + 1], w_at[i][gi])?;
+            }
         }
         for _ in 0..opts.timesteps {
             for st in state.iter_mut() {
                 st.next_step();
             }
             let st = &mut state[0];
-            i16::update_plain(
-                k,
-                &mut st.v,
-                &mut st.acc16,
-                &mut st.mask,
-                &pixels,
-                net.input_threshold,
-            );
+            let th = net.input_threshold;
+            i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, &pixels, th);
             finish_step(st);
             for (i, layer) in net.layers.iter().enumerate() {
                 let (below, above) = state.split_at_mut(i + 1);
                 for (gi, g) in layer.groups.iter().enumerate() {
-                    let spikes = below[g.info.source].seen(opts.delay).list;
-                    let (a_base, w_base) = (acc_at[i + 1], w_at[i][gi]);
-                    runs(layer, g, spikes, |a0, w0, len| {
-                        if trace.len() < MAX_RUNS {
-                            trace.push(Run {
-                                wide: !layer.narrow,
-                                a0: a_base + a0,
-                                w0: w_base + w0,
-                                len,
-                            })
-                        }
-                    });
-                    if trace.len() >= MAX_RUNS {
-                        return Err(Error::config(format!(
-                            "scatter_floor: the trace holds more than {MAX_RUNS} runs; use \
-                             fewer images or time steps"
-                        )));
+                    let Spikes {
+                        list,
+                        quiet,
+                        flipped,
+                        ..
+                    } = below[g.info.source].seen(opts.delay);
+                    let (a0, w0) = (acc_at[i + 1], w_at[i][gi]);
+                    record(&mut trace, layer, g, list, a0, w0)?;
+                    if flipped {
+                        record(&mut trace, layer, g, quiet, a0, w0)?;
                     }
                 }
                 layer_step(k, layer, below, opts.delay, &mut above[0]);
@@ -204,6 +211,35 @@ pub fn thread_seconds() -> f64 {
     }
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// Append the runs of group `g` of `layer` for `spikes` to `trace`, the layer's accumulator at
+/// `acc_at` and the group's weights at `w_at` in the concatenations.
+fn record(
+    trace: &mut Vec<Run>,
+    layer: &crate::network::Layer,
+    g: &crate::network::Group,
+    spikes: &[u32],
+    acc_at: usize,
+    w_at: usize,
+) -> Result<()> {
+    runs(layer, g, spikes, |a0, w0, len| {
+        if trace.len() < MAX_RUNS {
+            trace.push(Run {
+                wide: !layer.narrow,
+                a0: acc_at + a0,
+                w0: w_at + w0,
+                len,
+            })
+        }
+    });
+    if trace.len() >= MAX_RUNS {
+        return Err(Error::config(format!(
+            "scatter_floor: the trace holds more than {MAX_RUNS} runs; use fewer images or \
+             time steps"
+        )));
+    }
+    Ok(())
 }
 
 /// The timed part: the traced additions, repeated.
@@ -273,12 +309,25 @@ mod tests {
         );
         let net = Network::new(input, 255, &[conv, dense], u64::MAX).unwrap();
         let images: Vec<u8> = (0..72).map(|i| (i * 53 % 256) as u8).collect();
-        let opts = RunOptions::new(7);
+        // One step: no input neuron is flipped, so one pass over the trace adds every event of
+        // the engine's run (there is no pooling here).
+        let opts = RunOptions::new(1);
         let out = crate::engine::run(&net, &images, &opts).unwrap();
         let floor = scatter_floor(&net, &images, &opts, 0.0).unwrap();
-        // One pass over the trace: every event of the engine's run (no pooling here).
         assert_eq!(floor.events, out.synops.iter().sum::<i64>() as u64);
         assert!(floor.seconds > 0.0);
         assert!(scatter_floor(&net, &images[..5], &opts, 0.0).is_err());
+        // Many steps of bright pixels: the complemented input needs fewer additions than
+        // events.
+        let bright = vec![250u8; 72];
+        let opts = RunOptions::new(20);
+        let out = crate::engine::run(&net, &bright, &opts).unwrap();
+        let floor = scatter_floor(&net, &bright, &opts, 0.0).unwrap();
+        let events = out.synops.iter().sum::<i64>() as u64;
+        assert!(
+            floor.events < events / 2,
+            "{} additions for {events} events",
+            floor.events
+        );
     }
 }

@@ -37,6 +37,12 @@ pub trait Kernels: Copy + Send + Sync + 'static {
     /// `acc[j] += w[j]` (wrapping) into `i32`, for `j < w.len()`; `acc` must be at least as long.
     fn add_i32(self, acc: &mut [i32], w: &[i16]);
 
+    /// `acc[j] -= w[j]` (wrapping) for `j < w.len()`; `acc` must be at least as long.
+    fn sub_i16(self, acc: &mut [i16], w: &[i16]);
+
+    /// `acc[j] -= w[j]` (wrapping) into `i32`, for `j < w.len()`.
+    fn sub_i32(self, acc: &mut [i32], w: &[i16]);
+
     /// `acc[j] += w` (wrapping) for every set bit `j` of `bits`; `bits` must have no bit at or
     /// above `acc.len()` (at most 32).
     fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16);
@@ -74,6 +80,22 @@ impl Kernels for Portable {
         let acc = &mut acc[..w.len()];
         for (a, b) in acc.iter_mut().zip(w) {
             *a = a.wrapping_add(*b as i32);
+        }
+    }
+
+    #[inline(always)]
+    fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+        let acc = &mut acc[..w.len()];
+        for (a, b) in acc.iter_mut().zip(w) {
+            *a = a.wrapping_sub(*b);
+        }
+    }
+
+    #[inline(always)]
+    fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+        let acc = &mut acc[..w.len()];
+        for (a, b) in acc.iter_mut().zip(w) {
+            *a = a.wrapping_sub(*b as i32);
         }
     }
 
@@ -155,6 +177,18 @@ macro_rules! vector_kernels {
             }
 
             #[inline(always)]
+            fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::sub_i16(acc, w) }
+            }
+
+            #[inline(always)]
+            fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::sub_i32(acc, w) }
+            }
+
+            #[inline(always)]
             fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16) {
                 let n = acc.len().min(32);
                 assert!(n == 32 || bits >> n == 0, "bits beyond the accumulator");
@@ -223,6 +257,12 @@ macro_rules! vector_kernels {
             }
             fn add_i32(self, acc: &mut [i32], w: &[i16]) {
                 Portable.add_i32(acc, w)
+            }
+            fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+                Portable.sub_i16(acc, w)
+            }
+            fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+                Portable.sub_i32(acc, w)
             }
             fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16) {
                 Portable.add_bits_i16(acc, bits, w)
@@ -353,51 +393,73 @@ mod avx2 {
         task.run(k)
     }
 
-    /// AVX2 `acc[j] += w[j]` for i16.
-    ///
-    /// # Safety
-    /// The processor must support AVX2.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn add_i16(acc: &mut [i16], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 16 <= n {
-            // SAFETY: j + 16 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
-                let b = _mm256_loadu_si256(pw.add(j) as *const __m256i);
-                _mm256_storeu_si256(pa.add(j) as *mut __m256i, _mm256_add_epi16(a, b));
+    /// AVX2 `acc[j] op= w[j]` over a run, for i16 (`$op16`) and i32 accumulators (`$op32`).
+    macro_rules! run_kernels {
+        ($name16:ident, $name32:ident, $op16:ident, $op32:ident, $portable16:ident, $portable32:ident) => {
+            /// AVX2 run kernel for i16 accumulators.
+            ///
+            /// # Safety
+            /// The processor must support AVX2.
+            #[inline]
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 16 <= n {
+                    // SAFETY: j + 16 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
+                        let b = _mm256_loadu_si256(pw.add(j) as *const __m256i);
+                        _mm256_storeu_si256(pa.add(j) as *mut __m256i, $op16(a, b));
+                    }
+                    j += 16;
+                }
+                Portable.$portable16(&mut acc[j..n], &w[j..]);
             }
-            j += 16;
-        }
-        Portable.add_i16(&mut acc[j..n], &w[j..]);
+
+            /// AVX2 run kernel for i32 accumulators and i16 weights.
+            ///
+            /// # Safety
+            /// The processor must support AVX2.
+            #[inline]
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 8 <= n {
+                    // SAFETY: j + 8 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
+                        let b = _mm256_cvtepi16_epi32(_mm_loadu_si128(pw.add(j) as *const __m128i));
+                        _mm256_storeu_si256(pa.add(j) as *mut __m256i, $op32(a, b));
+                    }
+                    j += 8;
+                }
+                Portable.$portable32(&mut acc[j..n], &w[j..]);
+            }
+        };
     }
 
-    /// AVX2 `acc[j] += w[j]` for i32 accumulators and i16 weights.
-    ///
-    /// # Safety
-    /// The processor must support AVX2.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn add_i32(acc: &mut [i32], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 8 <= n {
-            // SAFETY: j + 8 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
-                let b = _mm256_cvtepi16_epi32(_mm_loadu_si128(pw.add(j) as *const __m128i));
-                _mm256_storeu_si256(pa.add(j) as *mut __m256i, _mm256_add_epi32(a, b));
-            }
-            j += 8;
-        }
-        Portable.add_i32(&mut acc[j..n], &w[j..]);
-    }
+    run_kernels!(
+        add_i16,
+        add_i32,
+        _mm256_add_epi16,
+        _mm256_add_epi32,
+        add_i16,
+        add_i32
+    );
+    run_kernels!(
+        sub_i16,
+        sub_i32,
+        _mm256_sub_epi16,
+        _mm256_sub_epi32,
+        sub_i16,
+        sub_i32
+    );
 
     /// The lanes of 16 i16 (or 8 i32) whose bit is set in `bits`, as all-ones lanes.
     #[inline]
@@ -556,69 +618,79 @@ mod avx512 {
         task.run(k)
     }
 
-    /// AVX-512 `acc[j] += w[j]` for i16, 32 lanes a vector.
-    ///
-    /// # Safety
-    /// The processor must support AVX-512 F, BW and VL.
-    #[inline]
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    pub unsafe fn add_i16(acc: &mut [i16], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 32 <= n {
-            // SAFETY: j + 32 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
-                let b = _mm512_loadu_si512(pw.add(j) as *const __m512i);
-                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi16(a, b));
+    /// AVX-512 `acc[j] op= w[j]` over a run, for i16 (`$op16`, 32 lanes a vector) and i32
+    /// accumulators (`$op32`, 16 lanes), masked tails.
+    macro_rules! run_kernels {
+        ($name16:ident, $name32:ident, $op16:ident, $op32:ident) => {
+            /// AVX-512 run kernel for i16 accumulators.
+            ///
+            /// # Safety
+            /// The processor must support AVX-512 F, BW and VL.
+            #[inline]
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 32 <= n {
+                    // SAFETY: j + 32 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                        let b = _mm512_loadu_si512(pw.add(j) as *const __m512i);
+                        _mm512_storeu_si512(pa.add(j) as *mut __m512i, $op16(a, b));
+                    }
+                    j += 32;
+                }
+                if j < n {
+                    let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
+                                                              // SAFETY: only the first n − j lanes are read and written (the mask), and
+                                                              // those lie inside both slices.
+                    unsafe {
+                        let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
+                        let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
+                        _mm512_mask_storeu_epi16(pa.add(j), m, $op16(a, b));
+                    }
+                }
             }
-            j += 32;
-        }
-        if j < n {
-            let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
-                                                      // SAFETY: only the first n − j lanes are read and written (the mask), and those
-                                                      // lie inside both slices.
-            unsafe {
-                let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
-                let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
-                _mm512_mask_storeu_epi16(pa.add(j), m, _mm512_add_epi16(a, b));
+
+            /// AVX-512 run kernel for i32 accumulators and i16 weights.
+            ///
+            /// # Safety
+            /// The processor must support AVX-512 F, BW and VL.
+            #[inline]
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 16 <= n {
+                    // SAFETY: j + 16 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                        let b =
+                            _mm512_cvtepi16_epi32(_mm256_loadu_si256(pw.add(j) as *const __m256i));
+                        _mm512_storeu_si512(pa.add(j) as *mut __m512i, $op32(a, b));
+                    }
+                    j += 16;
+                }
+                if j < n {
+                    let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
+                                                                       // SAFETY: only the first n − j lanes are read and written (the mask), and
+                                                                       // those lie inside both slices.
+                    unsafe {
+                        let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
+                        let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
+                        _mm512_mask_storeu_epi32(pa.add(j), m, $op32(a, b));
+                    }
+                }
             }
-        }
+        };
     }
 
-    /// AVX-512 `acc[j] += w[j]` for i32 accumulators and i16 weights, 16 lanes a vector.
-    ///
-    /// # Safety
-    /// The processor must support AVX-512 F, BW and VL.
-    #[inline]
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    pub unsafe fn add_i32(acc: &mut [i32], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 16 <= n {
-            // SAFETY: j + 16 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
-                let b = _mm512_cvtepi16_epi32(_mm256_loadu_si256(pw.add(j) as *const __m256i));
-                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi32(a, b));
-            }
-            j += 16;
-        }
-        if j < n {
-            let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
-                                                               // SAFETY: only the first n − j lanes are read and written (the mask), and those
-                                                               // lie inside both slices.
-            unsafe {
-                let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
-                let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
-                _mm512_mask_storeu_epi32(pa.add(j), m, _mm512_add_epi32(a, b));
-            }
-        }
-    }
+    run_kernels!(add_i16, add_i32, _mm512_add_epi16, _mm512_add_epi32);
+    run_kernels!(sub_i16, sub_i32, _mm512_sub_epi16, _mm512_sub_epi32);
 
     /// AVX-512 `acc[j] += w` where bit `j` of `bits` is set (a masked load, add and store: lanes
     /// without a bit are neither read nor written).
@@ -748,6 +820,12 @@ mod tests {
             let mut b32 = a32.clone();
             Portable.add_i32(&mut a32, &w[..len]);
             k.add_i32(&mut b32, &w[..len]);
+            assert_eq!(a32, b32);
+            Portable.sub_i16(&mut a16, &w[..len]);
+            k.sub_i16(&mut b16, &w[..len]);
+            assert_eq!(a16, b16);
+            Portable.sub_i32(&mut a32, &w[..len]);
+            k.sub_i32(&mut b32, &w[..len]);
             assert_eq!(a32, b32);
         }
         for c in [8usize, 16, 3, 32, 48] {

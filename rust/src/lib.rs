@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod network;
 pub mod neuron;
 mod pipeline;
+mod scatter;
 mod simulate;
 mod step;
 

@@ -22,10 +22,11 @@ pub(crate) const DEPTH: usize = 8;
 /// update costs about as much as three events).
 const UPDATE_COST: f64 = 3.0;
 
-/// One step's spikes of one layer in transit.
+/// One step's spikes of one layer in transit (`quiet`: of a complemented input layer).
 struct Parcel {
     mask: Vec<u64>,
     list: Vec<u32>,
+    quiet: Vec<u32>,
 }
 
 /// The spikes of the layers `layers` (of the first stage, read by the second), step by step.
@@ -51,11 +52,15 @@ impl<'a> Relay<'a> {
                 let mut p = Parcel {
                     mask: Vec::new(),
                     list: Vec::new(),
+                    quiet: Vec::new(),
                 };
-                let fail = || Error::allocation("the pipeline's buffers", Bytes::of(n, 4).0);
+                let fail = || Error::allocation("the pipeline's buffers", Bytes::of(n, 8).0);
                 p.mask.try_reserve_exact(words).map_err(|_| fail())?;
                 p.mask.resize(words, 0);
                 p.list.try_reserve_exact(n).map_err(|_| fail())?;
+                if l == 0 {
+                    p.quiet.try_reserve_exact(n).map_err(|_| fail())?;
+                }
                 parcels.push(p);
             }
             slots.push(Mutex::new(parcels));
@@ -83,9 +88,12 @@ impl<'a> Relay<'a> {
             let st = &state[l];
             p.mask.copy_from_slice(&st.mask);
             p.list.clear();
+            p.quiet.clear();
             if st.listed {
-                // Within the capacity reserved in `new` (a layer's spikes are at most its size).
+                // Within the capacities reserved in `new` (a layer's spikes are at most its
+                // size; only the input layer has quiet ones).
                 p.list.extend_from_slice(&st.spikes);
+                p.quiet.extend_from_slice(&st.quiet);
             }
         }
         drop(slot);
@@ -104,6 +112,7 @@ impl<'a> Relay<'a> {
             let st = &mut state[l];
             std::mem::swap(&mut st.mask, &mut p.mask);
             std::mem::swap(&mut st.spikes, &mut p.list);
+            std::mem::swap(&mut st.quiet, &mut p.quiet);
         }
         drop(slot);
         self.received.store(t + 1, Ordering::Release);

@@ -10,7 +10,7 @@ use crate::kernels::Kernels;
 use crate::network::Network;
 use crate::neuron::Acc;
 use crate::pipeline::Relay;
-use crate::step::{finish_step, layer_step, listed_layers, LayerState};
+use crate::step::{finish_step, layer_step, prepare_image, LayerState};
 
 /// The layers one thread simulates for an image: `lo..hi` (0 = input), receiving the spikes
 /// of earlier layers it reads from `inbox` and sending those later stages read to `outbox`.
@@ -75,12 +75,12 @@ impl Simulation<'_> {
             .chain(net.layers.iter().map(|l| l.threshold))
             .collect();
         let out_layer = state.len() - 1;
-        let listed = listed_layers(net);
         for (l, st) in state.iter_mut().enumerate() {
             let counting =
                 self.record.contains(&l) || (self.early_exit.is_some() && l == out_layer);
-            st.reset(self.v0(thresholds[l]), counting, listed[l]);
+            st.reset(self.v0(thresholds[l]), counting);
         }
+        prepare_image(k, net, state, pixels, self.timesteps, stage.lo..stage.hi);
         synops.fill(0);
         let (mut last, mut stable) = (None, 0usize);
         let mut next = 0;
