@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
+from snnfast._checks import all_cores
 from snnfast.latency import measure
+from snnfast.paper.published import PAPER_XEON_BATCH1_MS, PAPER_XEON_LARGE_MS
 
 N_CORPUS = 10_000
-PAPER_XEON_BATCH1_MS = 0.216
-PAPER_XEON_LARGE_MS = 0.0073
 
 
 def _best_of(fn, repeat: int = 3) -> float:
@@ -38,7 +36,7 @@ def torch_ann(converted):
         {k: torch.from_numpy(np.asarray(v)) for k, v in converted.ann_state.items()}
     )
     model.eval()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(all_cores())
     return model
 
 
@@ -141,7 +139,7 @@ def test_hnsw_index_build(benchmark, ann_embeddings):
         items=N_CORPUS,
         dim=corpus.meta.dim,
         items_per_s=N_CORPUS / benchmark.stats.stats.median,
-        threads=os.cpu_count(),
+        threads=all_cores(),
     )
 
 

@@ -25,12 +25,8 @@ def test_images() -> np.ndarray:
 @pytest.fixture(scope="session")
 def converted():
     """The shipped 32-64-10, converted with Algorithm 1 on 1,000 seeded training images."""
-    from snnfast.ann import SHIPPED_MODEL, load_model
-    from snnfast.convert import convert
     from snnfast.data import load_fashion_mnist
-    from snnfast.pipeline import calibration_indices
+    from snnfast.evaluation import calibrate_and_convert
 
-    arch, state, _ = load_model(SHIPPED_MODEL)
     train, _ = load_fashion_mnist("train")
-    calib = train[calibration_indices(len(train))]
-    return convert(state, arch, calibration_images=calib)
+    return calibrate_and_convert(None, train)

@@ -11,5 +11,7 @@ if [ "${FAST:-0}" = 1 ]; then
     export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 fi
 PYO3_PYTHON="$PY" cargo build --release --features python --lib -q
-cp target/release/libsnnfast.so python/snnfast/_core.abi3.so
+# A new file renamed into place: processes that loaded the old one keep their copy.
+cp target/release/libsnnfast.so python/snnfast/.core.tmp.so
+mv -f python/snnfast/.core.tmp.so python/snnfast/_core.abi3.so
 echo "built python/snnfast/_core.abi3.so"

@@ -12,15 +12,16 @@ from helpers_chip import adjacency, core_of
 from snnfast import AvgPool2d, Conv2d, Dense, Network
 from snnfast.chip import (
     RESOURCES,
-    TABLE1_SPECS,
+    EnergyModel,
     Loihi1,
     check_deployable,
+    core_map,
     map_network,
-    table1_deployability,
-    table1_network,
+    sources,
 )
 from snnfast.errors import ConfigError, ResourceError
-from snnfast.plots import core_map
+from snnfast.paper.published import TABLE1_SPECS
+from snnfast.paper.table1 import table1_deployability, table1_network
 
 ONE = Loihi1(soft_reset_compartments=1)
 
@@ -304,3 +305,30 @@ def test_core_map_writes_a_png(tmp_path):
     assert list(tmp_path.glob("**/.*.tmp")) == []
     with pytest.raises(ConfigError):
         core_map("not a mapping", tmp_path / "x.png")  # type: ignore[arg-type]
+
+
+def test_every_profile_value_is_named_and_sourced():
+    for profile in (Loihi1, EnergyModel):
+        found = sources(profile)
+        assert found and all(len(text) > 10 for text in found.values()), found
+    assert "Davies" in sources(Loihi1())["max_compartments"]
+    assert "Liu et al. 2022" in sources(EnergyModel)["static_power_w"]
+    # frozen values, changed only by making a new profile (which is checked again)
+    chip = Loihi1()
+    with pytest.raises(AttributeError):
+        chip.max_chips = 2  # type: ignore[misc]
+    assert chip.replace(max_chips=2).max_chips == 2 and chip.max_chips == 1
+    with pytest.raises(ConfigError, match="max_compartments"):
+        chip.replace(max_compartments=0)
+
+
+def test_mapping_summary_is_a_record():
+    import json
+
+    from snnfast.chip import MappingSummary
+
+    m = map_network(table1_network("4-8-10"))
+    s = m.summary()
+    assert s.n_cores == m.n_cores and s.cores_per_layer == m.cores_per_layer
+    assert s.report == m.report() and s.notes == list(m.notes)
+    assert MappingSummary.from_json(json.loads(json.dumps(s.to_json()))) == s

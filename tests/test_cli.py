@@ -5,30 +5,30 @@ from __future__ import annotations
 import pytest
 
 from snnfast import ann, cli
+from snnfast.evaluation import EmbeddingScores
+from snnfast.paper.table2 import format_table2
 
 pytestmark = pytest.mark.skipif(not ann.SHIPPED_MODEL.exists(), reason="no shipped model")
 
 
 def test_table2_shows_our_figures_beside_the_papers():
-    rows = [
-        {
-            "name": "ANN",
-            "classification": 0.9,
-            "top1": 0.8,
-            "top3": 0.95,
-            "map_at_10": 0.85,
-            "recall_at_10": 0.99,
-        },
-        {
-            "name": "SNN(16)",
-            "classification": 0.85,
-            "top1": 0.8,
-            "top3": 0.9,
-            "map_at_10": 0.8,
-            "recall_at_10": None,
-        },
-    ]
-    text = cli.table2(rows)
+    def row(name, classification, top1, top3, map_at_10, recall_at_10):
+        return EmbeddingScores(
+            name=name,
+            readout="ann" if name == "ANN" else "membrane",
+            timesteps=0 if name == "ANN" else 16,
+            classification=classification,
+            top1=top1,
+            top3=top3,
+            map_at_10=map_at_10,
+            recall_at_10=recall_at_10,
+            n_queries=10,
+            recall_queries=0 if recall_at_10 is None else 10,
+            timings={},
+        )
+
+    rows = [row("ANN", 0.9, 0.8, 0.95, 0.85, 0.99), row("SNN(16)", 0.85, 0.8, 0.9, 0.8, None)]
+    text = format_table2(rows)
     assert " 90.00" in text and " 95.00" in text and "85.05 / 85.55 / 93.56" in text
     assert text.count("—") == 1  # only the missing recall
 
@@ -95,3 +95,41 @@ def test_train_writes_a_model_the_converter_reads(tmp_path, capsys):
     arch, state, meta = ann.load_model(out)
     assert arch.spec == "4-8-10" and meta["recipe"]["epochs"] == 1
     assert cli.main(["-q", "convert", str(out), "--out", str(tmp_path / "s.npz")]) == 0
+
+
+def test_bad_counts_exit_2_naming_the_option(tmp_path, capsys):
+    for argv in (
+        ["evaluate", "--timesteps", "0"],
+        ["evaluate", "--timesteps", "-4"],
+        ["demo", "--n-train", "x"],
+        ["chip", "m.npz", "--n-images", "0"],
+        ["lowlatency", str(tmp_path), "--energy-images", "0"],
+        ["reproduce", str(tmp_path), "--jobs", "0"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["-q", *argv])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {argv[-2]}" in err and ">= 1" in err, argv
+
+
+def test_output_paths_are_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    import snnfast.paper.table2 as table2
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the evaluation ran before the output path was checked")
+
+    monkeypatch.setattr(table2, "run_pipeline", refuse)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert cli.main(["-q", "evaluate", "--json", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file, not a folder")
+    assert cli.main(["-q", "evaluate", "--json", str(plain / "r.json")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    assert cli.main(["-q", "demo", "--out", str(plain / "demo")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    assert cli.main(["-q", "chip", "m.npz", "--png", str(plain / "c.png")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    assert plain.read_text() == "a file, not a folder"

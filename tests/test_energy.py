@@ -3,20 +3,26 @@ end-to-end runs of the engine checked against a brute-force per-core count."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from helpers_chip import adjacency, core_of
 
 from snnfast import Dense, Network, RunResult
-from snnfast.chip import Loihi1, map_network, table1_network
-from snnfast.energy import (
-    PAPER_LOIHI,
+from snnfast.chip import (
     EnergyModel,
-    compare_with_paper,
+    EnergySummary,
+    Loihi1,
     estimate_energy,
     estimate_network,
+    map_network,
 )
 from snnfast.errors import ConfigError, ShapeError
+from snnfast.paper.hardware import compare_with_paper
+from snnfast.paper.published import PAPER_LOIHI
+from snnfast.paper.table1 import table1_network
+from snnfast.settings import RunSettings
 
 ONE = Loihi1(soft_reset_compartments=1)
 PJ = 1e-12
@@ -158,6 +164,9 @@ def test_calibration_reproduces_the_paper_runtimes():
     for t, p in PAPER_LOIHI.items():
         assert model.fixed_overhead_s + t * step == pytest.approx(p.latency_s)
     assert model.fixed_overhead_s == pytest.approx(1.70e-3, abs=0.01e-3)
+    # the library's sourced copy of the calibration is the paper's Loihi rows, exactly
+    assert model.static_power_w == PAPER_LOIHI[16].static_power_w
+    assert model.fixed_overhead_s == PAPER_LOIHI[16].latency_s - 16 * step
 
 
 # -- end to end ---------------------------------------------------------------------------
@@ -219,14 +228,29 @@ def test_delay_one_keeps_the_engines_exact_totals():
 
 def test_estimate_network_and_paper_table():
     net = table1_network("4-8-10", w_max=40)
-    mapping, rep = estimate_network(net, _images(2), timesteps=16, threads=1)
+    mapping, rep = estimate_network(net, _images(2), RunSettings(timesteps=16, threads=1))
     again = estimate_energy(mapping, net.run(_images(2), 16, threads=1))
     assert rep.total_energy_j == pytest.approx(again.total_energy_j)
     table = compare_with_paper([rep])
     assert "2.9840" in table and "dynamic energy" in table
-    _, rep7 = estimate_network(net, _images(1), timesteps=7)
+    assert compare_with_paper([rep.summary()]) == table  # the record gives the same table
+    _, rep7 = estimate_network(net, _images(1), RunSettings(timesteps=7))
     with pytest.raises(ConfigError, match="paper measured"):
         compare_with_paper([rep7])
+    # the run's settings all reach the engine
+    s = RunSettings(timesteps=12, delay=1, v_init=0.5, early_exit=2, threads=1)
+    _, rep_s = estimate_network(net, _images(2), s)
+    want = estimate_energy(
+        mapping, net.run(_images(2), 12, delay=1, v_init=0.5, early_exit=2, threads=1)
+    )
+    np.testing.assert_array_equal(rep_s.steps_per_image, want.steps_per_image)
+    assert rep_s.total_energy_j == want.total_energy_j
+    with pytest.raises(ConfigError, match="RunSettings"):
+        estimate_network(net, _images(1), 16)  # type: ignore[arg-type]
+    summary = rep.summary()
+    assert summary.total_energy_j == rep.total_energy_j and summary.timesteps == 16
+    assert summary.mean_steps == 16 and summary.n_cores == mapping.n_cores
+    assert EnergySummary.from_json(json.loads(json.dumps(summary.to_json()))) == summary
 
 
 def test_mismatched_runs_are_rejected():

@@ -10,9 +10,11 @@ import pytest
 from helpers_convert import random_state
 
 from snnfast import latency
+from snnfast._checks import all_cores
 from snnfast.ann import Architecture
 from snnfast.convert import convert
-from snnfast.errors import ConfigError
+from snnfast.errors import ConfigError, ShapeError
+from snnfast.settings import RunSettings
 
 
 def test_measure_counts_calls_and_times_them() -> None:
@@ -30,9 +32,11 @@ def test_measure_counts_calls_and_times_them() -> None:
     assert m.per_item_s == pytest.approx(m.median_s / 4)
     assert m.total_s == pytest.approx(sum(m.samples_s))
     assert m.energy_j is None and m.energy_per_item_j is None and m.power_w is None
-    d = m.as_dict()
+    d = m.summary().to_json()
     json.dumps(d)
     assert d["repeats"] == 5 and d["per_item_s"] == m.per_item_s
+    assert latency.MeasurementSummary.from_json(d) == m.summary()
+    assert latency.Measurement.from_json(json.loads(json.dumps(m.to_json()))) == m
 
 
 def test_median_resists_one_slow_call() -> None:
@@ -103,10 +107,12 @@ def test_unreadable_rapl_counter_gives_none(tmp_path) -> None:
 
 def test_machine_info_is_complete_and_serialisable() -> None:
     info = latency.machine_info()
-    json.dumps(info)
-    assert info["logical_cpus"] >= 1 and 1 <= info["usable_cpus"] <= info["logical_cpus"]
-    assert isinstance(info["cpu_model"], str) and info["cpu_model"]
-    assert info["rapl_readable"] in (True, False)
+    json.dumps(info.to_json())
+    assert info.logical_cpus >= 1 and 1 <= info.usable_cpus <= info.logical_cpus
+    assert isinstance(info.cpu_model, str) and info.cpu_model
+    assert info.rapl_readable in (True, False)
+    assert info.usable_cpus == all_cores()
+    assert latency.MachineInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
 
 
 def test_ensure_passive_omp(monkeypatch) -> None:
@@ -136,8 +142,13 @@ def test_ann_and_engine_timers(tiny) -> None:
     assert m1.items == 1 and mb.items == 50 and len(mb.samples_s) == 2
     assert m1.per_item_s > 0 and mb.per_item_s > 0
     model = convert(state, arch, calibration_images=images)
-    e = latency.time_engine(model.network, images, 8, batch_size=5, threads=1, repeats=3, warmup=1)
+    settings = RunSettings(timesteps=8, threads=1)
+    e = latency.time_engine(model.network, images, settings, batch_size=5, repeats=3, warmup=1)
     assert e.items == 5 and len(e.samples_s) == 3 and e.per_item_s > 0
+    with pytest.raises(ConfigError, match="RunSettings"):
+        latency.time_engine(model.network, images, 8)  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match="empty"):
+        latency.time_engine(model.network, images[:0], settings)
 
 
 def test_torch_timer_restores_threads(tiny) -> None:

@@ -16,13 +16,10 @@ from snnfast.ann import Architecture
 from snnfast.convert import ConversionConfig, ConvertedModel, convert
 from snnfast.embed import embed, embed_readouts
 from snnfast.errors import ConfigError, ModelFormatError
-from snnfast.lowlatency import (
-    Variant,
-    ann_embeddings,
-    lowlatency_report,
-    select_early_exit,
-    standard_variants,
-)
+from snnfast.evaluation import ann_embeddings
+from snnfast.paper.lowlatency import lowlatency_report, standard_variants
+from snnfast.settings import RunSettings
+from snnfast.variants import Variant, select_early_exit
 
 TINY = Architecture.parse("4-8-10")
 
@@ -52,7 +49,8 @@ def toy_state() -> dict[str, np.ndarray]:
 def test_v_init_starts_at_half_threshold_and_is_the_models_run_setting(tiny) -> None:
     state, x, plain = tiny
     half = convert(state, TINY, calibration_images=x, config=ConversionConfig(v_init=0.5))
-    assert plain.run_settings == {"v_init": 0.0} and half.run_settings == {"v_init": 0.5}
+    assert plain.settings.v_init == 0.0 and half.settings.v_init == 0.5
+    assert plain.settings.v_init == 0.0 and half.settings.v_init == 0.5
     # the conversion itself does not depend on v_init (only balancing runs the SNN)
     assert half.thresholds == plain.thresholds
     # a neuron with bias b and no input ends one sub-threshold step at floor(v_init * th) + b
@@ -67,8 +65,8 @@ def test_v_init_starts_at_half_threshold_and_is_the_models_run_setting(tiny) -> 
     # embed uses the model's v_init unless told otherwise
     imgs = fashion("test", 20)[0]
     by_default = embed(half, imgs, "spike_count", timesteps=4, progress=False)
-    explicit = embed(half, imgs, "spike_count", timesteps=4, progress=False, v_init=0.5)
-    zero = embed(half, imgs, "spike_count", timesteps=4, progress=False, v_init=0.0)
+    explicit = embed(half, imgs, "spike_count", RunSettings(timesteps=4, v_init=0.5))
+    zero = embed(half, imgs, "spike_count", RunSettings(timesteps=4, v_init=0.0))
     np.testing.assert_array_equal(by_default.vectors, explicit.vectors)
     assert not np.array_equal(by_default.vectors, zero.vectors)
     # half-threshold start rounds: more spikes than truncation in a short run
@@ -110,7 +108,7 @@ def test_spike_norm_thresholds_are_the_snn_input_percentile(tiny) -> None:
         v_init=0.5, threshold_balancing="spike-norm", balance_timesteps=6, balance_percentile=99.0
     )
     m = convert(state, TINY, calibration_images=x, config=cfg)
-    assert m.calibration["threshold_rules"] == ["spike-norm"] * 5
+    assert list(m.calibration.threshold_rules) == ["spike-norm"] * 5
     assert m.thresholds != plain.thresholds
     for layer in range(1, m.network.n_layers + 1):
         # the input of a layer does not depend on its own threshold: measure it in m itself
@@ -133,7 +131,7 @@ def test_mse_thresholds_minimise_the_coding_error(tiny) -> None:
         calibration_images=x,
         config=ConversionConfig(v_init=0.5, threshold_balancing="mse", balance_timesteps=steps),
     )
-    assert m.calibration["threshold_rules"] == ["mse"] * 5
+    assert list(m.calibration.threshold_rules) == ["mse"] * 5
 
     def error(u: np.ndarray, th: int) -> float:
         counts = np.clip(np.floor((u * steps + math.floor(0.5 * th)) / th), 0, steps)
@@ -156,7 +154,8 @@ def test_mse_thresholds_minimise_the_coding_error(tiny) -> None:
     ann_pred = ann.predict(TINY, state, test)
     agree = [
         np.mean(
-            embed(model, test, timesteps=steps, v_init=0.5, progress=False).predictions == ann_pred
+            embed(model, test, settings=RunSettings(timesteps=steps, v_init=0.5)).predictions
+            == ann_pred
         )
         for model in (plain, m)
     ]
@@ -269,8 +268,8 @@ def test_qcfs_conversion_uses_lambda_by_hand() -> None:
     m = convert(
         toy_state(), "1-2", calibration_images=white, activation_scales={"conv1": 2.0, "pool1": 1.0}
     )
-    assert m.calibration["threshold_rules"] == ["scale", "scale", "percentile"]
-    assert m.calibration["activation_scales"] == {"conv1": 2.0, "pool1": 1.0}
+    assert list(m.calibration.threshold_rules) == ["scale", "scale", "percentile"]
+    assert m.calibration.activation_scales == {"conv1": 2.0, "pool1": 1.0}
     # conv1: param_scale 1020, slope 1 -> threshold = 2.0 * 1020 = 2040 (Algorithm 1: 1830)
     assert m.network.layers[0].threshold == 2040
     # pool1: param_scale 1020, slope 1020 / 2040 -> threshold = 1.0 * 1020 * 0.5 = 510
@@ -324,10 +323,10 @@ def test_integrated_readout_is_count_times_threshold_plus_membrane(tiny, v_init)
         res.spike_counts[emb].astype(np.int64) * th + res.membrane[emb] - math.floor(v_init * th)
     ).reshape(30, -1)
     np.testing.assert_array_equal(res.integrated_input(emb, th).reshape(30, -1), want)
-    many = embed_readouts(m, x, timesteps=6, v_init=v_init, batch_size=7, progress=False)
+    many = embed_readouts(m, x, settings=RunSettings(timesteps=6, v_init=v_init), batch_size=7)
     np.testing.assert_array_equal(many["integrated"].vectors, want.astype(np.float32))
     for r in ("membrane", "spike_count"):
-        one = embed(m, x, r, timesteps=6, v_init=v_init, progress=False)
+        one = embed(m, x, r, RunSettings(timesteps=6, v_init=v_init))
         np.testing.assert_array_equal(many[r].vectors, one.vectors)
         np.testing.assert_array_equal(many[r].predictions, one.predictions)
         assert many[r].meta.readout == r
@@ -396,11 +395,11 @@ def test_select_early_exit_and_embed_report_steps(tiny) -> None:
     acc_full = np.mean(full.predictions == ann_labels)
     if k is not None:
         assert 1 <= k < 12
-        e = embed(m, val, timesteps=12, early_exit=k, progress=False)
+        e = embed(m, val, settings=m.settings.replace(timesteps=12, early_exit=k))
         assert np.mean(e.predictions == ann_labels) >= acc_full - 0.02
         assert e.steps.mean() < 12 and e.steps.max() <= 12
         if k > 1:  # k - 1 was not good enough
-            e1 = embed(m, val, timesteps=12, early_exit=k - 1, progress=False)
+            e1 = embed(m, val, settings=m.settings.replace(timesteps=12, early_exit=k - 1))
             assert np.mean(e1.predictions == ann_labels) < acc_full - 0.02
     assert np.all(full.steps == 12)
     with pytest.raises(ConfigError):
@@ -477,29 +476,32 @@ def test_lowlatency_report_small(qcfs_model, tmp_path) -> None:
         progress=False,
         command="pytest",
     )
-    assert [(r["variant"], r["timesteps"]) for r in doc["rows"]] == [
+    assert [(r.variant, r.timesteps) for r in doc.rows] == [
         ("faithful", 4),
         ("faithful", 8),
         ("qcfs", 4),
         ("qcfs", 8),
     ]
-    assert len(doc["ann"]) == 2 and doc["ann"][1]["qcfs"]["levels"] == 4
-    for row in doc["rows"]:
-        assert set(row["readouts"]) == {"membrane", "spike_count", "integrated"}
-        assert row["loihi_energy_j"] > 0 and row["engine_latency_s"] > 0
-        assert 1 <= row["mean_steps"] <= row["timesteps"]
-    q = [r for r in doc["rows"] if r["variant"] == "qcfs"]
-    assert all(r["threshold_rules"][:4] == ["scale"] * 4 for r in q)
-    assert q[0]["v_init"] == 0.5
+    assert len(doc.ann) == 2 and doc.ann[1].qcfs["levels"] == 4
+    for row in doc.rows:
+        assert set(row.readouts) == {"membrane", "spike_count", "integrated"}
+        assert row.loihi_energy_j > 0 and row.engine_latency_s > 0
+        assert 1 <= row.mean_steps <= row.timesteps
+    q = [r for r in doc.rows if r.variant == "qcfs"]
+    assert all(r.threshold_rules[:4] == ["scale"] * 4 for r in q)
+    assert q[0].v_init == 0.5
     on_disk = json.loads((tmp_path / "lowlatency.json").read_text())
-    assert on_disk["rows"] == doc["rows"]
+    assert on_disk["rows"] == doc.to_json()["rows"]
+    assert type(doc).from_json(on_disk) == doc
     md = (tmp_path / "lowlatency.md").read_text()
     assert "| qcfs | 8 | integrated |" in md and "## Goals" in md and "pytest" in md
     # the QCFS ANN row uses the quantised forward pass
     arch, state, spec, _ = qcfs.load(qcfs_model)
     x, y = fashion("test", 60)
-    e = ann_embeddings(arch, state, spec, x, "id")
-    assert doc["ann"][1]["classification"] == pytest.approx(np.mean(e.predictions == y))
+    model = convert(state, arch, calibration_images=x, activation_scales=spec.scales)
+    e = ann_embeddings(model, x, spec)
+    assert doc.ann[1].classification == pytest.approx(np.mean(e.predictions == y))
+    np.testing.assert_array_equal(e.predictions, qcfs.predict(arch, state, spec, x))
 
 
 def test_recipe_qcfs_fields_are_checked() -> None:
@@ -539,10 +541,10 @@ def test_cli_converts_a_qcfs_model_with_its_thresholds(qcfs_model, tmp_path) -> 
         == 0
     )
     m = ConvertedModel.load(out)
-    assert m.run_settings == {"v_init": 0.5} and m.config.rounding == "round"
-    assert m.calibration["threshold_rules"] == ["scale"] * 4 + ["percentile"]
+    assert m.settings.v_init == 0.5 and m.config.rounding == "round"
+    assert list(m.calibration.threshold_rules) == ["scale"] * 4 + ["percentile"]
     spec = qcfs.load(qcfs_model)[2]
-    assert m.calibration["activation_scales"] == pytest.approx(dict(spec.scales))
+    assert m.calibration.activation_scales == pytest.approx(dict(spec.scales))
 
 
 def test_cli_lowlatency(tmp_path, capsys) -> None:
@@ -585,7 +587,7 @@ def test_cli_lowlatency(tmp_path, capsys) -> None:
 
 
 def test_pipeline_refuses_a_qcfs_model(qcfs_model) -> None:
-    from snnfast.pipeline import run_pipeline
+    from snnfast.paper.table2 import run_pipeline
 
     with pytest.raises(ConfigError, match="QCFS"):
         run_pipeline(qcfs_model, n_train=50, n_test=10, progress=False)

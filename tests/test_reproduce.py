@@ -14,11 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnfast import reproduce as rp
-from snnfast.chip import TABLE1_SPECS
-from snnfast.cli import PAPER_TABLE2
-from snnfast.energy import PAPER_LOIHI
+import snnfast.paper.published as rp
+from snnfast import ann
 from snnfast.errors import ConfigError
+from snnfast.paper import cache as cache_module
+from snnfast.paper import sweep as sweep_module
+from snnfast.paper import table2 as table2_module
+from snnfast.paper.cache import Cache
+from snnfast.paper.config import FIGURES, full_config, quick_config, tiny_config
+from snnfast.paper.published import PAPER_LOIHI, PAPER_TABLE2, TABLE1_SPECS
+from snnfast.paper.records import ReproduceResults
+from snnfast.paper.report import render_report
+from snnfast.paper.reproduce import reproduce
+from snnfast.paper.study import Study, train_parallel
 from snnfast.train import Recipe
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +36,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def tiny_run(tmp_path_factory) -> tuple[Path, dict, float]:
     out = tmp_path_factory.mktemp("reproduce")
     t0 = time.perf_counter()
-    report = rp.reproduce(out, config=rp.tiny_config(), progress=False)
+    report = reproduce(out, config=tiny_config(), progress=False)
     seconds = time.perf_counter() - t0
     assert report == out / "report.md"
     results = json.loads((out / "results.json").read_text())
@@ -78,7 +86,7 @@ def test_report_has_every_table_and_figure(tiny_run) -> None:
         "## What the tiny run leaves out",
     ):
         assert heading in report, heading
-    for name in rp.FIGURES.values():
+    for name in FIGURES.values():
         assert f"]({name})" in report
         _check_png(out / name)
     assert seconds < 120
@@ -193,7 +201,7 @@ def test_our_numbers_are_in_range(tiny_run) -> None:
     chip = [hw["chip"][str(T)]["latency_s"] for T in (4, 8, 16, 128)]
     assert chip == sorted(chip)  # more steps, longer on the chip
     for meas in (hw["ann"]["numpy_1"], hw["engine"]["16"]["batch1"]):
-        assert meas["per_item_s"] > 0 and meas["repeats"] == rp.tiny_config().batch1_images
+        assert meas["per_item_s"] > 0 and meas["repeats"] == tiny_config().batch1_images
 
 
 def test_cpu_energy_is_never_invented(tiny_run) -> None:
@@ -228,12 +236,13 @@ def test_rerun_resumes_from_the_cache(tiny_run, tmp_path, monkeypatch) -> None:
     import snnfast.train
 
     monkeypatch.setattr(snnfast.train, "train", refuse)
-    monkeypatch.setattr(rp, "embed", refuse)
-    monkeypatch.setattr(rp, "embed_checkpoints", refuse)
-    monkeypatch.setattr(rp, "run_pipeline", refuse)
-    monkeypatch.setattr(rp.latency, "time_engine", refuse)
+    monkeypatch.setattr(sweep_module, "embed", refuse)
+    monkeypatch.setattr(snnfast.evaluation, "embed", refuse)
+    monkeypatch.setattr(snnfast.evaluation, "embed_checkpoints", refuse)
+    monkeypatch.setattr(table2_module, "run_pipeline", refuse)
+    monkeypatch.setattr(snnfast.latency, "time_engine", refuse)
     t0 = time.perf_counter()
-    rp.reproduce(out, config=rp.tiny_config(), progress=False)
+    reproduce(out, config=tiny_config(), progress=False)
     again = json.loads((out / "results.json").read_text())
     assert again["cache"]["trained"] == 0 and again["cache"]["computed"] == 0
     assert again["cache"]["reused"] > 0
@@ -246,35 +255,35 @@ def test_rerun_resumes_from_the_cache(tiny_run, tmp_path, monkeypatch) -> None:
 
 def test_parallel_training_gives_the_same_networks(tiny_run, tmp_path) -> None:
     src, _, _ = tiny_run
-    cfg = rp.tiny_config()
-    run = rp._Run(cfg, rp._Cache(tmp_path / "cache"), progress=False)
-    rp._train_parallel(run, jobs=2)
+    cfg = tiny_config()
+    run = Study(cfg, Cache(tmp_path / "cache"), progress=False)
+    train_parallel(run, jobs=2)
     assert run.stats["trained"] == 2 and run.fresh == {("4-8-10", 0), ("4-8-10", 1)}
     made = sorted((tmp_path / "cache" / "models").glob("*.npz"))
     assert [p.name for p in made] == sorted(p.name for p in (src / "cache" / "models").iterdir())
     for path in made:
-        _, state, meta = rp.ann.load_model(path)
-        _, want, want_meta = rp.ann.load_model(src / "cache" / "models" / path.name)
+        _, state, meta = ann.load_model(path)
+        _, want, want_meta = ann.load_model(src / "cache" / "models" / path.name)
         assert meta["reproduce_key"] == want_meta["reproduce_key"]
         for name, value in want.items():
             np.testing.assert_array_equal(state[name], value, err_msg=f"{path.name}: {name}")
     # Everything is cached now: a second call trains nothing.
-    again = rp._Run(cfg, rp._Cache(tmp_path / "cache"), progress=False)
-    rp._train_parallel(again, jobs=2)
+    again = Study(cfg, Cache(tmp_path / "cache"), progress=False)
+    train_parallel(again, jobs=2)
     assert again.stats["trained"] == 0
 
 
 def test_jobs_must_be_positive(tmp_path) -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="jobs"):
-            rp.reproduce(tmp_path, config=rp.tiny_config(), progress=False, jobs=bad)
+            reproduce(tmp_path, config=tiny_config(), progress=False, jobs=bad)
 
 
 def test_interrupted_cache_write_is_not_trusted(tiny_run, tmp_path, monkeypatch) -> None:
     src, first, _ = tiny_run
     out = tmp_path / "interrupted"
     shutil.copytree(src / "cache" / "models", out / "cache" / "models")  # no retraining
-    real = rp._dump_json
+    real = cache_module.dump_json
     calls = {"n": 0}
 
     def half_then_interrupt(obj, fh):
@@ -285,9 +294,9 @@ def test_interrupted_cache_write_is_not_trusted(tiny_run, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         real(obj, fh)
 
-    monkeypatch.setattr(rp, "_dump_json", half_then_interrupt)
+    monkeypatch.setattr(cache_module, "dump_json", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        rp.reproduce(out, config=rp.tiny_config(), progress=False)
+        reproduce(out, config=tiny_config(), progress=False)
     files = [p for p in (out / "cache").rglob("*") if p.is_file()]
     assert not [p for p in files if p.name.startswith(".")], "temporary file left behind"
     entries = [p for p in files if p.suffix == ".json"]
@@ -299,8 +308,8 @@ def test_interrupted_cache_write_is_not_trusted(tiny_run, tmp_path, monkeypatch)
     # A damaged model file is not trusted either: it is trained again.
     damaged = sorted((out / "cache" / "models").glob("*seed1*.npz"))[0]
     damaged.write_bytes(damaged.read_bytes()[:100])
-    monkeypatch.setattr(rp, "_dump_json", real)
-    rp.reproduce(out, config=rp.tiny_config(), progress=False)
+    monkeypatch.setattr(cache_module, "dump_json", real)
+    reproduce(out, config=tiny_config(), progress=False)
     results = json.loads((out / "results.json").read_text())
     assert results["cache"]["trained"] == 1
     assert results["cache"]["reused"] >= 4  # the complete entries and the intact model
@@ -312,7 +321,7 @@ def test_interrupted_cache_write_is_not_trusted(tiny_run, tmp_path, monkeypatch)
 
 
 def test_cache_refuses_damaged_or_foreign_entries(tmp_path) -> None:
-    cache = rp._Cache(tmp_path)
+    cache = Cache(tmp_path)
     key = {"model": "abc", "timesteps": 8}
     assert cache.get("eval", key) is None
     cache.put("eval", key, {"top1": 0.5})
@@ -329,7 +338,7 @@ def test_cache_refuses_damaged_or_foreign_entries(tmp_path) -> None:
 
 
 def test_configs() -> None:
-    full, quick, tiny = rp.full_config(), rp.quick_config(), rp.tiny_config()
+    full, quick, tiny = full_config(), quick_config(), tiny_config()
     assert full.archs == TABLE1_SPECS and full.seeds == (0, 1, 2, 3, 4)
     assert full.timesteps == (4, 8, 16, 32, 64, 128) and full.table1_timesteps == 128
     assert full.table2_timesteps == (16, 128) and full.epochs == Recipe().epochs
@@ -339,7 +348,8 @@ def test_configs() -> None:
     assert "`seeds` = (0, 1)" in cuts
     assert quick.table2_model is None  # the shipped model
     assert len(tiny.seeds) == 2 and tiny.timesteps == (4, 8)
-    json.dumps(quick.as_dict())
+    json.dumps(quick.to_json())
+    assert type(quick).from_json(json.loads(json.dumps(quick.to_json()))) == quick
     assert replace(quick, seeds=[3, 4]).seeds == (3, 4)
 
 
@@ -364,7 +374,7 @@ def test_configs() -> None:
 )
 def test_bad_configs_are_refused(change) -> None:
     with pytest.raises(ConfigError):
-        replace(rp.tiny_config(), **change)
+        replace(tiny_config(), **change)
 
 
 def test_lowlatency_section(tiny_run) -> None:
@@ -389,26 +399,28 @@ def test_lowlatency_section(tiny_run) -> None:
 def test_refuses_a_missing_qcfs_model(tmp_path) -> None:
     from snnfast.errors import ModelFormatError
 
-    cfg = replace(rp.tiny_config(), lowlatency_models=(str(tmp_path / "q.npz"),))
+    cfg = replace(tiny_config(), lowlatency_models=(str(tmp_path / "q.npz"),))
     with pytest.raises(ModelFormatError, match="q.npz"):
-        rp.reproduce(tmp_path / "out", config=cfg, progress=False)
-    cfg = replace(cfg, lowlatency_models=(str(rp.ann.SHIPPED_MODEL),))  # a ReLU model
+        reproduce(tmp_path / "out", config=cfg, progress=False)
+    cfg = replace(cfg, lowlatency_models=(str(ann.SHIPPED_MODEL),))  # a ReLU model
     with pytest.raises(ModelFormatError, match="not a QCFS"):
-        rp.reproduce(tmp_path / "out", config=cfg, progress=False)
+        reproduce(tmp_path / "out", config=cfg, progress=False)
 
 
 def test_refuses_a_missing_table2_model(tmp_path) -> None:
     from snnfast.errors import ModelFormatError
 
-    cfg = replace(rp.tiny_config(), table2_model=str(tmp_path / "none.npz"))
+    cfg = replace(tiny_config(), table2_model=str(tmp_path / "none.npz"))
     with pytest.raises(ModelFormatError, match="none.npz"):
-        rp.reproduce(tmp_path / "out", config=cfg, progress=False)
+        reproduce(tmp_path / "out", config=cfg, progress=False)
     with pytest.raises(ConfigError):
-        rp.reproduce(tmp_path / "out", config="quick", progress=False)  # type: ignore[arg-type]
+        reproduce(tmp_path / "out", config="quick", progress=False)  # type: ignore[arg-type]
 
 
 def test_render_report_is_deterministic(tiny_run) -> None:
     out, results, _ = tiny_run
-    assert rp.render_report(results) == (out / "report.md").read_text()
-    assert re.search(r"wall time \d+ s", rp.render_report(results))
+    typed = ReproduceResults.from_json(results)
+    assert render_report(typed) == (out / "report.md").read_text()
+    assert re.search(r"wall time \d+ s", render_report(typed))
+    assert typed.to_json() == results  # the file is the record
     assert os.path.getsize(out / "results.json") > 1000

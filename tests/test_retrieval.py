@@ -62,14 +62,14 @@ def test_exact_search_by_hand() -> None:
     np.testing.assert_allclose(d[0], [0, 0, 1 - 2**-0.5, 1, 1], atol=1e-6)
 
 
-def test_save_load_round_trip(tmp_path) -> None:
+def test_save_load_round_trip_is_one_file(tmp_path) -> None:
     x, y = clustered(300, 6, 0)
     q, _ = clustered(20, 6, 1)
     index = RetrievalIndex.build(x, y, META, M=8, ef=32, seed=3)
     before = index.search(q, 5, META)
     path = tmp_path / "sub" / "corpus.hnsw"
     index.save(path)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["corpus.hnsw", "corpus.hnsw.meta.npz"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["corpus.hnsw"]
     loaded = RetrievalIndex.load(path)
     assert loaded.meta == META and len(loaded) == 300 and loaded.params == index.params
     after = loaded.search(q, 5, META)
@@ -78,20 +78,79 @@ def test_save_load_round_trip(tmp_path) -> None:
     np.testing.assert_allclose(after.distances, before.distances)
 
 
-def test_load_refuses_mismatched_or_missing_files(tmp_path) -> None:
+def write_old_two_file_index(path, x, y) -> None:
+    """An index as the previous version wrote it: a raw hnswlib graph plus a sidecar."""
+    import json
+
+    import hnswlib
+
+    g = hnswlib.Index(space="cosine", dim=x.shape[1])
+    g.init_index(max_elements=len(x), M=8)
+    g.add_items(x, np.arange(len(x)))
+    g.save_index(str(path))
+    header = {"format": "snnfast.index", "version": 1, "meta": META.to_json(), "count": len(x)}
+    header["graph_bytes"] = path.stat().st_size
+    header["params"] = {"M": 8, "ef_construction": 64, "ef": 128, "seed": 100}
+    np.savez(
+        path.with_name(path.name + ".meta.npz"),
+        labels=y,
+        header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+    )
+
+
+def test_old_two_file_index_is_refused_with_a_rebuild_hint(tmp_path) -> None:
     x, y = clustered(100, 6, 0)
-    a, b = tmp_path / "a.hnsw", tmp_path / "b.hnsw"
-    RetrievalIndex.build(x, y, META).save(a)
-    RetrievalIndex.build(x[:50], y[:50], META).save(b)
-    (tmp_path / "a.hnsw.meta.npz").replace(tmp_path / "b.hnsw.meta.npz")
-    with pytest.raises(ModelFormatError, match="belong together"):
-        RetrievalIndex.load(b)
+    old = tmp_path / "old.bin"
+    write_old_two_file_index(old, x, y)
+    with pytest.raises(ModelFormatError, match="two-file format.*snnfast index"):
+        RetrievalIndex.load(old)
+    with pytest.raises(ModelFormatError, match="two-file format.*snnfast index"):
+        RetrievalIndex.load(tmp_path / "old.bin.meta.npz")
+
+
+def test_load_refuses_missing_junk_and_other_kinds(tmp_path) -> None:
+    x, y = clustered(100, 6, 0)
     with pytest.raises(ModelFormatError, match="no index file"):
-        RetrievalIndex.load(a)
+        RetrievalIndex.load(tmp_path / "absent.idx")
     (tmp_path / "c.hnsw").write_bytes(b"junk")
-    (tmp_path / "c.hnsw.meta.npz").write_bytes(b"junk")
-    with pytest.raises(ModelFormatError):
+    with pytest.raises(ModelFormatError, match="not an snnfast index"):
         RetrievalIndex.load(tmp_path / "c.hnsw")
+    emb = tmp_path / "emb.npz"
+    from snnfast.embed import Embeddings
+
+    Embeddings(x, y.astype(np.int64), META).save(emb)
+    with pytest.raises(ModelFormatError, match="embeddings file, not an snnfast index"):
+        RetrievalIndex.load(emb)
+
+
+def test_add_delete_and_ids(tmp_path) -> None:
+    x, y = clustered(200, 6, 0)
+    paths = np.array([f"img/{i}.png" for i in range(200)])
+    index = RetrievalIndex.build(
+        x[:150], y[:150], META, ids=np.arange(1000, 1150), paths=paths[:150]
+    )
+    new = index.add(x[150:], META, labels=y[150:], paths=paths[150:])
+    np.testing.assert_array_equal(new, np.arange(1150, 1200))
+    assert len(index) == 200
+    found = index.search(x[150:], 1, META)
+    np.testing.assert_array_equal(found.ids[:, 0], new)  # each new item is its own neighbour
+    np.testing.assert_array_equal(found.paths[:, 0], paths[150:])
+    assert index.delete(new[:10]) == 10 and len(index) == 190
+    again = index.search(x[150:160], 5, META)
+    assert not np.isin(again.ids, new[:10]).any()
+    with pytest.raises(ConfigError, match="not in the index"):
+        index.delete([new[0]])
+    with pytest.raises(ConfigError, match="already in the index"):
+        index.add(x[:1], META, ids=[1000])
+    with pytest.raises(IndexMismatchError, match="readout"):
+        index.add(x[:1], dataclasses.replace(META, readout="spike_count"))
+    index.save(tmp_path / "i.idx")
+    loaded = RetrievalIndex.load(tmp_path / "i.idx")
+    assert len(loaded) == 190
+    np.testing.assert_array_equal(loaded.ids, index.ids)
+    after = loaded.search(x[150:160], 5, META)
+    assert not np.isin(after.ids, new[:10]).any()
+    np.testing.assert_array_equal(after.paths, index.search(x[150:160], 5, META).paths)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +188,9 @@ def test_search_refusals() -> None:
 
 
 def test_build_refusals() -> None:
+    x0, _ = clustered(10, 6, 0)
+    with pytest.raises(ConfigError, match="distinct"):
+        RetrievalIndex.build(x0, None, META, ids=[1] * 10)
     x, y = clustered(50, 6, 0)
     with pytest.raises(ShapeError, match="labels"):
         RetrievalIndex.build(x, y[:40], META)

@@ -3,9 +3,11 @@
 The engine contract (``Network``, ``Conv2d``, ``AvgPool2d``, ``Dense``, ``RunResult``) needs only
 NumPy. The pipeline's stages are modules of their own: :mod:`snnfast.data`, :mod:`snnfast.ann`,
 :mod:`snnfast.train` (PyTorch, the ``train`` extra), :mod:`snnfast.convert` (Algorithm 1),
-:mod:`snnfast.embed`, :mod:`snnfast.retrieval`, :mod:`snnfast.metrics`, :mod:`snnfast.chip`
-(the Loihi 1 mapper), :mod:`snnfast.energy`, :mod:`snnfast.pipeline`, :mod:`snnfast.reproduce`.
-Their main names are available here too; importing ``snnfast`` never imports torch.
+:mod:`snnfast.embed`, :mod:`snnfast.retrieval`, :mod:`snnfast.metrics`,
+:mod:`snnfast.evaluation` (calibration, then embed, index, search, score), :mod:`snnfast.chip`
+(the Loihi 1 profile, mapper, energy and latency model). Their main names are available here
+too; importing ``snnfast`` never imports torch. The paper's study is :mod:`snnfast.paper`, a
+client of the library that the library never imports.
 """
 
 from __future__ import annotations
@@ -55,14 +57,20 @@ _LAZY = {
     "IndexMeta": "retrieval",
     "SearchResult": "retrieval",
     "evaluate_retrieval": "metrics",
+    "calibration_indices": "evaluation",
+    "calibrate_and_convert": "evaluation",
+    "evaluate_model": "evaluation",
+    "score_embeddings": "evaluation",
+    "EmbeddingScores": "evaluation",
     "Loihi1": "chip",
     "map_network": "chip",
     "check_deployable": "chip",
-    "EnergyModel": "energy",
-    "EnergyReport": "energy",
-    "estimate_energy": "energy",
-    "estimate_network": "energy",
-    "run_pipeline": "pipeline",
+    "EnergyModel": "chip",
+    "EnergyReport": "chip",
+    "estimate_energy": "chip",
+    "estimate_network": "chip",
+    "to_nir": "interop",
+    "from_nir": "interop",
 }
 
 __all__ = [

@@ -9,47 +9,50 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import _checks
 from ._io import atomic_write
-from .errors import ModelFormatError, SnnfastError
+from .errors import ConfigError, ModelFormatError, SnnfastError
+from .paper import cli as paper_cli
 
 __all__ = ["main"]
-
-# The paper's Table 2 (Liu et al. 2022): classification, top-1, top-3 accuracy in %.
-PAPER_TABLE2 = {
-    "ANN": (90.07, 87.49, 94.55),
-    "SNN(16)": (85.05, 85.55, 93.56),
-    "SNN(128)": (90.01, 86.58, 93.93),
-}
 
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:6.2f}"
 
 
-def table2(results: Sequence[dict[str, Any]]) -> str:
-    """Our metrics beside the paper's Table 2 (percent)."""
-    lines = [
-        f"{'model':<10}{'class.':>8}{'top-1':>8}{'top-3':>8}{'mAP@10':>8}{'recall@10':>10}   "
-        f"paper: class. / top-1 / top-3",
-    ]
-    for r in results:
-        paper = PAPER_TABLE2.get(r["name"])
-        ref = " / ".join(f"{p:.2f}" for p in paper) if paper else "—"
-        lines.append(
-            f"{r['name']:<10}{_pct(r.get('classification')):>8}"
-            f"{_pct(r.get('top1')):>8}{_pct(r.get('top3')):>8}"
-            f"{_pct(r.get('map_at_10')):>8}{_pct(r.get('recall_at_10')):>10}   {ref}"
-        )
-    return "\n".join(lines)
+def _positive(text: str) -> int:
+    """Argument type of the counts: an integer >= 1 (one wording, :mod:`snnfast._checks`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    try:
+        return _checks.positive_int(value, "the value")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_output(path: str | os.PathLike[str], what: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} {p} is a folder, not a file")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"{what} {p} cannot be written ({parent} is not a writable folder)")
+    return p
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -91,26 +94,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace):
-    from . import qcfs
-    from .convert import ConversionConfig, convert
+    from .convert import ConversionConfig
     from .data import load_fashion_mnist
-    from .pipeline import calibration_indices
+    from .evaluation import calibrate_and_convert
 
-    arch, state, spec, _ = qcfs.load(args.model)  # a QCFS model converts with its thresholds
     train_x, _ = load_fashion_mnist("train")
-    calib = train_x[calibration_indices(len(train_x), args.calibration_size, args.seed)]
     config = ConversionConfig(
         rounding=args.rounding,
         v_init=args.v_init,
         threshold_balancing=args.threshold_balancing,
         balance_timesteps=args.balance_timesteps,
     )
-    return convert(
-        state,
-        arch,
-        calibration_images=calib,
+    # the calibration rule of snnfast.evaluation; a QCFS model converts with its thresholds
+    return calibrate_and_convert(
+        args.model,
+        train_x,
+        calibration_size=args.calibration_size,
+        seed=args.seed,
         config=config,
-        activation_scales=None if spec is None else spec.scales,
     )
 
 
@@ -121,78 +122,50 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_torch(args: argparse.Namespace) -> int:
+    from .convert import ConversionConfig
+    from .data import ImageOptions, convert_array, load_fashion_mnist, load_images
+    from .evaluation import calibration_images
+    from .torch_graph import from_torch, load_torch_model
+
+    _check_output(args.out, "--out")
+    if (args.mean is None) != (args.std is None):
+        raise ConfigError("give both --mean and --std, or neither")
+    shape = tuple(args.input_shape)
+    options = ImageOptions(fit=args.fit)
+    if args.images is None:
+        pool, _ = load_fashion_mnist("train")
+    else:
+        pool = load_images(args.images, shape, options=options).images
+    pool = convert_array(calibration_images(pool, args.calibration_size, args.seed), shape, options)
+    config = ConversionConfig(
+        rounding=args.rounding,
+        v_init=args.v_init,
+        threshold_balancing=args.threshold_balancing,
+        balance_timesteps=args.balance_timesteps,
+    )
+    model = load_torch_model(args.target, args.weights)
+    normalize = None if args.mean is None else (args.mean, args.std)
+    converted = from_torch(model, pool, config=config, normalize=normalize)
+    converted.save(args.out)
+    print(
+        f"converted {args.target}: {converted.network.n_layers} spiking layers, thresholds "
+        f"{converted.thresholds} -> {args.out}"
+    )
+    return 0
+
+
 def _load_converted(path: str):
     from .convert import ConvertedModel
 
     return ConvertedModel.load(path)
 
 
-def cmd_embed(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .data import load_fashion_mnist
-    from .embed import embed
-
-    model = _load_converted(args.converted)
-    images, labels = load_fashion_mnist(args.split, limit=args.limit)
-    emb = embed(
-        model,
-        images,
-        readout=args.readout,
-        timesteps=args.timesteps,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
-    emb = replace(emb, labels=labels)
-    emb.save(args.out)
-    acc = float(np.mean(emb.predictions == labels))
-    print(
-        f"{len(labels)} {args.split} embeddings {emb.vectors.shape[1]}-d ({args.readout}, "
-        f"T={args.timesteps}), classification {_pct(acc)} % -> {args.out}"
-    )
-    return 0
-
-
-def _load_embeddings(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-    from .embed import Embeddings
-
-    emb = Embeddings.load(path)
-    if emb.labels is None:
-        raise ModelFormatError(f"{path} holds embeddings without labels")
-    return emb.vectors, emb.predictions, emb.labels, emb.meta
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    vectors, _, labels, meta = _load_embeddings(args.embeddings)
-    index = RetrievalIndex.build(vectors, labels, meta, threads=args.threads)
-    index.save(args.out)
-    print(f"index of {len(labels)} vectors ({meta.readout}, T={meta.timesteps}) -> {args.out}")
-    return 0
-
-
-def cmd_search(args: argparse.Namespace) -> int:
-    from .retrieval import RetrievalIndex
-
-    index = RetrievalIndex.load(args.index)
-    vectors, _, labels, meta = _load_embeddings(args.queries)
-    ids = np.asarray(args.ids if args.ids else range(min(5, len(vectors))), dtype=np.int64)
-    if ids.min() < 0 or ids.max() >= len(vectors):
-        raise SnnfastError(f"query ids must be in [0, {len(vectors) - 1}]")
-    found = index.search(vectors[ids], args.k, meta)
-    for q, row in enumerate(ids):
-        hits = ", ".join(
-            f"{i} (label {lab}, d={d:.3f})"
-            for i, lab, d in zip(found.ids[q], found.labels[q], found.distances[q])
-        )
-        print(f"query {row} (label {labels[row]}): {hits}")
-    return 0
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import run_pipeline
+    from .paper.table2 import format_table2, run_pipeline
 
+    if args.json:
+        _check_output(args.json, "--json")
     report = run_pipeline(
         args.model,
         timesteps=tuple(args.timesteps),
@@ -204,18 +177,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         delay=args.delay,
         v_init=args.v_init,
     )
-    print(table2(report["results"]))
+    print(format_table2(report.results))
     if args.json:
-        _write_json(Path(args.json), report)
+        _write_json(Path(args.json), report.to_json())
     return 0
 
 
 def cmd_chip(args: argparse.Namespace) -> int:
-    from .chip import Loihi1
+    from .chip import Loihi1, core_map, estimate_network
     from .data import load_fashion_mnist
-    from .energy import compare_with_paper, estimate_network
-    from .plots import core_map
+    from .paper.hardware import compare_with_paper
 
+    if args.png:
+        _check_output(args.png, "--png")
     chip = Loihi1(soft_reset_compartments=args.compartments, max_chips=args.max_chips)
     try:
         model = _load_converted(args.model)
@@ -225,14 +199,8 @@ def cmd_chip(args: argparse.Namespace) -> int:
     reports = []
     mapping = None
     for T in args.timesteps:
-        mapping, report = estimate_network(
-            model.network,
-            images,
-            timesteps=T,
-            threads=args.threads,
-            chip=chip,
-            **model.run_settings,
-        )
+        settings = model.settings.replace(timesteps=T, threads=args.threads)
+        mapping, report = estimate_network(model.network, images, settings, chip=chip)
         reports.append(report)
     assert mapping is not None
     print(mapping.report())
@@ -249,14 +217,20 @@ def cmd_chip(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The shipped model end to end; the network it scores is the network it costs."""
+    from .chip import core_map, estimate_network
     from .data import load_fashion_mnist
-    from .energy import compare_with_paper, estimate_network
-    from .pipeline import run_pipeline
-    from .plots import core_map
+    from .evaluation import calibrate_and_convert
+    from .paper.hardware import compare_with_paper
+    from .paper.records import ChipCost
+    from .paper.table2 import format_table2, run_pipeline
 
     out = Path(args.out)
+    _check_output(out / "demo.json", "--out")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    train_x, _ = load_fashion_mnist("train")
+    model = calibrate_and_convert(None, train_x)
     report = run_pipeline(
         None,
         timesteps=tuple(args.timesteps),
@@ -265,47 +239,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
         grid_path=out / "queries.png",
+        converted=model,
     )
     print(
-        f"\nFashion-MNIST retrieval, shipped {report['arch']} "
-        f"({report['n_train']} corpus images, {report['n_test']} queries)"
+        f"\nFashion-MNIST retrieval, shipped {report.arch} "
+        f"({report.n_train} corpus images, {report.n_test} queries)"
     )
-    print(table2(report["results"]))
+    print(format_table2(report.results))
 
-    from . import ann
-    from .convert import convert
-    from .pipeline import calibration_indices
-
-    arch, state, _ = ann.load_model(None)
-    train_x, _ = load_fashion_mnist("train")
-    model = convert(state, arch, calibration_images=train_x[calibration_indices(len(train_x))])
     test_x, _ = load_fashion_mnist("test", limit=200)
     energy = []
     mapping = None
     for T in args.timesteps:
-        mapping, rep = estimate_network(model.network, test_x, timesteps=T, threads=args.threads)
+        settings = model.settings.replace(timesteps=T, threads=args.threads)
+        mapping, rep = estimate_network(model.network, test_x, settings)
         energy.append(rep)
     assert mapping is not None
     print("\nLoihi 1 chip model (200 test images):")
     print(mapping.report())
     if any(r.timesteps in (16, 128) for r in energy):
         print(compare_with_paper(energy))
-    core_map(mapping, out / "core_map.png", title=f"{arch} on Loihi 1 cores")
-    report["chip"] = {
-        "n_cores": mapping.n_cores,
-        "n_chips": mapping.n_chips,
-        "cores_per_layer": mapping.cores_per_layer,
-        "energy": [
-            {
-                "timesteps": r.timesteps,
-                "latency_s": r.latency_s,
-                "dynamic_energy_j": r.dynamic_energy_j,
-                "total_energy_j": r.total_energy_j,
-            }
-            for r in energy
-        ],
-    }
-    _write_json(out / "demo.json", report)
+    core_map(mapping, out / "core_map.png", title=f"{model.arch} on Loihi 1 cores")
+    cost = ChipCost(
+        model_id=model.model_id(),
+        n_cores=mapping.n_cores,
+        n_chips=mapping.n_chips,
+        cores_per_layer=mapping.cores_per_layer,
+        energy=[r.summary() for r in energy],
+    )
+    _write_json(out / "demo.json", replace(report, chip=cost).to_json())
     print(
         f"\nwrote {out / 'demo.json'}, {out / 'queries.png'}, {out / 'core_map.png'} "
         f"in {time.perf_counter() - t0:.0f} s"
@@ -313,55 +275,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_lowlatency(args: argparse.Namespace) -> int:
-    from .lowlatency import lowlatency_report
-    from .qcfs import SHIPPED_MODELS
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    from .interop import to_nir, write_nir
 
-    if args.qcfs_model is None:
-        models = [str(p) for p in SHIPPED_MODELS.values() if p.is_file()]
-    else:
-        models = args.qcfs_model
-    parts = [
-        "snnfast",
-        "lowlatency",
-        args.outdir,
-        "--qcfs-model",
-        *models,
-        "--timesteps",
-        *map(str, args.timesteps),
-        "--energy-images",
-        str(args.energy_images),
-    ]
-    for flag, value in (
-        ("--base-model", args.base_model),
-        ("--n-train", args.n_train),
-        ("--n-test", args.n_test),
-        ("--threads", args.threads),
-    ):
-        if value is not None:
-            parts += [flag, str(value)]
-    command = " ".join(parts)
-    lowlatency_report(
-        args.outdir,
-        timesteps=args.timesteps,
-        qcfs_models=models,
-        base_model=args.base_model,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        energy_images=args.energy_images,
-        threads=args.threads,
-        progress=not args.quiet,
-        command=command,
-    )
-    print(f"report -> {Path(args.outdir) / 'lowlatency.md'}")
+    _check_output(args.out, "OUT.nir")
+    model = _load_converted(args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graph = to_nir(model, dt=args.dt, pooling=args.pooling)
+    for w in caught:
+        print(f"snnfast: warning: {w.message}", file=sys.stderr)
+    write_nir(graph, args.out)
+    print(f"{len(graph.nodes)} NIR nodes, {len(graph.edges)} edges -> {args.out}")
     return 0
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+def cmd_import_nir(args: argparse.Namespace) -> int:
+    from .convert import ConversionConfig
+    from .interop import from_nir
 
-    path = reproduce(args.outdir, quick=args.quick, progress=not args.quiet, jobs=args.jobs)
-    print(f"report -> {path}")
+    _check_output(args.out, "--out")
+    config = None
+    if args.weight_bits is not None or args.rounding is not None:
+        config = ConversionConfig(
+            num_weight_bits=args.weight_bits or 9,
+            num_bias_bits=args.weight_bits or 9,
+            rounding=args.rounding or "truncate",
+            clip=args.weight_bits is not None,
+        )
+    model = from_nir(args.nir, config=config, dt=args.dt)
+    model.save(args.out)
+    print(f"{model.network.n_layers} spiking layers, thresholds {model.thresholds} -> {args.out}")
     return 0
 
 
@@ -399,9 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     def conversion_args(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--calibration-size", type=int, default=1000)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--rounding", choices=["truncate", "round"], default="truncate")
+        s.add_argument(
+            "--calibration-size",
+            type=_positive,
+            default=1000,
+            help="calibration images (a seeded sample of the training set; default 1000)",
+        )
+        s.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+        s.add_argument(
+            "--rounding",
+            choices=["truncate", "round"],
+            default="truncate",
+            help="integer weights, biases and thresholds by truncation (the paper) or rounding",
+        )
         s.add_argument(
             "--v-init",
             type=float,
@@ -427,52 +381,83 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_args(s)
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("embed", help="embed a Fashion-MNIST split with a converted model")
-    s.add_argument("converted", help="converted model file (snnfast convert)")
-    s.add_argument("--split", choices=["train", "test"], default="test")
-    s.add_argument("--limit", type=int, default=None, help="first N images only")
-    s.add_argument(
-        "--readout", choices=["membrane", "spike_count", "integrated", "ann"], default="membrane"
+    s = sub.add_parser(
+        "convert-torch", help="convert your own PyTorch model (needs snnfast[train])"
     )
-    s.add_argument("--timesteps", type=int, default=16)
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--out", required=True, help="embeddings file (.npz)")
-    s.set_defaults(func=cmd_embed)
+    s.add_argument(
+        "target", help="MODULE:FACTORY (or path/to/file.py:FACTORY) that makes the nn.Module"
+    )
+    s.add_argument(
+        "--weights",
+        default=None,
+        help="state dict: .safetensors, a torch.save file (read with weights_only=True), or "
+        "an snnfast zoo file",
+    )
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
+    s.add_argument(
+        "--input-shape",
+        type=_positive,
+        nargs=3,
+        default=[1, 28, 28],
+        metavar=("C", "H", "W"),
+        help="the model's input (default 1 28 28)",
+    )
+    s.add_argument(
+        "--images",
+        default=None,
+        help="calibration images: a folder or .npy file (default: Fashion-MNIST training images)",
+    )
+    s.add_argument(
+        "--fit",
+        choices=["stretch", "crop", "pad", "center"],
+        default="stretch",
+        help="how images of another size fit the input (center: unscaled, zero-padded)",
+    )
+    s.add_argument("--mean", type=float, nargs="+", default=None, help="input normalisation mean")
+    s.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std")
+    conversion_args(s)
+    s.set_defaults(func=cmd_convert_torch)
 
-    s = sub.add_parser("index", help="build an hnswlib cosine index over embeddings")
-    s.add_argument("embeddings", help="embeddings file (snnfast embed)")
-    s.add_argument("--out", required=True, help="index file")
-    s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(func=cmd_index)
+    from .retrieval.cli import add_commands
+    from .serve.cli import add_commands as add_serve_commands
 
-    s = sub.add_parser("search", help="nearest neighbours of some query embeddings")
-    s.add_argument("index", help="index file (snnfast index)")
-    s.add_argument("queries", help="embeddings file of the queries (snnfast embed)")
-    s.add_argument("--ids", type=int, nargs="*", help="query rows (default the first 5)")
-    s.add_argument("-k", type=int, default=3)
-    s.set_defaults(func=cmd_search)
+    add_commands(sub)  # embed, index, search, embed-catalog
+    add_serve_commands(sub)  # serve
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
     s.add_argument(
-        "--readout", choices=["membrane", "spike_count", "integrated"], default="membrane"
+        "--timesteps", type=_positive, nargs="+", default=[16, 128], help="SNN time steps"
     )
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--delay", type=int, default=0)
-    s.add_argument("--v-init", type=float, default=0.0)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument(
+        "--readout",
+        choices=["membrane", "spike_count", "integrated"],
+        default="membrane",
+        help="SNN embedding (membrane: the paper's)",
+    )
+    s.add_argument("--n-train", type=_positive, default=None, help="first N corpus images only")
+    s.add_argument("--n-test", type=_positive, default=None, help="first N query images only")
+    s.add_argument(
+        "--delay", type=int, choices=[0, 1], default=0, help="1: Loihi's one-step synaptic delay"
+    )
+    s.add_argument(
+        "--v-init", type=float, default=0.0, help="initial potential / threshold, in [0, 1)"
+    )
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.add_argument("--json", default=None, help="also write the figures to this JSON file")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("chip", help="map a model onto Loihi 1 cores and estimate its energy")
     s.add_argument("model", help="converted model file, or an ANN model file to convert")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16, 128])
-    s.add_argument("--n-images", type=int, default=200)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument(
+        "--timesteps", type=_positive, nargs="+", default=[16, 128], help="time steps to cost"
+    )
+    s.add_argument(
+        "--n-images", type=_positive, default=200, help="test images the estimate averages over"
+    )
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.add_argument("--png", default=None, help="write the core map (the paper's Fig 3)")
-    s.add_argument("--max-chips", type=int, default=1, help="refuse mappings over this")
+    s.add_argument("--max-chips", type=_positive, default=1, help="refuse mappings over this")
     s.add_argument(
         "--compartments",
         type=int,
@@ -483,48 +468,43 @@ def build_parser() -> argparse.ArgumentParser:
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
 
-    s = sub.add_parser("lowlatency", help="low-latency variants at few time steps, compared")
-    s.add_argument("outdir", help="report folder (lowlatency.md, lowlatency.json)")
+    s = sub.add_parser("export-nir", help="write a converted model as a NIR graph (.nir)")
+    s.add_argument("model", help="converted model file (snnfast convert, snnfast import-nir)")
+    s.add_argument("out", help="NIR file to write")
     s.add_argument(
-        "--qcfs-model",
-        nargs="*",
-        default=None,
-        help="QCFS-trained model files (default: the shipped ones)",
+        "--dt", type=float, default=1e-3, help="seconds one step stands for (sets LIF tau)"
     )
     s.add_argument(
-        "--base-model",
-        default=None,
-        help="ReLU ANN of the conversion variants (default: the shipped one)",
+        "--pooling",
+        choices=["sum", "avg"],
+        default="sum",
+        help="pooling node: SumPool2d (Norse, sinabs) or AvgPool2d (snnTorch)",
     )
-    s.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--energy-images", type=int, default=2000)
-    s.add_argument("--threads", type=int, default=None)
-    s.set_defaults(func=cmd_lowlatency)
+    s.set_defaults(func=cmd_export_nir)
 
-    s = sub.add_parser("reproduce", help="the paper's tables and figures beside ours")
-    s.add_argument("outdir", help="report folder (report.md, PNGs; cache/ makes reruns resume)")
+    s = sub.add_parser("import-nir", help="read a NIR graph (.nir) as a converted model")
+    s.add_argument("nir", help="NIR file")
+    s.add_argument("--out", required=True, help="converted model file (.npz)")
     s.add_argument(
-        "--quick",
-        action="store_true",
-        help="a cut-down run (under 10 minutes on 2 cores); the report says what was cut",
+        "--dt", type=float, default=None, help="the graph's time step (default its metadata)"
     )
     s.add_argument(
-        "--jobs",
+        "--weight-bits",
         type=int,
-        default=1,
-        help="train the missing networks in N processes at once, one thread each "
-        "(same weights as 1; default 1)",
+        default=None,
+        help="quantise to these weight and bias bits (clipped); default the paper's 9",
     )
-    s.set_defaults(func=cmd_reproduce)
+    s.add_argument("--rounding", choices=["truncate", "round"], default=None)
+    s.set_defaults(func=cmd_import_nir)
+
+    paper_cli.add_commands(sub, _positive)
 
     s = sub.add_parser("demo", help="the main job: the shipped model end to end")
     s.add_argument("--out", default="runs/demo", help="output folder")
-    s.add_argument("--timesteps", type=int, nargs="+", default=[16])
-    s.add_argument("--n-train", type=int, default=None)
-    s.add_argument("--n-test", type=int, default=None)
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--timesteps", type=_positive, nargs="+", default=[16], help="SNN time steps")
+    s.add_argument("--n-train", type=_positive, default=None, help="first N corpus images only")
+    s.add_argument("--n-test", type=_positive, default=None, help="first N query images only")
+    s.add_argument("--threads", type=_positive, default=None, help="default all cores")
     s.set_defaults(func=cmd_demo)
     return p
 
@@ -537,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The chip model's warnings are printed in its mapping report: not twice.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"snnfast\.")
             return int(args.func(args))
-    except SnnfastError as exc:
+    except (SnnfastError, OSError) as exc:
         print(f"snnfast: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -127,6 +127,7 @@ from .network import (
     PoolSynapses,
     SpikingLayer,
 )
+from .qcfs import QCFSSpec
 
 __all__ = ["ConversionConfig", "ConvertedModel", "convert", "convert_graph"]
 
@@ -176,6 +177,7 @@ def convert(
     calibration_images: np.ndarray,
     config: ConversionConfig | None = None,
     activation_scales: Mapping[str, float] | None = None,
+    qcfs: QCFSSpec | None = None,
 ) -> ConvertedModel:
     """Convert a trained Table-1 CNN into an integer SNN with Algorithm 1 (module docstring).
 
@@ -200,6 +202,9 @@ def convert(
             integer parameter does not fit int16 (weights) / int32 (biases), or
             ``activation_scales`` names a layer that is not a conv or pool layer of ``arch``
             or holds a scale that is not positive.
+        qcfs: the QCFS spec of a QCFS-trained model (:func:`snnfast.qcfs.load`): the ANN graph
+            gets its quantised activations (the ``"ann"`` readout is then the network it was
+            trained as) and each quantised layer's threshold comes from its ``lam``.
     """
     raw = _state_of(model)
     if arch is None:
@@ -208,7 +213,7 @@ def convert(
         architecture = arch
     else:
         architecture = Architecture.parse(arch)
-    graph = architecture.graph(raw)
+    graph = architecture.graph(raw, qcfs=qcfs)
     allowed = [d.name for d in architecture.layers if d.kind in ("conv", "pool")]
     scales = _activation_scales(activation_scales, allowed, architecture.spec)
     return convert_graph(
@@ -300,6 +305,7 @@ def convert_graph(
 
     done: list[_QLayer] = []
     rules: list[str] = []
+    used_scales: dict[str, float] = {}
     for i, pl in enumerate(layout.layers, start=1):
         where = f"layer {i} ({pl.name})"
         s_ref = slopes[pl.groups[0].source]
@@ -327,6 +333,7 @@ def convert_graph(
         rates.add_layer(i, tuple(qgroups), b_int)
         lam = scales.get(pl.name, pl.scale)
         if lam is not None:
+            used_scales[pl.name] = float(lam)
             rules.append("scale")
             threshold = _checked_threshold(int(cfg.quantize(lam * param_scale * s_ref)), where)
         elif cfg.threshold_balancing != "none":
@@ -355,7 +362,7 @@ def convert_graph(
         n_images=int(images.shape[0]),
         input_theta=int(theta_in),
         threshold_rules=tuple(rules),
-        activation_scales={k: float(v) for k, v in scales.items()},
+        activation_scales=used_scales,
     )
     return ConvertedModel(
         network=network,

@@ -307,7 +307,7 @@ def embed_checkpoints(
         raise ConfigError(f"checkpoints must be distinct and not empty, got {list(checkpoints)}")
     run = _settings(converted, settings, None)
     net = converted.network
-    imgs = net._check_images(images)  # the engine's own check: uint8 [N, C, H, W], N > 0
+    imgs = net.check_images(images)  # the engine's own check: uint8 [N, C, H, W], N > 0
     n = imgs.shape[0]
     emb, out = converted.embedding_layers, converted.output_layer
     dim = converted.embedding_dim

@@ -36,11 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from . import _checks
+from ._records import Record
+from .errors import ConfigError, ShapeError
+from .settings import RunSettings
 
 __all__ = [
     "RAPL_ROOT",
+    "MachineInfo",
     "Measurement",
+    "MeasurementSummary",
     "ensure_passive_omp",
     "machine_info",
     "measure",
@@ -73,7 +78,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
     restore the previous setting. Yields the thread count used."""
     import torch
 
-    n = _usable_cpus() if threads is None else _positive(threads, "threads")
+    n = _checks.threads(threads, where="torch_threads")
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -156,7 +161,35 @@ class _RaplMeter:
 
 
 @dataclass(frozen=True)
-class Measurement:
+class MeasurementSummary(Record):
+    """The figures of a :class:`Measurement` (what reports and result files keep).
+
+    Attributes:
+        items: items (images) each call processes.
+        warmup: untimed calls made first.
+        repeats: timed calls.
+        median_s, min_s, mean_s, std_s: time per call (median, fastest, mean, sample standard
+            deviation).
+        per_item_s: median time per call / items: the latency to quote.
+        energy_j, energy_per_item_j, power_w: RAPL package energy over the timed calls, per
+            item, and mean power; ``None`` where RAPL is not readable.
+    """
+
+    items: int
+    warmup: int
+    repeats: int
+    median_s: float
+    min_s: float
+    mean_s: float
+    std_s: float
+    per_item_s: float
+    energy_j: float | None
+    energy_per_item_j: float | None
+    power_w: float | None
+
+
+@dataclass(frozen=True)
+class Measurement(Record):
     """Timed calls of one operation.
 
     Attributes:
@@ -215,27 +248,21 @@ class Measurement:
             return None
         return self.energy_j / self.total_s
 
-    def as_dict(self) -> dict[str, Any]:
-        """The measurement and its derived figures as a JSON-serialisable dict."""
-        return {
-            "items": self.items,
-            "warmup": self.warmup,
-            "repeats": len(self.samples_s),
-            "median_s": self.median_s,
-            "min_s": self.min_s,
-            "mean_s": self.mean_s,
-            "std_s": self.std_s,
-            "per_item_s": self.per_item_s,
-            "energy_j": self.energy_j,
-            "energy_per_item_j": self.energy_per_item_j,
-            "power_w": self.power_w,
-        }
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    def summary(self) -> MeasurementSummary:
+        """The measurement's derived figures."""
+        return MeasurementSummary(
+            items=self.items,
+            warmup=self.warmup,
+            repeats=len(self.samples_s),
+            median_s=self.median_s,
+            min_s=self.min_s,
+            mean_s=self.mean_s,
+            std_s=self.std_s,
+            per_item_s=self.per_item_s,
+            energy_j=self.energy_j,
+            energy_per_item_j=self.energy_per_item_j,
+            power_w=self.power_w,
+        )
 
 
 def measure(
@@ -258,11 +285,10 @@ def measure(
     Raises:
         ConfigError: ``items`` or ``repeats`` not positive, ``warmup`` negative.
     """
-    items = _positive(items, "items")
-    repeats = _positive(repeats, "repeats")
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 0:
-        raise ConfigError(f"warmup must be an integer >= 0, got {warmup!r}")
-    for _ in range(int(warmup)):
+    items = _checks.positive_int(items, "items", where="measure")
+    repeats = _checks.positive_int(repeats, "repeats", where="measure")
+    warmup = _checks.integer(warmup, "warmup", 0, where="measure")
+    for _ in range(warmup):
         fn()
     meter = _RaplMeter(rapl_root) if rapl_root is not None else None
     if meter is not None:
@@ -273,14 +299,14 @@ def measure(
         fn()
         samples.append(time.perf_counter() - t0)
     energy = meter.stop() if meter is not None else None
-    return Measurement(tuple(samples), items, int(warmup), energy)
+    return Measurement(tuple(samples), items, warmup, energy)
 
 
 def _cycle(images: np.ndarray, batch_size: int) -> Callable[[], np.ndarray]:
     """A function returning the next batch of ``batch_size`` images, cycling through them."""
     n = images.shape[0]
     if n == 0:
-        raise ConfigError("need at least one image to time")
+        raise ShapeError("need at least one image to time (got an empty batch)")
     if batch_size >= n:
         batch = np.ascontiguousarray(np.resize(images, (batch_size, *images.shape[1:])))
         return lambda: batch
@@ -312,7 +338,8 @@ def time_torch_ann(
         state: its parameters (:func:`snnfast.ann.load_model`).
         images: uint8 ``[N, 1, 28, 28]``; scaled to [0, 1] once, outside the timed calls.
         batch_size: images per call (cycled through ``images``; repeated if there are fewer).
-        threads: torch intra-op threads for the measurement (default all usable cores).
+        threads: torch intra-op threads for the measurement (default all usable cores,
+            :func:`snnfast._checks.all_cores`).
     """
     import torch
 
@@ -321,7 +348,7 @@ def time_torch_ann(
 
     if isinstance(arch, str):
         arch = ann.Architecture.parse(arch)
-    batch_size = _positive(batch_size, "batch_size")
+    batch_size = _checks.positive_int(batch_size, "batch_size", where="timing")
     params = ann.check_state(arch, state)
     model = build_torch_model(arch)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
@@ -352,7 +379,7 @@ def time_numpy_ann(
 
     if isinstance(arch, str):
         arch = ann.Architecture.parse(arch)
-    batch_size = _positive(batch_size, "batch_size")
+    batch_size = _checks.positive_int(batch_size, "batch_size", where="timing")
     params = ann.check_state(arch, state)
     nxt = _cycle(images, batch_size)
     return measure(
@@ -367,28 +394,43 @@ def time_numpy_ann(
 def time_engine(
     network: Any,
     images: np.ndarray,
-    timesteps: int,
+    settings: RunSettings,
     batch_size: int = 1,
     *,
-    threads: int | None = None,
     record: Sequence[int] | None = None,
     repeats: int = 20,
     warmup: int = 2,
     rapl_root: str | os.PathLike[str] | None = RAPL_ROOT,
-    v_init: float = 0.0,
-    early_exit: int | None = None,
 ) -> Measurement:
     """Simulation time of :meth:`snnfast.Network.run` for ``batch_size`` images per call.
 
-    ``record`` defaults to the output layer only (what classification needs); ``v_init`` and
-    ``early_exit`` go to the run.
+    Args:
+        network: the :class:`snnfast.Network`.
+        images: uint8 images, cycled through (repeated if fewer than ``batch_size``).
+        settings: how each call runs (time steps, delay, ``v_init``, early exit, threads).
+        batch_size: images per call.
+        record: layers to record; default the output layer only (what classification needs).
+        repeats, warmup, rapl_root: as in :func:`measure`.
+
+    Raises:
+        ConfigError: ``settings`` is not a :class:`~snnfast.settings.RunSettings`, or a bad
+            count.
     """
-    batch_size = _positive(batch_size, "batch_size")
+    if not isinstance(settings, RunSettings):
+        raise ConfigError(f"time_engine: settings must be a RunSettings, got {settings!r}")
+    batch_size = _checks.positive_int(batch_size, "batch_size", where="timing")
     rec = [network.n_layers] if record is None else list(record)
     nxt = _cycle(images, batch_size)
+    s = settings
     return measure(
         lambda: network.run(
-            nxt(), timesteps, threads=threads, record=rec, v_init=v_init, early_exit=early_exit
+            nxt(),
+            s.timesteps,
+            delay=s.delay,
+            v_init=s.v_init,
+            threads=s.threads,
+            record=rec,
+            early_exit=s.early_exit,
         ),
         items=batch_size,
         repeats=repeats,
@@ -398,13 +440,6 @@ def time_engine(
 
 
 # -- the machine ------------------------------------------------------------------------------
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _cpuinfo() -> tuple[str | None, int | None]:
@@ -446,8 +481,39 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def machine_info(rapl_root: str | os.PathLike[str] = RAPL_ROOT) -> dict[str, Any]:
-    """What the measurements ran on: CPU model, cores, memory, OS, versions, RAPL readability,
+@dataclass(frozen=True)
+class MachineInfo(Record):
+    """What measurements ran on.
+
+    Attributes:
+        cpu_model: CPU model name.
+        logical_cpus: logical CPUs of the machine.
+        usable_cpus: CPUs this process may run on (:func:`snnfast._checks.all_cores`).
+        physical_cores: physical cores, or ``None`` when unknown.
+        memory_gib: physical memory, or ``None``.
+        platform, python, numpy: versions.
+        torch: PyTorch's version, or ``None`` when it is not installed.
+        omp_wait_policy: ``$OMP_WAIT_POLICY``.
+        rapl_readable: whether RAPL energy counters can be read.
+        load_average: 1, 5 and 15 minute load averages, or ``None``.
+    """
+
+    cpu_model: str
+    logical_cpus: int | None
+    usable_cpus: int
+    physical_cores: int | None
+    memory_gib: float | None
+    platform: str
+    python: str
+    numpy: str
+    torch: str | None
+    omp_wait_policy: str | None
+    rapl_readable: bool
+    load_average: list[float] | None
+
+
+def machine_info(rapl_root: str | os.PathLike[str] = RAPL_ROOT) -> MachineInfo:
+    """What the measurements run on: CPU model, cores, memory, OS, versions, RAPL readability,
     load average. Never imports torch."""
     model, physical = _cpuinfo()
     mem_gib = None
@@ -459,17 +525,17 @@ def machine_info(rapl_root: str | os.PathLike[str] = RAPL_ROOT) -> dict[str, Any
     load = None
     with contextlib.suppress(OSError, AttributeError):
         load = [round(x, 2) for x in os.getloadavg()]
-    return {
-        "cpu_model": model or platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": _usable_cpus(),
-        "physical_cores": physical,
-        "memory_gib": None if mem_gib is None else round(mem_gib, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": _package_version("torch"),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "rapl_readable": bool(rapl_domains(rapl_root)),
-        "load_average": load,
-    }
+    return MachineInfo(
+        cpu_model=model or platform.processor() or platform.machine(),
+        logical_cpus=os.cpu_count(),
+        usable_cpus=_checks.all_cores(),
+        physical_cores=physical,
+        memory_gib=None if mem_gib is None else round(mem_gib, 1),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        numpy=np.__version__,
+        torch=_package_version("torch"),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+        rapl_readable=bool(rapl_domains(rapl_root)),
+        load_average=load,
+    )

@@ -175,7 +175,8 @@ class ConvSynapses:
     def __repr__(self) -> str:
         return short_repr(self)
 
-    def _validated(self, where: str) -> ConvSynapses:
+    def validated(self, where: str) -> ConvSynapses:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return ConvSynapses(
             int_array(self.weight, "weight", where, np.int16),
             _pair(self.stride, "stride", where),
@@ -185,7 +186,8 @@ class ConvSynapses:
             _int(self.channel_offset, "channel_offset", where),
         )
 
-    def _spec(self) -> dict[str, Any]:
+    def engine_spec(self) -> dict[str, Any]:
+        """The plain dict the Rust core takes for this group."""
         return _group_spec(
             self,
             weight=self.weight,
@@ -194,7 +196,8 @@ class ConvSynapses:
             groups=self.groups,
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         names = ("stride", "padding", "groups", "source", "channel_offset")
         return {"kind": self.kind, **_changed(self, names)}
 
@@ -222,7 +225,8 @@ class PoolSynapses:
     def __repr__(self) -> str:
         return short_repr(self)
 
-    def _validated(self, where: str) -> PoolSynapses:
+    def validated(self, where: str) -> PoolSynapses:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         kernel = _pair(self.kernel, "kernel", where)
         return PoolSynapses(
             kernel,
@@ -233,7 +237,8 @@ class PoolSynapses:
             _int(self.channel_offset, "channel_offset", where),
         )
 
-    def _spec(self) -> dict[str, Any]:
+    def engine_spec(self) -> dict[str, Any]:
+        """The plain dict the Rust core takes for this group."""
         kernel = _pair(self.kernel, "kernel", "")
         return _group_spec(
             self,
@@ -243,7 +248,8 @@ class PoolSynapses:
             padding=_padding(self.padding, ""),
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         names = ("stride", "padding", "source", "channel_offset")
         out = {"kind": self.kind, "kernel": list(_pair(self.kernel, "kernel", ""))}
         return {**out, "weight": self.weight, **_changed(self, names)}
@@ -264,17 +270,20 @@ class DenseSynapses:
     def __repr__(self) -> str:
         return short_repr(self)
 
-    def _validated(self, where: str) -> DenseSynapses:
+    def validated(self, where: str) -> DenseSynapses:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return DenseSynapses(
             int_array(self.weight, "weight", where, np.int16),
             _source(self.source, where),
             _int(self.channel_offset, "channel_offset", where),
         )
 
-    def _spec(self) -> dict[str, Any]:
+    def engine_spec(self) -> dict[str, Any]:
+        """The plain dict the Rust core takes for this group."""
         return _group_spec(self, weight=self.weight)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         return {"kind": self.kind, **_changed(self, ("source", "channel_offset"))}
 
 
@@ -357,7 +366,8 @@ class SpikingLayer:
         """This layer."""
         return self
 
-    def _validated(self, where: str) -> SpikingLayer:
+    def validated(self, where: str) -> SpikingLayer:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         groups = self.synapses
         if isinstance(groups, (str, bytes)) or not isinstance(
             groups, (Sequence, ConvSynapses, PoolSynapses, DenseSynapses)
@@ -373,7 +383,7 @@ class SpikingLayer:
                     f"{where}: synapse group {j} must be ConvSynapses, PoolSynapses or "
                     f"DenseSynapses, got {type(g).__name__}"
                 )
-            checked.append(g._validated(f"{where}, group {j}" if len(self.groups) > 1 else where))
+            checked.append(g.validated(f"{where}, group {j}" if len(self.groups) > 1 else where))
         if self.name is not None and not isinstance(self.name, str):
             raise ConfigError(f"{where}: name must be a string, got {self.name!r}")
         return SpikingLayer(
@@ -386,11 +396,12 @@ class SpikingLayer:
             du=_int(self.du, "du", where),
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         out: dict[str, Any] = {
             "threshold": self.threshold,
             "leak": self.leak,
-            "synapses": [g._params() for g in self.groups],
+            "synapses": [g.params() for g in self.groups],
         }
         return {**out, **_changed(self, ("name", "reset", "du"))}
 
@@ -432,7 +443,8 @@ class Conv2d:
         syn = ConvSynapses(self.weight, self.stride, self.padding, self.groups, self.source)
         return _neuron(self, [syn], self.bias)
 
-    def _validated(self, where: str) -> Conv2d:
+    def validated(self, where: str) -> Conv2d:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return Conv2d(
             int_array(self.weight, "weight", where, np.int16),
             int_array(self.bias, "bias", where, np.int32),
@@ -446,7 +458,8 @@ class Conv2d:
             du=_int(self.du, "du", where),
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         out = {
             "threshold": self.threshold,
             "stride": self.stride,
@@ -487,7 +500,8 @@ class AvgPool2d:
         syn = PoolSynapses(self.kernel, self.weight, self.stride, self.padding, self.source)
         return _neuron(self, [syn], None)
 
-    def _validated(self, where: str) -> AvgPool2d:
+    def validated(self, where: str) -> AvgPool2d:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return AvgPool2d(
             _int(self.kernel, "kernel", where),
             _int(self.weight, "weight", where),
@@ -500,7 +514,8 @@ class AvgPool2d:
             du=_int(self.du, "du", where),
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         out = {
             "kernel": self.kernel,
             "weight": self.weight,
@@ -535,7 +550,8 @@ class Dense:
         """The same layer as a :class:`SpikingLayer`."""
         return _neuron(self, [DenseSynapses(self.weight, self.source)], self.bias)
 
-    def _validated(self, where: str) -> Dense:
+    def validated(self, where: str) -> Dense:
+        """A checked copy (arrays converted and read-only); ``where`` names it in errors."""
         return Dense(
             int_array(self.weight, "weight", where, np.int16),
             int_array(self.bias, "bias", where, np.int32),
@@ -546,7 +562,8 @@ class Dense:
             du=_int(self.du, "du", where),
         )
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The JSON parameters a network file stores (its arrays apart)."""
         out = {"threshold": self.threshold, "leak": self.leak}
         return {**out, **_changed(self, ("source", "reset", "du"))}
 

@@ -253,7 +253,7 @@ class Network:
                     f"layer {i}: expected SpikingLayer, Conv2d, AvgPool2d or Dense, "
                     f"got {type(layer).__name__}"
                 )
-            checked.append(layer._validated(f"layer {i} ({_label(layer)})"))
+            checked.append(layer.validated(f"layer {i} ({_label(layer)})"))
         self.layers = checked
         self._engine = _core.Engine(
             [_engine_spec(layer) for layer in checked],
@@ -444,7 +444,7 @@ class Network:
         early_exit: int | None,
         where: str,
     ) -> list[RunResult]:
-        imgs = self._check_images(images)
+        imgs = self.check_images(images)
         delay = _int_in(delay, "delay", 0, 1, where)
         if not (type(v_init) is float and 0.0 <= v_init < 1.0):
             v_init = _checks.number(v_init, "v_init", 0.0, 1.0, hi_open=True, where=where)
@@ -491,7 +491,13 @@ class Network:
             )
         return results
 
-    def _check_images(self, images: Any) -> np.ndarray:
+    def check_images(self, images: Any) -> np.ndarray:
+        """``images`` as a contiguous uint8 ``[N, C, H, W]`` batch for this network (``[N, H, W]``
+        is accepted when ``C == 1``).
+
+        Raises:
+            ShapeError: not a uint8 array of the network's input shape, or an empty batch.
+        """
         if not isinstance(images, np.ndarray):
             raise ShapeError(f"images must be a NumPy uint8 array, got {type(images).__name__}")
         if images.dtype != np.uint8:
@@ -519,7 +525,7 @@ class Network:
         arrays: dict[str, np.ndarray] = {}
         entries = []
         for i, layer in enumerate(self.layers):
-            entries.append({"kind": layer.kind, **layer._params()})
+            entries.append({"kind": layer.kind, **layer.params()})
             if isinstance(layer, (Conv2d, Dense)):
                 arrays[f"layer{i}.weight"] = layer.weight
                 arrays[f"layer{i}.bias"] = layer.bias
@@ -608,7 +614,7 @@ def _engine_spec(layer: Layer) -> dict[str, Any]:
         "du": sl.du,
         "reset": sl.reset,
         "bias": sl.bias,
-        "groups": [g._spec() for g in sl.groups],
+        "groups": [g.engine_spec() for g in sl.groups],
     }
 
 

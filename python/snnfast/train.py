@@ -302,7 +302,7 @@ def fit(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     xt = x_train
-    yt = torch.from_numpy(y_train)
+    yt = torch.from_numpy(np.array(y_train, dtype=np.int64))
     xv = torch.from_numpy(np.ascontiguousarray(x_val))
     loss_fn = torch.nn.CrossEntropyLoss()
     best_acc, best_epoch, best_state = -1.0, 0, None

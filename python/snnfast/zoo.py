@@ -213,20 +213,12 @@ ENTRIES: dict[str, ZooEntry] = {
 
 
 def prepare(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Fashion-MNIST images (uint8 ``[N, 1, 28, 28]``) as ``shape``: zero-padded equally on
-    every side to ``H x W`` and repeated over ``C`` channels. uint8 ``[N, C, H, W]``."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
-        raise ConfigError(f"images must be uint8 [N, C, H, W], got {type(images).__name__}")
-    c, h, w = shape
-    n, c0, h0, w0 = images.shape
-    if c0 != 1 and c0 != c:
-        raise ConfigError(f"cannot make {c} channels from {c0}")
-    if h < h0 or w < w0 or (h - h0) % 2 or (w - w0) % 2:
-        raise ConfigError(f"cannot pad {h0}x{w0} images evenly to {h}x{w}")
-    py, px = (h - h0) // 2, (w - w0) // 2
-    out = np.zeros((n, c, h, w), dtype=np.uint8)
-    out[:, :, py : py + h0, px : px + w0] = images
-    return out
+    """Fashion-MNIST images (uint8 ``[N, 1, 28, 28]``) as ``shape``: placed unscaled in the
+    middle, zero-padded to ``H x W``, repeated over ``C`` channels (:func:`snnfast.data.
+    convert_array` with ``fit="center"``; ``snnfast embed --fit center`` does the same)."""
+    from .data import ImageOptions, convert_array
+
+    return convert_array(images, shape, ImageOptions(fit="center"))
 
 
 @dataclass(frozen=True)

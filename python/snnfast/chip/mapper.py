@@ -1,4 +1,4 @@
-"""The Loihi 1 chip model: resource limits, the mapper that places a network on cores, checks.
+"""The mapper: places a network on the cores of a chip profile (:class:`Loihi1`) and checks it.
 
 A :class:`Network` is placed on neuromorphic cores layer by layer; one core never holds two
 layers. Every layer, the input layer 0 included, is a layer of compartments on cores: on
@@ -19,7 +19,8 @@ Resources of one core (all checked against :class:`Loihi1`):
 * **output axons**: for each neuron of the core, the number of distinct cores of the next layer
   it reaches (one discrete axon per destination core, as NxTF and nengo-loihi count them),
   plus one reset axon per neuron under soft reset;
-* **synapse memory**: every synapse is stored (convolution weights are not shared, DESIGN.md).
+* **synapse memory**: every synapse is stored (convolution weights are not shared on chip,
+  ``docs/loihi.md``).
   The synapses a presynaptic axon has on the core are stored as entries of at most
   ``max_synapses_per_entry`` synapses; an entry of ``n`` synapses takes
   ``n * (weight_bits + index_bits) + synapse_header_bits`` bits rounded up to whole 64-bit
@@ -41,25 +42,23 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ann import INPUT_SHAPE, Architecture
-from .errors import ConfigError, ResourceError
-from .network import AvgPool2d, Conv2d, Dense, Network
+from .. import _checks
+from .._records import Record
+from ..errors import ConfigError, ResourceError
+from ..network import AvgPool2d, Conv2d, Dense, Network
+from .loihi1 import Loihi1
 
 __all__ = [
     "RESOURCES",
-    "TABLE1_SPECS",
     "LayerMap",
-    "Loihi1",
     "Mapping",
+    "MappingSummary",
     "check_deployable",
     "map_network",
-    "table1_deployability",
-    "table1_network",
 ]
 
 RESOURCES: tuple[str, ...] = ("compartments", "input_axons", "output_axons", "synapse_bits")
@@ -71,112 +70,6 @@ _LABELS = {
     "output_axons": "output axons",
     "synapse_bits": "bits of synapse memory",
 }
-
-TABLE1_SPECS: tuple[str, ...] = (
-    "4-8-10",
-    "8-16-10",
-    "16-32-10",
-    "32-64-10",
-    "4-8-16-10",
-    "8-16-32-10",
-    "16-32-64-10",
-    "32-64-128-10",
-    "4-8-16-32-10",
-    "8-16-32-64-10",
-    "16-32-64-128-10",
-    "32-64-128-256-10",
-)
-"""The twelve architectures of the paper's Table 1."""
-
-
-@dataclass(frozen=True)
-class Loihi1:
-    """Resource limits and layout of an Intel Loihi 1 chip; every field can be overridden.
-
-    Sources are in ``loihi-figures.md`` (shared with the project) and repeated per field.
-    """
-
-    # Davies et al. 2018 (IEEE Micro 38(1)); the paper's Fig 3 draws them as 8 rows x 16.
-    cores_per_chip: int = 128
-    grid_rows: int = 8
-    grid_cols: int = 16
-    # Cores that share one router tile, as rows x cols of the grid. ASSUMPTION: Loihi groups
-    # 4 cores per tile (Davies 2018 floorplan); loihi-figures.md gives no tile size. Used only
-    # for spike routing costs (within a tile vs tile hops) in snnfast.energy.
-    tile_rows: int = 2
-    tile_cols: int = 2
-    # Davies 2018; nengo-loihi nengo_loihi/block.py MAX_COMPARTMENTS = 1024.
-    max_compartments: int = 1024
-    # nengo-loihi MAX_IN_AXONS = 4096; NxTF maxNumAxons; the paper's Methods (fan-in 4,096).
-    max_input_axons: int = 4096
-    # nengo-loihi MAX_OUT_AXONS = 4096.
-    max_output_axons: int = 4096
-    # 128 KiB: nengo-loihi MAX_SYNAPSE_BITS = 16384 * 64; NxTF maxNumSynMemWords = 16384.
-    synapse_memory_bits: int = 16384 * 64
-    # Synapse memory word; an entry is rounded up to whole words (nengo-loihi bits_per_axon).
-    synapse_word_bits: int = 64
-    # Per-entry prefix: 4 bits synapse format id + 6 bits synapse count (nengo-loihi
-    # SYNAPSE_FMT_IDX_BITS + N_SYNAPSES_BITS; NxTF SynEntry numPrefixBits = 4 + 6).
-    synapse_header_bits: int = 10
-    # One entry holds up to 2**6 synapses (the 6-bit count field + 1, nengo-loihi).
-    max_synapses_per_entry: int = 64
-    # Smallest compartment-index width of a synapse (nengo-loihi INDEX_BITS_MAP = 0, 6, ...).
-    min_index_bits: int = 6
-    # Weights of 1..9 bits signed, -256..255 (Davies 2018; nengo-loihi discretize.py).
-    max_weight_bits: int = 9
-    # Compartments per neuron. Loihi 1 has no native reset by subtraction: NxTF builds it from
-    # 2 compartments (dendrite + soma) and a recurrent reset synapse, so each neuron also uses
-    # one reset synapse, one input axon and one output axon on its own core
-    # (nxsdk_modules_ncl/dnn/src/dnn_layers.py, resetMode='soft'). 1 = native soft reset
-    # (e.g. Loihi 2), with none of these costs.
-    soft_reset_compartments: int = 2
-    # How many chips the network may use; None = no limit. The paper ran on one chip.
-    max_chips: int | None = 1
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "max_chips" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"Loihi1.{f.name} must be a positive integer, got {value!r}")
-        if self.grid_rows * self.grid_cols != self.cores_per_chip:
-            raise ConfigError(
-                f"Loihi1 grid {self.grid_rows} x {self.grid_cols} does not hold "
-                f"cores_per_chip = {self.cores_per_chip}"
-            )
-        if self.grid_rows % self.tile_rows or self.grid_cols % self.tile_cols:
-            raise ConfigError(
-                f"Loihi1 tile {self.tile_rows} x {self.tile_cols} does not divide the grid "
-                f"{self.grid_rows} x {self.grid_cols}"
-            )
-        if self.soft_reset_compartments not in (1, 2):
-            raise ConfigError(
-                f"Loihi1.soft_reset_compartments must be 1 or 2, got {self.soft_reset_compartments}"
-            )
-
-    @property
-    def limits(self) -> dict[str, int]:
-        """The per-core limit of each resource in :data:`RESOURCES`."""
-        return {
-            "compartments": self.max_compartments,
-            "input_axons": self.max_input_axons,
-            "output_axons": self.max_output_axons,
-            "synapse_bits": self.synapse_memory_bits,
-        }
-
-    def entry_bits(self, n: Any, bits_per_synapse: int) -> np.ndarray:
-        """Synapse-memory bits taken by ``n`` synapses of one axon on one core (vectorised)."""
-        n = np.asarray(n, dtype=np.int64)
-        per = self.max_synapses_per_entry
-        word = self.synapse_word_bits
-
-        def words(k: np.ndarray | int) -> np.ndarray:
-            bits = np.asarray(k, dtype=np.int64) * bits_per_synapse + self.synapse_header_bits
-            return -(-bits // word) * word
-
-        full, rem = np.divmod(n, per)
-        return full * words(per) + np.where(rem > 0, words(rem), 0)
 
 
 # -- geometry -------------------------------------------------------------------------------
@@ -319,18 +212,31 @@ class LayerMap:
         return range(self.first_core, self.first_core + self.n_cores)
 
 
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """One way of cutting a layer into blocks, and what each core of it would use."""
+
+    block: tuple[int, int, int]
+    usage: dict[str, np.ndarray]
+    grid: tuple[int, int, int]
+    index_bits: int
+    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    members: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def _evaluate(
     geom: _Geometry,
     block: tuple[int, int, int],
     dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     chip: Loihi1,
-) -> dict[str, Any]:
+) -> _Part:
     """Per-core usage (arrays over the block grid) of cutting ``geom`` into ``block``s.
 
     ``dest`` gives, per axis of this layer, how many blocks of the next layer each position
     reaches (their product is a neuron's destination-core count); ``None`` for the last layer.
     """
-    members = tuple(_one_hot(d, b) for d, b in zip(geom.shape3, block))
+    (c, h, w), (bc, bh, bw) = geom.shape3, block
+    members = (_one_hot(c, bc), _one_hot(h, bh), _one_hot(w, bw))
     sc, sh, sw = (m.sum(axis=0) for m in members)
     neurons = sc[:, None, None] * sh[None, :, None] * sw[None, None, :]
     reset = int(chip.soft_reset_compartments > 1)
@@ -341,13 +247,14 @@ def _evaluate(
     def outer(vc: np.ndarray, vh: np.ndarray, vw: np.ndarray) -> np.ndarray:
         return vc[:, None, None] * vh[None, :, None] * vw[None, None, :]
 
-    factors = None
+    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     if geom.relations is None:
         in_axons = np.zeros_like(neurons)
         synapses = np.zeros_like(neurons)
         syn_bits = np.zeros_like(neurons)
     else:
-        factors = tuple(r.astype(np.int64) @ m for r, m in zip(geom.relations, members))
+        rc, rh, rw = (r.astype(np.int64) for r in geom.relations)
+        factors = (rc @ members[0], rh @ members[1], rw @ members[2])
         in_axons = outer(*((f > 0).sum(axis=0) for f in factors))
         synapses = outer(*(f.sum(axis=0) for f in factors))
         # Bits: sum over presynaptic positions of entry_bits(synapses onto this block). Per axis,
@@ -372,13 +279,14 @@ def _evaluate(
         "output_axons": out_axons + reset * neurons,
         "synapse_bits": syn_bits + reset * neurons * int(chip.entry_bits(1, bits_per_syn)),
     }
-    return {
-        "usage": {k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in usage.items()},
-        "grid": tuple(m.shape[1] for m in members),
-        "index_bits": index_bits,
-        "factors": factors,
-        "members": members,
-    }
+    return _Part(
+        block=block,
+        usage={k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in usage.items()},
+        grid=(members[0].shape[1], members[1].shape[1], members[2].shape[1]),
+        index_bits=index_bits,
+        factors=factors,
+        members=members,
+    )
 
 
 def _fullness(usage: dict[str, np.ndarray], limits: dict[str, int]) -> float:
@@ -395,7 +303,7 @@ def _check_single_neuron(
     chip: Loihi1,
 ) -> None:
     """Raise if even a core holding one neuron breaks a limit (then no partition can fit)."""
-    usage = _evaluate(geom, (1, 1, 1), dest, chip)["usage"]
+    usage = _evaluate(geom, (1, 1, 1), dest, chip).usage
     limits = chip.limits
     reset = int(chip.soft_reset_compartments > 1)
     for r in RESOURCES:
@@ -417,7 +325,7 @@ def _partition(
     geom: _Geometry,
     dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     chip: Loihi1,
-) -> dict[str, Any]:
+) -> _Part:
     """Cut one layer into the fewest cores that respect every limit (see module docstring)."""
     _check_single_neuron(geom, dest, chip)
     limits = chip.limits
@@ -430,17 +338,16 @@ def _partition(
         if bc * bh * bw * chip.soft_reset_compartments <= chip.max_compartments
     ]
     cands.sort(key=lambda b: math.prod(-(-d // s) for d, s in zip(geom.shape3, b)))
-    best: dict[str, Any] | None = None
+    best: _Part | None = None
     best_cores = 0
     for block in cands:
         n_cores = math.prod(-(-d // s) for d, s in zip(geom.shape3, block))
         if best is not None and n_cores > best_cores:
             break
         ev = _evaluate(geom, block, dest, chip)
-        if not _fits(ev["usage"], limits):
+        if not _fits(ev.usage, limits):
             continue
-        ev["block"] = block
-        if best is None or _fullness(ev["usage"], limits) < _fullness(best["usage"], limits):
+        if best is None or _fullness(ev.usage, limits) < _fullness(best.usage, limits):
             best, best_cores = ev, n_cores
     if best is None:  # pragma: no cover - the 1x1x1 block fits after _check_single_neuron
         raise ResourceError(f"{_name(geom)}: no partition fits a core")
@@ -450,9 +357,27 @@ def _partition(
 # -- the mapping ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MappingSummary(Record):
+    """What a :class:`Mapping` amounts to, for reports and result files.
+
+    Attributes:
+        n_cores, n_chips: cores and chips used.
+        cores_per_layer: cores of each layer, input first.
+        report: :meth:`Mapping.report`'s table.
+        notes: the mapping's warnings.
+    """
+
+    n_cores: int
+    n_chips: int
+    cores_per_layer: list[int]
+    report: str
+    notes: list[str]
+
+
 @dataclass(frozen=True, eq=False)
 class Mapping:
-    """A network placed on Loihi cores; see the :mod:`snnfast.chip` docstring for the model.
+    """A network placed on Loihi cores; see the :mod:`snnfast.chip.mapper` docstring.
 
     Attributes:
         chip: the chip description used.
@@ -554,6 +479,12 @@ class Mapping:
         note = "resource columns: fullest core of the layer, % of the per-core limit"
         return "\n".join([head, line, *body, note, *(f"warning: {n}" for n in self.notes)])
 
+    def summary(self) -> MappingSummary:
+        """Core counts, the report table and the notes."""
+        return MappingSummary(
+            self.n_cores, self.n_chips, self.cores_per_layer, self.report(), list(self.notes)
+        )
+
 
 def _map(net: Network, chip: Loihi1) -> Mapping:
     """Partition and place every layer; no chip-count check."""
@@ -562,28 +493,29 @@ def _map(net: Network, chip: Loihi1) -> Mapping:
     if not isinstance(chip, Loihi1):
         raise ConfigError(f"chip must be a Loihi1, got {type(chip).__name__}")
     geoms = _geometries(net, chip)
-    parts: list[dict[str, Any]] = [{}] * len(geoms)
+    parts: dict[int, _Part] = {}
     dest = None
     for g in reversed(geoms):
         part = _partition(g, dest, chip)
         parts[g.index] = part
-        if part["factors"] is not None:
-            dest = tuple((f > 0).sum(axis=1) for f in part["factors"])
+        if part.factors is not None:
+            dest = tuple((f > 0).sum(axis=1) for f in part.factors)
     layers = []
     first = 0
-    for g, part in zip(geoms, parts):
+    for g in geoms:
+        part = parts[g.index]
         lm = LayerMap(
             g.index,
             g.kind,
             tuple(g.shape),
-            part["block"],
-            part["grid"],
+            part.block,
+            part.grid,
             first,
             g.weight_bits,
-            part["index_bits"],
-            part["usage"],
-            part["factors"],
-            part["members"],
+            part.index_bits,
+            part.usage,
+            part.factors,
+            part.members,
         )
         layers.append(lm)
         first += lm.n_cores
@@ -621,12 +553,10 @@ def map_network(net: Network, chip: Loihi1 | None = None, max_chips: int | None 
             the limit.
     """
     chip = Loihi1() if chip is None else chip
-    if max_chips is not None and (
-        isinstance(max_chips, bool) or not isinstance(max_chips, (int, np.integer)) or max_chips < 1
-    ):
-        raise ConfigError(f"max_chips must be a positive integer or None, got {max_chips!r}")
+    if max_chips is not None:
+        max_chips = _checks.positive_int(max_chips, "max_chips", where="map_network")
     mapping = _map(net, chip)
-    _check_chips(mapping, chip.max_chips if max_chips is None else int(max_chips))
+    _check_chips(mapping, chip.max_chips if max_chips is None else max_chips)
     for note in mapping.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return mapping
@@ -641,58 +571,3 @@ def check_deployable(
     except ResourceError as exc:
         return False, str(exc)
     return True, ""
-
-
-# -- the paper's Table 1 --------------------------------------------------------------------
-
-
-def table1_network(spec: str, seed: int = 0, w_max: int = 255) -> Network:
-    """A :class:`Network` of Table-1 architecture ``spec`` with random weights in ``±w_max``.
-
-    Only the geometry and the weight width matter to the mapper; thresholds are 1, biases 0,
-    and pooling layers get a random positive weight. Layer shapes follow
-    :attr:`snnfast.ann.Architecture.layers`.
-    """
-    rng = np.random.default_rng(seed)
-    layers: list[Conv2d | AvgPool2d | Dense] = []
-    for d in Architecture.parse(spec).layers:
-        bias = np.zeros(d.out_shape[0], dtype=np.int32)
-        if d.kind == "conv":
-            size = (d.out_shape[0], d.in_shape[0], d.kernel, d.kernel)
-            weight = rng.integers(-w_max, w_max + 1, size=size, dtype=np.int16)
-            layers.append(Conv2d(weight, bias, 1, stride=d.stride, padding=d.padding))
-        elif d.kind == "pool":
-            layers.append(AvgPool2d(d.kernel, int(rng.integers(1, w_max + 1)), 1))
-        else:
-            weight = rng.integers(
-                -w_max, w_max + 1, size=(d.out_shape[0], math.prod(d.in_shape)), dtype=np.int16
-            )
-            layers.append(Dense(weight, bias, 1))
-    return Network(layers, INPUT_SHAPE)
-
-
-def table1_deployability(
-    chip: Loihi1 | None = None,
-) -> list[tuple[str, bool, str, int | None, int | None]]:
-    """For each Table-1 spec: ``(spec, deployable, reason, n_cores, n_chips)``.
-
-    ``deployable`` honours ``chip.max_chips``. ``n_cores`` and ``n_chips`` are what the network
-    needs (given even when it needs too many chips), ``None`` when a single neuron cannot be
-    placed at all; ``reason`` is ``""`` or the :class:`ResourceError` message.
-    """
-    chip = Loihi1() if chip is None else chip
-    rows: list[tuple[str, bool, str, int | None, int | None]] = []
-    for spec in TABLE1_SPECS:
-        net = table1_network(spec)
-        try:
-            mapping = _map(net, chip)
-        except ResourceError as exc:
-            rows.append((spec, False, str(exc), None, None))
-            continue
-        try:
-            _check_chips(mapping, chip.max_chips)
-            ok, reason = True, ""
-        except ResourceError as exc:
-            ok, reason = False, str(exc)
-        rows.append((spec, ok, reason, mapping.n_cores, mapping.n_chips))
-    return rows

@@ -1,4 +1,4 @@
-"""Energy and latency of a run on Loihi 1, estimated from the engine's exact event counts.
+"""Energy and latency of a run on a chip, estimated from the engine's exact event counts.
 
 The estimate has two separate parts.
 
@@ -29,104 +29,55 @@ T is the number of steps the image actually ran (``RunResult.steps``: fewer with
 
 **Calibration from the paper** (kept apart from the counts): ``fixed_overhead_s`` is the time
 per image that does not depend on T (host transfer, set-up, probes), and ``static_power_w`` the
-static power per chip, both from Liu et al. 2022 Tables 3-4 (see ``loihi-figures.md``).
+static power per chip, both from Liu et al. 2022 Tables 3-4 (see ``docs/loihi.md``).
 Static energy = static power x chips x latency.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from .chip import Loihi1, Mapping, map_network
-from .errors import ConfigError, ShapeError
-from .network import Network, RunResult
+from .._records import Record
+from ..errors import ConfigError, ShapeError
+from ..network import Network, RunResult
+from ..settings import RunSettings
+from .loihi1 import EnergyModel, Loihi1
+from .mapper import Mapping, map_network
 
 __all__ = [
-    "PAPER_LOIHI",
-    "EnergyModel",
     "EnergyReport",
-    "PaperFigures",
-    "compare_with_paper",
+    "EnergySummary",
     "estimate_energy",
     "estimate_network",
 ]
 
 
 @dataclass(frozen=True)
-class PaperFigures:
-    """What Liu et al. 2022 measured on Loihi for ``32-64-10``, batch 1 (Tables 3-5)."""
+class EnergySummary(Record):
+    """The means of an :class:`EnergyReport`, for reports and result files.
+
+    Attributes:
+        timesteps: the run's time steps; mean_steps: steps run on average (fewer with early
+            exit).
+        n_images, n_cores, n_chips: images averaged over, cores and chips used.
+        latency_s: latency per image.
+        static_power_w, dynamic_power_w, total_power_w: power.
+        dynamic_energy_j, total_energy_j: energy per image.
+    """
 
     timesteps: int
+    mean_steps: float
+    n_images: int
+    n_cores: int
+    n_chips: int
     latency_s: float
     static_power_w: float
     dynamic_power_w: float
-    energy_j: float
-
-    @property
-    def dynamic_energy_j(self) -> float:
-        """Dynamic power x latency."""
-        return self.dynamic_power_w * self.latency_s
-
-
-PAPER_LOIHI: dict[int, PaperFigures] = {
-    16: PaperFigures(16, 2.984e-3, 0.946, 0.044, 2.996e-3),
-    128: PaperFigures(128, 11.976e-3, 0.952, 0.064, 12.17e-3),
-}
-"""The paper's Loihi measurements by number of time steps."""
-
-# Per-step time and T-independent time implied by the two measured runtimes (Table 3).
-_PAPER_STEP_S = (PAPER_LOIHI[128].latency_s - PAPER_LOIHI[16].latency_s) / (128 - 16)
-_PAPER_FIXED_S = PAPER_LOIHI[16].latency_s - 16 * _PAPER_STEP_S
-
-
-@dataclass(frozen=True)
-class EnergyModel:
-    """Per-operation energy (pJ) and time (ns) plus the paper calibration; all overridable."""
-
-    # Davies et al. 2018 Table 2: synaptic spike operation (min energy / max time).
-    e_synop_pj: float = 23.6
-    t_synop_ns: float = 3.5
-    # Davies 2018 Table 2: neuron update, active / inactive.
-    e_update_active_pj: float = 81.0
-    e_update_inactive_pj: float = 52.0
-    t_update_active_ns: float = 8.4
-    t_update_inactive_ns: float = 5.3
-    # Davies 2018 Table 2: spike message within a tile.
-    e_spike_tile_pj: float = 1.7
-    # Davies 2018 Table 2: energy per tile hop, east-west / north-south.
-    e_hop_ew_pj: float = 3.0
-    e_hop_ns_pj: float = 4.0
-    # Davies 2018 Table 2: mesh-wide barrier synchronisation, 113 ns (1 tile) .. 465 ns (32).
-    t_barrier_min_ns: float = 113.0
-    t_barrier_max_ns: float = 465.0
-    barrier_max_tiles: int = 32
-    # Calibration, Liu et al. 2022 Table 4: static power of one chip (T = 16 run; 0.952 W at
-    # T = 128).
-    static_power_w: float = PAPER_LOIHI[16].static_power_w
-    # Calibration, Liu et al. 2022 Table 3: per-image time that does not depend on T,
-    # 2.984 ms - 16 x (11.976 - 2.984) ms / 112 = 1.70 ms.
-    fixed_overhead_s: float = _PAPER_FIXED_S
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-                raise ConfigError(f"EnergyModel.{f.name} must be a number, got {value!r}")
-            if not np.isfinite(value) or value < 0:
-                raise ConfigError(f"EnergyModel.{f.name} must be finite and >= 0, got {value}")
-        if self.barrier_max_tiles < 1:
-            raise ConfigError(
-                f"EnergyModel.barrier_max_tiles must be >= 1, got {self.barrier_max_tiles}"
-            )
-
-    def barrier_ns(self, n_tiles: int) -> float:
-        """Barrier time for ``n_tiles`` tiles in use (linear, clipped to the measured range)."""
-        span = max(self.barrier_max_tiles - 1, 1)
-        frac = min(max(n_tiles - 1, 0), span) / span
-        return self.t_barrier_min_ns + frac * (self.t_barrier_max_ns - self.t_barrier_min_ns)
+    total_power_w: float
+    dynamic_energy_j: float
+    total_energy_j: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,6 +182,22 @@ class EnergyReport:
                 f"{self.layer_messages[l]:>10.1f}  {self.layer_energy_j[l] * 1e6:>10.3f}"
             )
         return "\n".join(lines)
+
+    def summary(self) -> EnergySummary:
+        """The report's means."""
+        return EnergySummary(
+            timesteps=self.timesteps,
+            mean_steps=float(self.steps_per_image.mean()),
+            n_images=self.n_images,
+            n_cores=self.n_cores,
+            n_chips=self.n_chips,
+            latency_s=self.latency_s,
+            static_power_w=self.static_power_w,
+            dynamic_power_w=self.dynamic_power_w,
+            total_power_w=self.total_power_w,
+            dynamic_energy_j=self.dynamic_energy_j,
+            total_energy_j=self.total_energy_j,
+        )
 
 
 def _tile_xy(mapping: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -393,50 +360,36 @@ def estimate_energy(
 def estimate_network(
     net: Network,
     images: np.ndarray,
-    timesteps: int = 16,
-    delay: int = 0,
-    v_init: float = 0.0,
+    settings: RunSettings | None = None,
     chip: Loihi1 | None = None,
     model: EnergyModel | None = None,
-    threads: int | None = None,
-    early_exit: int | None = None,
 ) -> tuple[Mapping, EnergyReport]:
     """Map ``net``, run ``images`` with every layer recorded, and estimate the run's energy.
 
-    The run's arguments are those of :meth:`snnfast.Network.run`.
-    """
-    mapping = map_network(net, chip)
-    result = net.run(
-        images, timesteps, delay=delay, v_init=v_init, threads=threads, early_exit=early_exit
-    )
-    return mapping, estimate_energy(mapping, result, model)
-
-
-def compare_with_paper(reports: Sequence[EnergyReport]) -> str:
-    """A table of our estimates beside the paper's Loihi figures, for runs with T = 16 or 128.
+    Args:
+        net: the network.
+        images: uint8 images.
+        settings: how the run goes (time steps, delay, ``v_init``, early exit, threads);
+            default ``RunSettings()`` (16 steps). Pass a converted model's
+            :attr:`~snnfast.convert.ConvertedModel.settings` (with the time steps wanted) to
+            cost the network as it is meant to run.
+        chip: chip profile (default :class:`~snnfast.chip.Loihi1`).
+        model: per-operation costs (default :class:`~snnfast.chip.EnergyModel`).
 
     Raises:
-        ConfigError: no report has a number of time steps the paper measured.
+        ConfigError: ``settings`` is not a :class:`~snnfast.settings.RunSettings`.
+        ResourceError: the network does not fit the chip.
     """
-    rows = [r for r in reports if r.timesteps in PAPER_LOIHI]
-    if not rows:
-        raise ConfigError(
-            f"the paper measured T in {sorted(PAPER_LOIHI)}; got reports for T = "
-            f"{[r.timesteps for r in reports]}"
-        )
-    head = f"{'T':>4}  {'quantity':<18}{'ours':>10}{'paper':>10}{'ours/paper':>12}"
-    lines = [head]
-    for r in rows:
-        p = PAPER_LOIHI[r.timesteps]
-        for name, ours, theirs, unit, scale in (
-            ("latency", r.latency_s, p.latency_s, "ms", 1e3),
-            ("static power", r.static_power_w, p.static_power_w, "W", 1.0),
-            ("dynamic power", r.dynamic_power_w, p.dynamic_power_w, "W", 1.0),
-            ("dynamic energy", r.dynamic_energy_j, p.dynamic_energy_j, "mJ", 1e3),
-            ("total energy", r.total_energy_j, p.energy_j, "mJ", 1e3),
-        ):
-            lines.append(
-                f"{r.timesteps:>4}  {name + ' (' + unit + ')':<18}{ours * scale:>10.4f}"
-                f"{theirs * scale:>10.4f}{ours / theirs:>12.2f}"
-            )
-    return "\n".join(lines)
+    s = RunSettings() if settings is None else settings
+    if not isinstance(s, RunSettings):
+        raise ConfigError(f"estimate_network: settings must be a RunSettings, got {s!r}")
+    mapping = map_network(net, chip)
+    result = net.run(
+        images,
+        s.timesteps,
+        delay=s.delay,
+        v_init=s.v_init,
+        threads=s.threads,
+        early_exit=s.early_exit,
+    )
+    return mapping, estimate_energy(mapping, result, model)
