@@ -18,7 +18,7 @@ from snnfast import _core
 
 I16 = np.iinfo(np.int16)
 # Every kernel set this processor runs, or only the one $SNNFAST_KERNELS forces for the whole
-# session (the engine refuses to run any other then).
+# session (SNNFAST_KERNELS=portable checks the portable kernels alone).
 KERNELS = (
     [os.environ[_core.KERNELS_ENV]]
     if os.environ.get(_core.KERNELS_ENV)
