@@ -45,8 +45,8 @@ def _print_summary(request):
     info = machine_info()
     reporter.write_sep("=", "snnfast speed (issue 13 goals)")
     reporter.write_line(
-        f"{datetime.date.today()}, {info['cpu_model']}, {info['usable_cpus']} cores, "
-        f"{_cpu_flags()}, load average {info['load_average']}, torch {info['torch']}"
+        f"{datetime.date.today()}, {info.cpu_model}, {info.usable_cpus} cores, "
+        f"{_cpu_flags()}, load average {info.load_average}, torch {info.torch}"
     )
     for line in SUMMARY:
         reporter.write_line(line)
