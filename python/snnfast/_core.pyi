@@ -63,7 +63,17 @@ class Engine:
         early_exit: int | None,
         checkpoints: list[int],
         memory_limit: int,
+        split: int | None = None,
     ) -> _RunArrays: ...
+    def scatter_floor(
+        self,
+        images: npt.NDArray[np.uint8],
+        *,
+        timesteps: int,
+        delay: int = 0,
+        v_init: float = 0.0,
+        min_seconds: float = 0.2,
+    ) -> tuple[int, float, str]: ...
     def chip_map(
         self,
         *,

@@ -1,8 +1,9 @@
 """The integer spiking network: the network, its geometry, its file, and its run results.
 
 This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has integer weights
-(int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
-``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
+(int16), an integer bias per output channel or per neuron (int32), one threshold
+``theta_l > 0`` and a leak ``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each
+layer in order::
 
     z    = b + sum_j W[i, j] * s_src[j](t - d)       # d = delay, 0 or 1; s(0) = 0
     v    = v - sign(v) * ((|v| * dv) >> 12)           # leak, truncating toward zero
@@ -263,6 +264,8 @@ class Network:
         )
         self._shapes = [tuple(s) for s in self._engine.shapes()]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
+        for i, layer in enumerate(checked, start=1):
+            _check_bias_shape(layer, self._shapes[i], f"layer {i} ({_label(layer)})")
 
     def __repr__(self) -> str:
         layers = ", ".join(
@@ -630,6 +633,19 @@ class Network:
 def _label(layer: Layer) -> str:
     """What messages call a layer: its name, or its kind."""
     return layer.label if isinstance(layer, SpikingLayer) else layer.kind
+
+
+def _check_bias_shape(layer: Layer, shape: tuple[int, ...], where: str) -> None:
+    """A bias is one per channel ``[C]`` or one per neuron, shaped like the layer ``(C, H, W)``
+    (the engine accepts any array of either length; a flat per-neuron bias is refused here so
+    that its order is never guessed)."""
+    bias = layer.as_spiking_layer().bias
+    if bias is None or bias.shape == (shape[0],) or bias.shape == shape:
+        return
+    raise ShapeError(
+        f"{where}: bias must be one per channel, shape ({shape[0]},), or one per neuron, the "
+        f"layer's shape {shape}; got shape {bias.shape}"
+    )
 
 
 def _engine_spec(layer: Layer) -> dict[str, Any]:

@@ -19,10 +19,15 @@ pub mod chip;
 mod compile;
 pub mod engine;
 pub mod error;
+pub mod floor;
 pub mod geometry;
+mod helper;
 pub mod kernels;
 pub mod network;
 pub mod neuron;
+mod pipeline;
+mod scatter;
+mod simulate;
 mod step;
 
 #[cfg(feature = "python")]

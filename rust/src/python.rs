@@ -299,11 +299,12 @@ impl Engine {
 
     /// Run a uint8 batch; returns flat arrays per recorded layer (`[S, N, size]`), the flat
     /// synops `[S, N, L+1]`, the steps simulated `[S, N]` for `S` checkpoints (1 if none), and
-    /// the name of the kernel set that ran.
+    /// the name of the kernel set that ran. `split` forces how one image on two threads is
+    /// split into pipelined stages (`None`: by the expected work; 0: never).
     #[allow(clippy::too_many_arguments)] // keyword-only arguments of one Python call
     #[pyo3(signature = (
         images, *, timesteps, delay, v_init, threads, record, early_exit, checkpoints,
-        memory_limit
+        memory_limit, split=None
     ))]
     fn run<'py>(
         &self,
@@ -317,6 +318,7 @@ impl Engine {
         early_exit: Option<usize>,
         checkpoints: Vec<usize>,
         memory_limit: u64,
+        split: Option<usize>,
     ) -> PyResult<RunArrays<'py>> {
         let data: Vec<u8>;
         let slice = match images.as_slice() {
@@ -336,6 +338,7 @@ impl Engine {
             checkpoints,
             kernels: Choice::from_env().map_err(to_py)?,
             memory_limit,
+            split,
         };
         let out = self.run_engine(py, slice, &opts, &engine::NoObserver)?;
         Ok(run_arrays(py, out))
@@ -463,6 +466,7 @@ impl Engine {
             checkpoints,
             kernels: Choice::from_env().map_err(to_py)?,
             memory_limit,
+            split: None,
         };
         let n_checkpoints = opts.checkpoints.len().max(1);
         let plan = chip.plan(time, memory_limit)?;
@@ -484,6 +488,39 @@ impl Engine {
             counts.busy_ns.into_pyarray(py),
             counts.trace.map(|t| t.into_pyarray(py)),
         ))
+    }
+
+    /// The scatter-add floor (`snnfast::floor`): one simulation of `images` traces the
+    /// convolution and dense runs, then only their additions are timed on one core for at
+    /// least `min_seconds`. Returns `(events, seconds, kernels)`.
+    #[pyo3(signature = (images, *, timesteps, delay=0, v_init=0.0, min_seconds=0.2))]
+    fn scatter_floor(
+        &self,
+        py: Python<'_>,
+        images: PyReadonlyArrayDyn<'_, u8>,
+        timesteps: usize,
+        delay: usize,
+        v_init: f64,
+        min_seconds: f64,
+    ) -> PyResult<(u64, f64, &'static str)> {
+        let data: Vec<u8> = images.as_array().iter().copied().collect();
+        let opts = RunOptions {
+            delay,
+            v_init,
+            kernels: Choice::from_env().map_err(to_py)?,
+            ..RunOptions::new(timesteps)
+        };
+        let net = &self.net;
+        if !(1..=MAX_TIMESTEPS).contains(&timesteps) || delay > 1 || !(0.0..1.0).contains(&v_init) {
+            return Err(ConfigError::new_err(format!(
+                "scatter_floor: timesteps must be in [1, {MAX_TIMESTEPS}], delay 0 or 1 and \
+                 v_init in [0, 1), got {timesteps}, {delay}, {v_init}"
+            )));
+        }
+        let floor = py
+            .detach(|| crate::floor::scatter_floor(net, &data, &opts, min_seconds))
+            .map_err(to_py)?;
+        Ok((floor.events, floor.seconds, floor.kernels))
     }
 }
 
