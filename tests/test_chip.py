@@ -501,3 +501,36 @@ def test_recounted_keeps_the_placement_and_recounts_the_resources():
     assert (one.usage("input_axons") + one.usage("neurons") == m.usage("input_axons")).all()
     with pytest.raises(ResourceError, match="compartments"):
         m.recounted(m.chip.replace(max_compartments=8))
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_chip_command_reports_every_profile(tmp_path, capsys):
+    import json
+
+    from snnfast import ann, cli
+
+    conv = tmp_path / "snn.npz"
+    assert cli.main(["-q", "convert", str(ann.SHIPPED_MODEL), "--out", str(conv)]) == 0
+    out = tmp_path / "chip.json"
+    args = ["chip", str(conv), "--timesteps", "2", "4", "--n-images", "2", "--json", str(out)]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    for name in ("loihi1", "loihi1-sanafe", "loihi2"):
+        assert f"== profile {name}:" in text
+    assert "binding" in text and "NeuroBench metrics" in text and "step" in text
+    doc = json.loads(out.read_text())
+    profiles = {p["profile"]: p for p in doc["profiles"]}
+    assert list(profiles) == ["loihi1", "loihi1-sanafe", "loihi2"]
+    for name in ("loihi1", "loihi1-sanafe"):
+        energy = profiles[name]["energy"]
+        assert [e["timesteps"] for e in energy] == [2, 4]
+        assert all(e["latency_s"] > 0 and e["dynamic_energy_j"] > 0 for e in energy)
+        assert energy[1]["dynamic_energy_j"] > energy[0]["dynamic_energy_j"]
+        assert energy[0]["neurobench"]["synaptic_operations"] > 0
+    # Loihi 2: counted and mapped, its unpublished costs unknown rather than invented
+    loihi2 = profiles["loihi2"]["energy"][0]
+    assert loihi2["latency_s"] is None and loihi2["dynamic_energy_j"] is None
+    assert loihi2["unknown"] and loihi2["neurobench"]["synaptic_operations"] > 0
+    assert profiles["loihi2"]["mapping"]["n_cores"] < profiles["loihi1"]["mapping"]["n_cores"]
