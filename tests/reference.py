@@ -148,7 +148,7 @@ def layer_shapes(net: snnfast.Network) -> list[tuple[int, ...]]:
 
 
 def matrices(net: snnfast.Network):
-    """Per layer: ([(source, weights, mask) per group], bias per neuron)."""
+    """Per layer: ([(source, weights, mask) per group], bias per neuron, C, H, W order)."""
     shapes = layer_shapes(net)
     assert shapes == net.shapes, (shapes, net.shapes)
     out = []
@@ -160,7 +160,8 @@ def matrices(net: snnfast.Network):
         c, h, w = _chw(shapes[l])
         bias = getattr(layer, "bias", None)
         b = np.zeros(c, np.int64) if bias is None else np.asarray(bias, np.int64)
-        out.append((mats, np.repeat(b, h * w)))
+        # One bias per channel ([C]) or per neuron (the layer's shape, C, H, W order).
+        out.append((mats, b.reshape(-1) if b.size == c * h * w else np.repeat(b, h * w)))
     return out
 
 

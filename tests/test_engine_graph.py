@@ -108,14 +108,21 @@ def graphs(draw: st.DrawFn) -> snnfast.Network:
                 channels = max(channels, offset + o)
         threshold = draw(st.one_of(st.integers(1, 300), st.integers(1, 2**24)))
         leak = draw(st.one_of(st.just(0), st.integers(0, 4096)))
-        bias = None if draw(st.booleans()) else rng.integers(-bmax, bmax + 1, size=channels)
+        assert out_hw is not None or dense
+        layer_shape = (channels,) if dense else (channels, *out_hw)  # type: ignore[misc]
+        # No bias, one per channel, or one per neuron (shaped like the layer).
+        bias_kind = draw(st.sampled_from(["none", "channel", "neuron"]))
+        bias = None
+        if bias_kind != "none":
+            size = channels if bias_kind == "channel" else layer_shape
+            bias = rng.integers(-bmax, bmax + 1, size=size)
         neuron = {
             "reset": draw(st.sampled_from(["subtract", "zero"])),
             "du": draw(st.one_of(st.just(4096), st.integers(0, 4096))),
         }
-        layers.append(_layer(groups, threshold, bias, leak, draw(st.booleans()), neuron))
-        assert out_hw is not None or dense
-        shapes.append((channels,) if dense else (channels, *out_hw))  # type: ignore[misc]
+        shorthand = bias_kind != "neuron" and draw(st.booleans())
+        layers.append(_layer(groups, threshold, bias, leak, shorthand, neuron))
+        shapes.append(layer_shape)
     return snnfast.Network(layers, input_shape=(c, h, w), input_threshold=draw(st.integers(1, 400)))
 
 

@@ -5,9 +5,12 @@ NumPy. The pipeline's stages are modules of their own: :mod:`snnfast.data`, :mod
 :mod:`snnfast.train` (PyTorch, the ``train`` extra), :mod:`snnfast.convert` (Algorithm 1),
 :mod:`snnfast.embed`, :mod:`snnfast.retrieval`, :mod:`snnfast.metrics`,
 :mod:`snnfast.evaluation` (calibration, then embed, index, search, score), :mod:`snnfast.chip`
-(the Loihi 1 profile, mapper, energy and latency model). Their main names are available here
-too; importing ``snnfast`` never imports torch. The paper's study is :mod:`snnfast.paper`, a
-client of the library that the library never imports.
+(chip profiles, mapper, energy and latency model), :mod:`snnfast.graph` and
+:mod:`snnfast.torch_graph` (any CNN: the layer graph, the user's PyTorch model),
+:mod:`snnfast.interop` (NIR), :mod:`snnfast.scale` (Ray) and :mod:`snnfast.serve` (the search
+service). Their main names are available here too; importing ``snnfast`` never imports torch.
+The paper's study is :mod:`snnfast.paper`, a client of the library that the library never
+imports.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from typing import Any
 from ._core import __version__
 from .errors import (
     ConfigError,
+    ConversionError,
     DataError,
     IndexMismatchError,
+    MemoryLimitError,
     ModelFormatError,
     ResourceError,
     ShapeError,
@@ -47,7 +52,12 @@ _LAZY = {
     "load_model": "ann",
     "save_model": "ann",
     "SHIPPED_MODEL": "ann",
+    "RunSettings": "settings",
+    "Graph": "graph",
+    "from_torch": "torch_graph",
+    "graph_from_torch": "torch_graph",
     "convert": "convert",
+    "convert_graph": "convert",
     "ConversionConfig": "convert",
     "ConvertedModel": "convert",
     "embed": "embed",
@@ -93,6 +103,8 @@ __all__ = [
     "DataError",
     "ModelFormatError",
     "IndexMismatchError",
+    "ConversionError",
+    "MemoryLimitError",
     *_LAZY,
 ]
 

@@ -248,35 +248,64 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_chip(args: argparse.Namespace) -> int:
-    from .chip import Loihi1, core_map, estimate_network
-    from .data import load_fashion_mnist
+    """Map the model on each profile's chip and estimate what an inference costs there."""
+    import math
+
+    from .chip import (
+        PROFILES,
+        ProfileReport,
+        core_map,
+        estimate_energy,
+        map_network,
+        run_chip_checkpoints,
+    )
+    from .data import ImageOptions, convert_array, load_fashion_mnist
     from .paper.hardware import compare_with_paper
 
-    if args.png:
-        _check_output(args.png, "--png")
-    chip = Loihi1(soft_reset_compartments=args.compartments, max_chips=args.max_chips)
+    for path, what in ((args.png, "--png"), (args.json, "--json")):
+        if path:
+            _check_output(path, what)
     try:
         model = _load_converted(args.model)
     except ModelFormatError:  # an ANN model file: convert it first
         model = _convert(args)
+    net = model.network
     images, _ = load_fashion_mnist("test", limit=args.n_images)
+    if tuple(net.input_shape) != tuple(images.shape[1:]):
+        images = convert_array(images, tuple(net.input_shape), ImageOptions(fit="center"))
+    settings = model.settings.replace(threads=args.threads)
+    name = model.arch or "the model"
     reports = []
-    mapping = None
-    for T in args.timesteps:
-        settings = model.settings.replace(timesteps=T, threads=args.threads)
-        mapping, report = estimate_network(model.network, images, settings, chip=chip)
-        reports.append(report)
-    assert mapping is not None
-    print(mapping.report())
-    for report in reports:
+    for profile_name in args.profile:
+        changes: dict[str, Any] = {"max_chips": args.max_chips}
+        if args.compartments is not None:
+            changes["soft_reset_compartments"] = args.compartments
+        profile = PROFILES[profile_name].replace(**changes)
+        with warnings.catch_warnings():  # the mapping report prints its notes
+            warnings.simplefilter("ignore", UserWarning)
+            mapping = map_network(net, profile)
+        print(f"== profile {profile.name}: {profile.description}")
+        print(mapping.report())
+        runs = run_chip_checkpoints(mapping, images, sorted(set(args.timesteps)), settings)
+        energy = [estimate_energy(r) for r in runs]
+        for rep in energy:
+            print()
+            print(rep.report())
+        paper = [r for r in energy if r.timesteps in (16, 128) and math.isfinite(r.latency_s)]
+        if paper:
+            print()
+            print(compare_with_paper(paper))
         print()
-        print(report.report())
-    if any(r.timesteps in (16, 128) for r in reports):
-        print()
-        print(compare_with_paper(reports))
-    if args.png:
-        core_map(mapping, args.png, title=f"{model.arch} on Loihi 1 cores")
-        print(f"core map -> {args.png}")
+        reports.append(
+            ProfileReport(profile.name, mapping.summary(), [r.summary() for r in energy])
+        )
+        if args.png and len(reports) == 1:
+            core_map(mapping, args.png, title=f"{name} on {profile.resources.name} cores")
+            print(f"core map -> {args.png}")
+    if args.json:
+        _write_json(
+            Path(args.json), {"model": str(args.model), "profiles": [r.to_json() for r in reports]}
+        )
     return 0
 
 
@@ -511,8 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert_torch)
 
     from .retrieval.cli import add_commands
+    from .serve.cli import add_commands as add_serve_commands
 
     add_commands(sub, _positive)  # embed, index, search, embed-catalog
+    add_serve_commands(sub)  # serve
 
     s = sub.add_parser("evaluate", help="the paper's Table 2 on Fashion-MNIST")
     s.add_argument("--model", default=None, help="ANN model file (default the shipped one)")
@@ -537,7 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the figures to this JSON file")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("chip", help="map a model onto Loihi 1 cores and estimate its energy")
+    s = sub.add_parser(
+        "chip", help="map a model onto Loihi cores and estimate its energy, latency and metrics"
+    )
     s.add_argument("model", help="converted model file, or an ANN model file to convert")
     s.add_argument(
         "--timesteps", type=_positive, nargs="+", default=[16, 128], help="time steps to cost"
@@ -549,12 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--png", default=None, help="write the core map (the paper's Fig 3)")
     s.add_argument("--max-chips", type=_positive, default=1, help="refuse mappings over this")
     s.add_argument(
+        "--profile",
+        nargs="+",
+        choices=["loihi1", "loihi1-sanafe", "loihi2"],
+        default=["loihi1", "loihi1-sanafe", "loihi2"],
+        help="chip profiles to cost (default all three)",
+    )
+    s.add_argument(
         "--compartments",
         type=int,
         choices=[1, 2],
-        default=2,
-        help="compartments per neuron (2: Loihi 1's soft reset, as NxTF builds it)",
+        default=None,
+        help="compartments per soft-reset neuron (default the profile's: 2 on Loihi 1, as NxTF "
+        "builds it; 1 on Loihi 2)",
     )
+    s.add_argument("--json", default=None, help="also write every profile's figures to this file")
     conversion_args(s)
     s.set_defaults(func=cmd_chip)
 

@@ -336,7 +336,9 @@ class SpikingLayer:
             ``H, W`` (dense groups make an ``(O,)`` layer); the layer's channel count is the
             largest ``channel_offset + channels`` of its groups.
         threshold: ``theta >= 1``.
-        bias: int32, one per channel; ``None`` is zeros.
+        bias: int32, one per channel ``[C]``, or one per neuron shaped like the layer
+            ``[C, H, W]`` (e.g. an input normalisation folded into a zero-padded first
+            convolution); ``None`` is zeros.
         leak: ``dv`` in ``0..4096``.
         name: what to call the layer in messages (default ``"spiking"``).
         reset: after a spike, ``"subtract"`` the threshold (the default) or reset to

@@ -1,8 +1,9 @@
 """The integer spiking network: the network, its geometry, its file, and its run results.
 
 This is the engine contract of ``docs/neuron.md``. Every hidden layer ``l`` has integer weights
-(int16), an integer bias per output channel (int32), one threshold ``theta_l > 0`` and a leak
-``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each layer in order::
+(int16), an integer bias per output channel or per neuron (int32), one threshold
+``theta_l > 0`` and a leak ``dv_l`` in ``0..4096``. For each time step ``t = 1..T`` and each
+layer in order::
 
     z    = b + sum_j W[i, j] * s_src[j](t - d)       # d = delay, 0 or 1; s(0) = 0
     v    = v - sign(v) * ((|v| * dv) >> 12)           # leak, truncating toward zero
@@ -263,6 +264,8 @@ class Network:
         )
         self._shapes = [tuple(s) for s in self._engine.shapes()]
         self._sizes = [int(np.prod(s)) for s in self._shapes]
+        for i, layer in enumerate(checked, start=1):
+            _check_bias_shape(layer, self._shapes[i], f"layer {i} ({_label(layer)})")
 
     def __repr__(self) -> str:
         layers = ", ".join(
@@ -431,6 +434,40 @@ class Network:
             images, sorted(steps), delay, v_init, threads, record, early_exit, "run_checkpoints"
         )
 
+    # -- the chip model's access (snnfast.chip) ----------------------------------------------
+
+    def chip_map(self, **placement: Any) -> Any:
+        """The engine's chip map of this network (``snnfast._core.ChipMap``) for a placement;
+        :class:`snnfast.chip.Mapping` makes and uses it (see ``_core.pyi``)."""
+        return self._engine.chip_map(memory_limit=_memory_limit(), **placement)
+
+    def run_chip(
+        self,
+        images: np.ndarray,
+        checkpoints: Sequence[int],
+        counting: Mapping[str, Any],
+        delay: int = 0,
+        v_init: float = 0.0,
+        threads: int | None = None,
+        record: Sequence[int] | None = None,
+        early_exit: int | None = None,
+    ) -> tuple[list[RunResult], tuple[Any, ...]]:
+        """:meth:`run_checkpoints`, counted per core and per step on a chip map: ``counting``
+        holds the engine's chip arguments (``chip``, ``neuron_ns``, ``message_ns``, ``overlap``,
+        ``trace``). Returns the results and the engine's flat counts, busy times and trace;
+        :func:`snnfast.chip.run_chip` is the API that reads them."""
+        steps = sorted(
+            _checks.positive_int(c, "checkpoint", MAX_TIMESTEPS, where="run_chip")
+            for c in checkpoints
+        )
+        if not steps or len(set(steps)) != len(steps):
+            raise ConfigError(f"run_chip: checkpoints must be distinct and not empty, got {steps}")
+        out: list[Any] = []
+        results = self._run(
+            images, steps, delay, v_init, threads, record, early_exit, "run_chip", counting, out
+        )
+        return results, tuple(out)
+
     def _run(
         self,
         images: np.ndarray,
@@ -441,6 +478,8 @@ class Network:
         record: Sequence[int] | None,
         early_exit: int | None,
         where: str,
+        counting: Mapping[str, Any] | None = None,
+        counted: list[Any] | None = None,
     ) -> list[RunResult]:
         imgs = self.check_images(images)
         delay = _int_in(delay, "delay", 0, 1, where)
@@ -462,7 +501,8 @@ class Network:
             rec = sorted({_int_in(l, "record entry", 0, n_total - 1, where) for l in record})
         if early_exit is not None:
             early_exit = _int_in(early_exit, "early_exit", 1, MAX_TIMESTEPS, where)
-        counts, membrane, synops, steps, kernels = self._engine.run(
+        run = self._engine.run if counting is None else self._engine.run_chip
+        out = run(
             imgs,
             timesteps=checkpoints[-1],
             delay=delay,
@@ -472,7 +512,13 @@ class Network:
             early_exit=early_exit,
             checkpoints=checkpoints,
             memory_limit=_memory_limit(),
+            **(counting or {}),
         )
+        if counting is not None:
+            out, *chip = out
+            if counted is not None:
+                counted.extend(chip)
+        counts, membrane, synops, steps, kernels = out
         n, s = imgs.shape[0], len(checkpoints)
         synops = synops.reshape(s, n, n_total)
         steps = steps.reshape(s, n)
@@ -593,6 +639,19 @@ class Network:
 def _label(layer: Layer) -> str:
     """What messages call a layer: its name, or its kind."""
     return layer.label if isinstance(layer, SpikingLayer) else layer.kind
+
+
+def _check_bias_shape(layer: Layer, shape: tuple[int, ...], where: str) -> None:
+    """A bias is one per channel ``[C]`` or one per neuron, shaped like the layer ``(C, H, W)``
+    (the engine accepts any array of either length; a flat per-neuron bias is refused here so
+    that its order is never guessed)."""
+    bias = layer.as_spiking_layer().bias
+    if bias is None or bias.shape == (shape[0],) or bias.shape == shape:
+        return
+    raise ShapeError(
+        f"{where}: bias must be one per channel, shape ({shape[0]},), or one per neuron, the "
+        f"layer's shape {shape}; got shape {bias.shape}"
+    )
 
 
 def _engine_spec(layer: Layer) -> dict[str, Any]:

@@ -19,13 +19,49 @@ pub(crate) fn build_layer(shapes: &[Shape], plan: LayerPlan, spec: &LayerSpec) -
         shape,
         flat: plan.flat,
         groups,
-        bias: spec.bias.clone().unwrap_or_else(|| vec![0; shape.c]),
+        bias: bias_period(shape, spec.bias.as_deref())?,
         threshold: plan.threshold,
         leak: plan.leak,
         du: plan.du,
         reset: plan.reset,
         narrow: plan.narrow,
     })
+}
+
+/// Neurons a vector kernel updates at once (AVX-512: 16 i32 lanes).
+const LANES: usize = 16;
+
+/// A layer's bias as the update kernels read it (neuron `i`, in H, W, C order, has bias
+/// `b[i % b.len()]`): per channel (`None`: zeros) or per neuron (given in C, H, W order). A
+/// per-channel bias whose length the vector kernels cannot step through is repeated to the
+/// smallest period that is a multiple of [`LANES`] and divides the layer.
+fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Vec<i32>> {
+    let (c, hw) = (shape.c, shape.h * shape.w);
+    let what = "the layer's bias";
+    match bias {
+        Some(b) if b.len() != c => {
+            // Per neuron (validation allows only C or C·H·W entries): C, H, W to H, W, C.
+            let mut out = crate::error::zeroed::<i32>(b.len(), what)?;
+            for ch in 0..c {
+                for p in 0..hw {
+                    out[p * c + ch] = b[ch * hw + p];
+                }
+            }
+            Ok(out)
+        }
+        _ => {
+            let one = bias.map_or_else(|| vec![0; c], <[i32]>::to_vec);
+            let period = (1..=LANES)
+                .map(|m| c * m)
+                .find(|p| p % LANES == 0 && (c * hw) % p == 0)
+                .unwrap_or(c);
+            let mut out = crate::error::zeroed::<i32>(period, what)?;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = one[i % c];
+            }
+            Ok(out)
+        }
+    }
 }
 
 pub(crate) fn build_group(
@@ -89,23 +125,24 @@ pub(crate) fn build_group(
             let rows = Reach::new(src.h, p.out_h, p.rows)?;
             let cols = Reach::new(src.w, p.out_w, p.cols)?;
             if p.rows.stride >= p.rows.kernel && p.cols.stride >= p.cols.kernel {
-                // Windows do not overlap: at most one synapse per presynaptic neuron.
-                let mut target = crate::error::zeroed::<u32>(src.size(), "a pooling table")?;
+                // Windows do not overlap: at most one synapse per presynaptic neuron, and the
+                // channels of one position reach consecutive channels of one output position.
+                let mut target = crate::error::zeroed::<u32>(src.h * src.w, "a pooling table")?;
                 for y in 0..src.h {
                     for x in 0..src.w {
-                        for c in 0..src.c {
-                            let t = match (rows.of(y).first(), cols.of(x).first()) {
-                                (Some(&(_, oy)), Some(&(_, ox))) => {
-                                    ((oy as usize * layer.w + ox as usize) * layer.c + offset + c)
-                                        as u32
-                                }
-                                _ => NO_TARGET,
-                            };
-                            target[(y * src.w + x) * src.c + c] = t;
-                        }
+                        target[y * src.w + x] = match (rows.of(y).first(), cols.of(x).first()) {
+                            (Some(&(_, oy)), Some(&(_, ox))) => {
+                                ((oy as usize * layer.w + ox as usize) * layer.c + offset) as u32
+                            }
+                            _ => NO_TARGET,
+                        };
                     }
                 }
-                Synapses::Pool { weight, target }
+                Synapses::Pool {
+                    weight,
+                    target,
+                    channels: src.c,
+                }
             } else {
                 Synapses::PoolWindows {
                     weight,

@@ -8,21 +8,33 @@
 //!
 //! Images are independent: they are shared out to `threads` workers (the calling thread and
 //! scoped threads; no global pool, so a forked process is safe), each with its own reusable
-//! state, writing to disjoint rows of the outputs. Results do not depend on the batch size or
-//! the thread count. Every worker checks a cancel flag once per step; the calling thread also
-//! calls the run's poll hook about every [`POLL_INTERVAL`], which may cancel the run.
+//! state, writing to disjoint rows of the outputs. A single image on more than one thread is
+//! split into two pipelined stages of layers ([`crate::pipeline`]), the second on a helper
+//! thread that the network's [`Workspaces`] keep between runs ([`crate::helper`]). Results do
+//! not depend on the batch size or the thread count. Every worker checks a cancel flag once per
+//! step; the calling thread also calls the run's poll hook about every [`POLL_INTERVAL`],
+//! which may cancel the run.
+//!
+//! A run may be watched by an [`Observer`] ([`run_observed`]), which is shown each layer's
+//! spikes of each step as soon as they are known (the chip accounting of [`crate::chip`]). The
+//! plain run is watched by [`NoObserver`], whose empty methods compile away. An observed run
+//! of one image is not split into pipelined stages.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::error::{zeroed, Bytes, Error, Result};
+use crate::error::{Bytes, Error, Result};
 use crate::geometry::Shape;
+use crate::helper::{Helper, HelperSlot};
 use crate::kernels::{Choice, Kernels};
 use crate::network::Network;
-use crate::neuron::{Acc, LEAK_MAX};
+use crate::neuron::LEAK_MAX;
+use crate::pipeline::Relay;
+pub use crate::simulate::decision;
+use crate::simulate::{Simulation, Stage, Stop};
 pub(crate) use crate::step::state_bytes;
-use crate::step::{finish_step, layer_step, LayerState};
+use crate::step::{role_bytes, LayerState, Plan};
 
 /// Most time steps one run may have (`snnfast.settings.MAX_TIMESTEPS`).
 pub const MAX_TIMESTEPS: usize = 1 << 20;
@@ -52,6 +64,10 @@ pub struct RunOptions {
     pub checkpoints: Vec<usize>,
     /// The kernel set to run with.
     pub kernels: Choice,
+    /// How a single image on two or more threads is split into two pipelined stages: `None`
+    /// chooses the layer by the expected work; `Some(0)` never splits; `Some(s)` runs layers
+    /// `0..s` on one thread and `s..` on the other (for tests and benchmarks).
+    pub split: Option<usize>,
     /// Bytes the run's outputs and worker state may take (checked before allocating).
     pub memory_limit: u64,
 }
@@ -70,6 +86,7 @@ impl RunOptions {
             checkpoints: Vec::new(),
             kernels: Choice::resolve(None).expect("the default kernel choice always resolves"),
             memory_limit: u64::MAX,
+            split: None,
         }
     }
 }
@@ -89,29 +106,67 @@ pub struct RunOutput {
 }
 
 /// Per-worker simulation state kept between runs of one network, so that running a single
-/// image allocates nothing large. Use one `Workspaces` with one network only.
+/// image allocates nothing large, the helper thread that lets one image use two cores, and the
+/// synaptic events per step of the last run (to balance the two cores' share of the layers).
+/// Use one `Workspaces` with one network only.
 #[derive(Default)]
-pub struct Workspaces(Mutex<Vec<Vec<LayerState>>>);
+pub struct Workspaces {
+    states: Mutex<Vec<Vec<LayerState>>>,
+    helper: HelperSlot,
+    events: Mutex<Option<Vec<f64>>>,
+}
 
 impl Workspaces {
     fn take(&self, net: &Network) -> Result<Vec<LayerState>> {
-        let cached = self.0.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let cached = self.states.lock().map(|mut v| v.pop()).unwrap_or(None);
         match cached {
             Some(state) if state.len() == net.layers.len() + 1 => Ok(state),
-            _ => net
-                .shapes()
-                .iter()
-                .zip(state_kinds(net))
-                .map(|(s, (narrow, current))| LayerState::new(s.size(), narrow, current))
-                .collect(),
+            _ => new_state(net),
         }
     }
 
     fn give(&self, state: Vec<LayerState>) {
-        if let Ok(mut v) = self.0.lock() {
+        if let Ok(mut v) = self.states.lock() {
             v.push(state);
         }
     }
+
+    /// Events per step into each layer: measured on the last run, else estimated.
+    fn events(&self, net: &Network) -> Vec<f64> {
+        match self.events.lock().ok().and_then(|e| e.clone()) {
+            Some(e) if e.len() == net.layers.len() + 1 => e,
+            _ => crate::pipeline::guess_events(net),
+        }
+    }
+
+    /// Remember the events per step into each layer of a run: `synops` are its images' rows
+    /// (`n_layers` each) at the last checkpoint, `steps` the steps each image simulated.
+    fn remember(&self, synops: &[i64], steps: &[i32], n_layers: usize) {
+        let total: i64 = steps.iter().map(|&s| s as i64).sum();
+        if total == 0 {
+            return;
+        }
+        let mut per = vec![0.0; n_layers];
+        for row in synops.chunks(n_layers) {
+            for (p, &e) in per.iter_mut().zip(row) {
+                *p += e as f64 / total as f64;
+            }
+        }
+        if let Ok(mut e) = self.events.lock() {
+            *e = Some(per);
+        }
+    }
+}
+
+/// A fresh simulation state for every layer of `net`, input first.
+pub(crate) fn new_state(net: &Network) -> Result<Vec<LayerState>> {
+    let plan = Plan::of(net);
+    net.shapes()
+        .iter()
+        .zip(state_kinds(net))
+        .zip(plan.0)
+        .map(|((s, (narrow, current)), role)| LayerState::new(s.size(), narrow, current, role))
+        .collect()
 }
 
 /// Per layer, input first: whether its accumulator is i16 and whether it has a current
@@ -121,12 +176,13 @@ fn state_kinds(net: &Network) -> impl Iterator<Item = (bool, bool)> + '_ {
 }
 
 /// Raw pointer to an output buffer, shared by the workers; each image's row is written by
-/// exactly one worker.
+/// exactly one worker (the synops row of an image split into two stages by two, at disjoint
+/// entries, through `put`).
 #[derive(Clone, Copy)]
 struct Out<T>(*mut T);
-// SAFETY: an `Out` is only a base address; the workers write through it only with `row`,
-// whose contract (disjoint rows, buffer alive for the scope) makes sharing it sound. `T` is a
-// plain integer type here (`i32`, `i64`), which is itself `Send`.
+// SAFETY: an `Out` is only a base address; the workers write through it only with `row` and
+// `put`, whose contracts (disjoint rows or entries, buffer alive for the scope) make sharing it
+// sound. `T` is a plain integer type here (`i32`, `i64`), which is itself `Send`.
 unsafe impl<T: Send> Send for Out<T> {}
 // SAFETY: as for `Send`: shared references to an `Out` only hand out the pointer value.
 unsafe impl<T: Send> Sync for Out<T> {}
@@ -141,6 +197,86 @@ impl<T> Out<T> {
         // buffer and that nobody else reads or writes it while the slice lives.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(row * len), len) }
     }
+
+    /// Write entry `at`.
+    ///
+    /// # Safety
+    /// The entry must be inside the buffer, and no one else may read or write it meanwhile
+    /// (nor hold a slice over it).
+    unsafe fn put(self, at: usize, value: T) {
+        // SAFETY: the caller guarantees that `at` is inside the buffer and not shared.
+        unsafe { self.0.add(at).write(value) }
+    }
+}
+
+/// Watches a run step by step: each layer's spikes of each step, as soon as they are known.
+///
+/// Every worker makes one [`Observer::Image`] state and reuses it for the images it takes:
+/// [`Observer::begin`] starts image `i`, [`Observer::spikes`] is called once per layer (input
+/// first) and step with the H, W, C indices of the neurons that spiked, [`Observer::end_step`]
+/// closes the step, and [`Observer::emit`] is called where the run reports checkpoint `c`
+/// (after `steps` simulated steps; an image that exits early emits its remaining checkpoints at
+/// once). Observers only read; they cannot change the simulation.
+pub trait Observer: Sync {
+    /// Whether it watches at all ([`NoObserver`] does not: the engine then does no work for
+    /// it).
+    const ACTIVE: bool = true;
+    /// Whether [`Observer::emit`] needs every layer's spike counts (the engine then keeps them
+    /// for every layer, not only the recorded ones).
+    fn needs_counts(&self) -> bool {
+        false
+    }
+    /// Per-worker state.
+    type Image: Send;
+    /// A worker's state (called once per worker).
+    fn image(&self) -> Result<Self::Image>;
+    /// Image `image` starts.
+    fn begin(&self, st: &mut Self::Image, image: usize);
+    /// Layer `layer` (0 = input) emitted `spikes` in the current step.
+    fn spikes(&self, st: &mut Self::Image, layer: usize, spikes: &[u32]);
+    /// The current step is over.
+    fn end_step(&self, st: &mut Self::Image);
+    /// The run reports checkpoint `checkpoint` of the current image after `steps` steps;
+    /// `counts` are the image's spike counts so far.
+    fn emit(&self, st: &mut Self::Image, checkpoint: usize, steps: usize, counts: SpikeCounts);
+}
+
+/// Each layer's spike counts of the current image so far, H, W, C order (kept for every layer
+/// when the observer [needs them](Observer::needs_counts), else only for the recorded ones).
+#[derive(Clone, Copy)]
+pub struct SpikeCounts<'a> {
+    layers: &'a [LayerState],
+}
+
+impl<'a> SpikeCounts<'a> {
+    pub(crate) fn new(layers: &'a [LayerState]) -> SpikeCounts<'a> {
+        SpikeCounts { layers }
+    }
+
+    /// Layer `l`'s counts (0 = input).
+    pub fn layer(&self, l: usize) -> &'a [i32] {
+        &self.layers[l].counts
+    }
+}
+
+/// The observer of a plain run: does nothing, costs nothing.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    const ACTIVE: bool = false;
+    type Image = ();
+    #[inline(always)]
+    fn image(&self) -> Result<()> {
+        Ok(())
+    }
+    #[inline(always)]
+    fn begin(&self, _: &mut (), _: usize) {}
+    #[inline(always)]
+    fn spikes(&self, _: &mut (), _: usize, _: &[u32]) {}
+    #[inline(always)]
+    fn end_step(&self, _: &mut ()) {}
+    #[inline(always)]
+    fn emit(&self, _: &mut (), _: usize, _: usize, _: SpikeCounts) {}
 }
 
 /// Run `images` (uint8, `[N, C, H, W]` contiguous) through `net`.
@@ -159,6 +295,18 @@ pub fn run_with(
     workspaces: &Workspaces,
     poll: &mut dyn FnMut() -> bool,
 ) -> Result<RunOutput> {
+    run_observed(net, images, opts, workspaces, poll, &NoObserver)
+}
+
+/// [`run_with`], watched by `observer` (see [`Observer`]).
+pub fn run_observed<O: Observer>(
+    net: &Network,
+    images: &[u8],
+    opts: &RunOptions,
+    workspaces: &Workspaces,
+    poll: &mut dyn FnMut() -> bool,
+    observer: &O,
+) -> Result<RunOutput> {
     let input = net.input;
     let n_img = images.len() / input.size();
     if n_img == 0 || images.len() != n_img * input.size() {
@@ -175,17 +323,19 @@ pub fn run_with(
     let n_out = checkpoints.len() * n_img;
     let shapes = net.shapes();
     let n_layers = shapes.len();
-    let threads = opts.threads.clamp(1, n_img);
+    // One image uses at most two threads (two pipelined stages of layers), one if observed.
+    let per_image = if O::ACTIVE { 1 } else { 2 };
+    let threads = opts.threads.clamp(1, n_img.max(per_image));
     run_bytes(net, n_out, threads, opts).check(opts.memory_limit, "this run")?;
     let what = "the run's outputs";
     let mut spike_counts = Vec::with_capacity(opts.record.len());
     let mut membrane = Vec::with_capacity(opts.record.len());
     for &l in &opts.record {
-        spike_counts.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
-        membrane.push(zeroed::<i32>(n_out * shapes[l].size(), what)?);
+        spike_counts.push(output::<i32>(n_out * shapes[l].size(), what)?);
+        membrane.push(output::<i32>(n_out * shapes[l].size(), what)?);
     }
-    let mut synops = zeroed::<i64>(n_out * n_layers, what)?;
-    let mut steps = zeroed::<i32>(n_out, what)?;
+    let mut synops = output::<i64>(n_out * n_layers, what)?;
+    let mut steps = output::<i32>(n_out, what)?;
     let outputs = Outputs {
         counts: spike_counts
             .iter_mut()
@@ -204,6 +354,7 @@ pub fn run_with(
         shapes: &shapes,
         workspaces,
         outputs,
+        observer,
         next: AtomicUsize::new(0),
         cancel: AtomicBool::new(false),
         failure: Mutex::new(None),
@@ -213,6 +364,8 @@ pub fn run_with(
         Choice::Avx2(k) => job.run(k, threads, poll),
         Choice::Avx512(k) => job.run(k, threads, poll),
     }?;
+    let last = (checkpoints.len() - 1) * n_img;
+    workspaces.remember(&synops[last * n_layers..], &steps[last..], n_layers);
     Ok(RunOutput {
         spike_counts,
         membrane,
@@ -220,6 +373,51 @@ pub fn run_with(
         steps,
         kernels: opts.kernels.name(),
     })
+}
+
+/// Integers whose all-zero bytes are the value 0.
+trait Zero: Copy {}
+impl Zero for i32 {}
+impl Zero for i64 {}
+
+/// A zeroed output buffer of `n` integers, allocated fallibly. Unlike [`zeroed`] it does not
+/// write the zeros itself: a large buffer comes straight from the system as zero pages (asked
+/// to be huge pages where the system allows), so the workers' first writes, in parallel, are
+/// its only touch, instead of a single-threaded fill before the run and the writes after.
+fn output<T: Zero>(n: usize, what: &str) -> Result<Vec<T>> {
+    let fail = || Error::allocation(what, Bytes::of(n, std::mem::size_of::<T>()).0);
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| fail())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the layout has a nonzero size (checked).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        return Err(fail());
+    }
+    huge_pages(ptr as *mut u8, layout.size());
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `n` values of
+    // `T` (as `Vec` would), and all its bytes are zero, which is the value 0 of `T` (`Zero`).
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Ask the system to back the whole 2 MiB pages inside `len` bytes at `ptr` with huge pages
+/// (fewer page faults for large outputs). Advice only: failure changes nothing.
+#[allow(unused_variables)]
+fn huge_pages(ptr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: madvise only advises on the pages of `start..end`, which lie inside the
+            // allocation; it does not change their contents (MADV_HUGEPAGE).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
 }
 
 fn check_options(net: &Network, opts: &RunOptions) -> Result<()> {
@@ -247,6 +445,12 @@ fn check_options(net: &Network, opts: &RunOptions) -> Result<()> {
             "run: early_exit must be an integer in [1, {MAX_TIMESTEPS}], got {e}"
         )));
     }
+    if let Some(s) = opts.split.filter(|&s| s >= n_layers) {
+        return Err(Error::config(format!(
+            "run: split must be an integer in [0, {}], got {s}",
+            n_layers - 1
+        )));
+    }
     if let Some(&bad) = opts.record.iter().find(|&&l| l >= n_layers) {
         return Err(Error::config(format!(
             "run: record entry must be an integer in [0, {}], got {bad}",
@@ -270,8 +474,10 @@ fn run_bytes(net: &Network, n_out: usize, threads: usize, opts: &RunOptions) -> 
     let worker = shapes
         .iter()
         .zip(state_kinds(net))
-        .fold(Bytes::of(net.input.size(), 4), |b, (s, (n, c))| {
+        .zip(Plan::of(net).0)
+        .fold(Bytes::of(net.input.size(), 4), |b, ((s, (n, c)), role)| {
             b.plus(state_bytes(Some(s.size()), n, c))
+                .plus(role_bytes(s.size(), n, role))
         });
     outputs.plus(worker.times(threads))
 }
@@ -300,7 +506,7 @@ struct Outputs {
 }
 
 /// One batch to simulate, shared by the workers.
-struct Job<'a> {
+struct Job<'a, O: Observer> {
     net: &'a Network,
     images: &'a [u8],
     n_img: usize,
@@ -309,6 +515,7 @@ struct Job<'a> {
     shapes: &'a [Shape],
     workspaces: &'a Workspaces,
     outputs: Outputs,
+    observer: &'a O,
     /// The next image no worker has taken yet.
     next: AtomicUsize,
     /// Set to stop every worker at its next step.
@@ -325,7 +532,7 @@ struct Watch<'a> {
     next_poll: Instant,
 }
 
-impl Watch<'_> {
+impl Stop for Watch<'_> {
     /// Whether the run is to stop now.
     #[inline]
     fn stopped(&mut self) -> bool {
@@ -346,7 +553,7 @@ impl Watch<'_> {
     }
 }
 
-impl Job<'_> {
+impl<O: Observer> Job<'_, O> {
     /// Simulate every image with the kernels `k` on `threads` workers, the calling thread
     /// being one of them.
     fn run<K: Kernels>(&self, k: K, threads: usize, poll: &mut dyn FnMut() -> bool) -> Result<()> {
@@ -355,7 +562,18 @@ impl Job<'_> {
             poll: Some(poll),
             next_poll: Instant::now() + POLL_INTERVAL,
         };
-        if threads == 1 {
+        let pipelined =
+            (!O::ACTIVE && self.n_img == 1 && threads > 1 && self.opts.early_exit.is_none())
+                .then(|| match self.opts.split {
+                    None => crate::pipeline::split(self.net, &self.workspaces.events(self.net)),
+                    Some(0) => None,
+                    Some(s) => Some(s),
+                })
+                .flatten()
+                .and_then(|s| self.workspaces.helper.take().map(|lent| (s, lent)));
+        if let Some((s, lent)) = pipelined {
+            self.pipelined(k, s, lent.helper(), &mut main);
+        } else if threads == 1 || self.n_img == 1 {
             self.worker(k, &mut main);
         } else {
             let caller = std::thread::current();
@@ -390,23 +608,92 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Take images until none is left or the run is stopped.
-    fn worker<K: Kernels>(&self, k: K, watch: &mut Watch) {
-        let (net, input, n_img) = (self.net, self.net.input, self.n_img);
-        let n_layers = net.layers.len() + 1;
-        let out = &self.outputs;
-        let mut state = match self.workspaces.take(net) {
-            Ok(state) => state,
+    /// The simulation every image of the run shares.
+    fn simulation(&self) -> Simulation<'_> {
+        Simulation {
+            net: self.net,
+            timesteps: self.opts.timesteps,
+            delay: self.opts.delay,
+            v_init: self.opts.v_init,
+            record: &self.opts.record,
+            early_exit: self.opts.early_exit,
+            checkpoints: self.checkpoints,
+        }
+    }
+
+    /// A worker's state, or `None` (with the run stopped and the error kept) if it cannot be
+    /// allocated.
+    fn state(&self) -> Option<Vec<LayerState>> {
+        match self.workspaces.take(self.net) {
+            Ok(state) => Some(state),
             Err(err) => {
                 if let Ok(mut f) = self.failure.lock() {
                     f.get_or_insert(err);
                 }
                 self.cancel.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Write the results of layers `layers` of image `i` at checkpoint `c`: their synaptic
+    /// events, counts and potentials, and (if the output layer is among them) the steps.
+    ///
+    /// # Safety
+    /// Only one thread writes image `i`'s results of these layers, and `i < N`, `c < S`.
+    unsafe fn emit(
+        &self,
+        i: usize,
+        c: usize,
+        layers: std::ops::Range<usize>,
+        state: &[LayerState],
+        synops: &[i64],
+        used: usize,
+    ) {
+        let out = &self.outputs;
+        let n_layers = self.shapes.len();
+        let at = c * self.n_img + i;
+        // SAFETY: row `c · N + i` of each buffer is inside it (c < S, i < N) and, for these
+        // layers, written by this thread only (the caller's guarantee); the buffers outlive
+        // the run.
+        unsafe {
+            for l in layers.clone() {
+                out.synops.put(at * n_layers + l, synops[l]);
+            }
+            if layers.end == n_layers {
+                out.steps.put(at, used as i32);
+            }
+            for (r, &l) in self.opts.record.iter().enumerate() {
+                if layers.contains(&l) {
+                    let (shape, size) = (self.shapes[l], self.shapes[l].size());
+                    to_chw(&state[l].counts, shape, out.counts[r].row(at, size));
+                    to_chw(&state[l].v, shape, out.membrane[r].row(at, size));
+                }
+            }
+        }
+    }
+
+    /// Take images until none is left or the run is stopped.
+    fn worker<K: Kernels>(&self, k: K, watch: &mut Watch) {
+        let (net, input, n_img) = (self.net, self.net.input, self.n_img);
+        let n_layers = net.layers.len() + 1;
+        let Some(mut state) = self.state() else {
+            return;
+        };
+        let mut seen = match self.observer.image() {
+            Ok(seen) => seen,
+            Err(err) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(err);
+                }
+                self.cancel.store(true, Ordering::Relaxed);
+                self.workspaces.give(state);
                 return;
             }
         };
         let mut pixels = vec![0i32; input.size()];
         let mut row = vec![0i64; n_layers];
+        let (sim, whole) = (self.simulation(), Stage::whole(net));
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             if i >= n_img {
@@ -415,35 +702,98 @@ impl Job<'_> {
             let image = &self.images[i * input.size()..(i + 1) * input.size()];
             load_image(image, input, &mut pixels);
             let emit = |c: usize, state: &[LayerState], synops: &[i64], used: usize| {
-                let at = c * n_img + i;
-                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), so the
-                // rows written here (row `c · N + i` of each buffer, inside it since c < S and
-                // i < N) are disjoint from every other worker's; the buffers outlive the scope.
-                unsafe {
-                    out.synops.row(at, n_layers).copy_from_slice(synops);
-                    out.steps.row(at, 1)[0] = used as i32;
-                    for (r, &l) in self.opts.record.iter().enumerate() {
-                        let (shape, size) = (self.shapes[l], self.shapes[l].size());
-                        to_chw(&state[l].counts, shape, out.counts[r].row(at, size));
-                        to_chw(&state[l].v, shape, out.membrane[r].row(at, size));
-                    }
-                }
+                // SAFETY: image `i` is taken by exactly one worker (the atomic counter), which
+                // writes all its layers.
+                unsafe { self.emit(i, c, 0..n_layers, state, synops, used) }
             };
-            let sim = Simulation {
-                net,
-                opts: self.opts,
-                checkpoints: self.checkpoints,
-            };
-            if !sim.image(k, &pixels, &mut state, &mut row, watch, emit) {
+            self.observer.begin(&mut seen, i);
+            let obs = (self.observer, &mut seen);
+            if !sim.image(k, &pixels, &mut state, &mut row, watch, &whole, obs, emit) {
                 break;
             }
         }
         self.workspaces.give(state);
     }
+
+    /// The run's one image on two threads: layers `0..s` on this one, `s..` on `helper`.
+    fn pipelined<K: Kernels>(&self, k: K, s: usize, helper: &Helper, watch: &mut Watch) {
+        let (net, input) = (self.net, self.net.input);
+        let n_layers = net.layers.len() + 1;
+        let relay = match Relay::new(net, crate::pipeline::relayed(net, s), &self.cancel) {
+            Ok(r) => r,
+            Err(err) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert(err);
+                }
+                return;
+            }
+        };
+        let (Some(mut first), Some(second)) = (self.state(), self.state()) else {
+            return;
+        };
+        let second = Mutex::new(second);
+        let mut pixels = vec![0i32; input.size()];
+        load_image(&self.images[..input.size()], input, &mut pixels);
+        let sim = self.simulation();
+        let (front, back) = (
+            Stage {
+                lo: 0,
+                hi: s,
+                inbox: None,
+                outbox: Some(&relay),
+            },
+            Stage {
+                lo: s,
+                hi: n_layers,
+                inbox: Some(&relay),
+                outbox: None,
+            },
+        );
+        let theirs = || {
+            let mut state = second.lock().unwrap_or_else(|e| e.into_inner());
+            let mut row = vec![0i64; n_layers];
+            let mut watch = Watch {
+                cancel: &self.cancel,
+                poll: None,
+                next_poll: Instant::now(),
+            };
+            let emit = |c: usize, state: &[LayerState], synops: &[i64], used: usize| {
+                // SAFETY: the one image's layers `s..` are written by this thread only.
+                unsafe { self.emit(0, c, s..n_layers, state, synops, used) }
+            };
+            let obs = (&NoObserver, &mut ());
+            if !sim.image(
+                k, &pixels, &mut state, &mut row, &mut watch, &back, obs, emit,
+            ) {
+                self.cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let ok = helper.join(&theirs, || {
+            let mut row = vec![0i64; n_layers];
+            let emit = |c: usize, state: &[LayerState], synops: &[i64], used: usize| {
+                // SAFETY: the one image's layers `0..s` are written by this thread only.
+                unsafe { self.emit(0, c, 0..s, state, synops, used) }
+            };
+            let obs = (&NoObserver, &mut ());
+            if !sim.image(k, &pixels, &mut first, &mut row, watch, &front, obs, emit) {
+                self.cancel.store(true, Ordering::Relaxed);
+            }
+        });
+        if !ok {
+            if let Ok(mut f) = self.failure.lock() {
+                f.get_or_insert(Error::config(
+                    "snnfast engine: internal error on the helper thread; please report it",
+                ));
+            }
+        }
+        self.workspaces.give(first);
+        self.workspaces
+            .give(second.into_inner().unwrap_or_else(|e| e.into_inner()));
+    }
 }
 
 /// Pixels (C, H, W) into the input layer's per-neuron bias (H, W, C).
-fn load_image(image: &[u8], shape: Shape, out: &mut [i32]) {
+pub(crate) fn load_image(image: &[u8], shape: Shape, out: &mut [i32]) {
     for c in 0..shape.c {
         for p in 0..shape.h * shape.w {
             out[p * shape.c + c] = image[c * shape.h * shape.w + p] as i32;
@@ -458,129 +808,6 @@ fn to_chw(src: &[i32], shape: Shape, out: &mut [i32]) {
         for c in 0..shape.c {
             out[c * hw + p] = src[p * shape.c + c];
         }
-    }
-}
-
-/// The output decision: the output neuron with the most spikes, ties broken by the higher
-/// membrane potential, then by the lower index. `None` while the output layer has not spiked.
-/// `counts` and `v` are in C, H, W order (the order the index refers to).
-pub fn decision(counts: &[i32], v: &[i32]) -> Option<usize> {
-    decision_by(counts.len(), |i| (counts[i], v[i]))
-}
-
-/// [`decision`] over `n` neurons whose `(count, potential)` in C, H, W order is `at(i)`.
-#[inline]
-fn decision_by(n: usize, at: impl Fn(usize) -> (i32, i32)) -> Option<usize> {
-    let mut best: Option<(usize, (i32, i32))> = None;
-    for i in 0..n {
-        let cv = at(i);
-        if cv.0 == 0 {
-            continue;
-        }
-        best = match best {
-            Some((b, bcv)) if bcv >= cv => Some((b, bcv)),
-            _ => Some((i, cv)),
-        };
-    }
-    best.map(|(i, _)| i)
-}
-
-/// [`decision`] of a layer shaped `shape` whose state is stored H, W, C.
-fn decision_hwc(st: &LayerState, shape: Shape) -> Option<usize> {
-    let hw = shape.h * shape.w;
-    decision_by(st.counts.len(), |i| {
-        let (c, p) = (i / hw, i % hw);
-        let j = p * shape.c + c;
-        (st.counts[j], st.v[j])
-    })
-}
-
-/// What every image of a run shares.
-struct Simulation<'a> {
-    net: &'a Network,
-    opts: &'a RunOptions,
-    checkpoints: &'a [usize],
-}
-
-impl Simulation<'_> {
-    /// Simulate one image: every step, the input layer, then each layer in order. After the
-    /// step that reaches checkpoint `c` (and, when the image exits early, for every checkpoint
-    /// left), calls `emit(c, state, synops, steps simulated)`. Returns `false` if the run was
-    /// stopped first.
-    fn image<K: Kernels>(
-        &self,
-        k: K,
-        pixels: &[i32],
-        state: &mut [LayerState],
-        synops: &mut [i64],
-        watch: &mut Watch,
-        mut emit: impl FnMut(usize, &[LayerState], &[i64], usize),
-    ) -> bool {
-        let (net, opts, checkpoints) = (self.net, self.opts, self.checkpoints);
-        let thresholds: Vec<i32> = std::iter::once(net.input_threshold)
-            .chain(net.layers.iter().map(|l| l.threshold))
-            .collect();
-        let out_layer = state.len() - 1;
-        for (l, st) in state.iter_mut().enumerate() {
-            st.counting = opts.record.contains(&l) || (opts.early_exit.is_some() && l == out_layer);
-            let v0 = (opts.v_init * thresholds[l] as f64).floor() as i32;
-            st.v.fill(v0);
-            st.u.fill(0);
-            st.acc.fill(0);
-            st.acc16.fill(0);
-            st.counts.fill(0);
-            st.spikes.clear();
-            st.prev_spikes.clear();
-        }
-        synops.fill(0);
-        let (mut last, mut stable) = (None, 0usize);
-        let mut next = 0;
-        for t in 0..opts.timesteps {
-            if watch.stopped() {
-                return false;
-            }
-            for st in state.iter_mut() {
-                std::mem::swap(&mut st.spikes, &mut st.prev_spikes);
-            }
-            // Layer 0: the input layer, bias = pixel value, no synapses, no leak.
-            {
-                let st = &mut state[0];
-                let th = net.input_threshold;
-                i16::update_plain(k, &mut st.v, &mut st.acc16, &mut st.mask, pixels, th);
-                finish_step(st);
-            }
-            for (i, layer) in net.layers.iter().enumerate() {
-                let (below, above) = state.split_at_mut(i + 1);
-                synops[i + 1] += layer_step(k, layer, below, opts.delay, &mut above[0]);
-            }
-            if let Some(e) = opts.early_exit {
-                let out = state.last().expect("a network has an output layer");
-                let shape = net
-                    .layers
-                    .last()
-                    .expect("a network has an output layer")
-                    .shape;
-                let now = decision_hwc(out, shape);
-                stable = match now {
-                    None => 0,
-                    Some(_) if now == last => stable + 1,
-                    Some(_) => 1,
-                };
-                last = now;
-                if stable >= e {
-                    // A run of any later checkpoint's length would stop here too.
-                    for c in next..checkpoints.len() {
-                        emit(c, state, synops, t + 1);
-                    }
-                    return true;
-                }
-            }
-            if checkpoints[next] == t + 1 {
-                emit(next, state, synops, t + 1);
-                next += 1;
-            }
-        }
-        true
     }
 }
 
@@ -661,6 +888,104 @@ mod tests {
         assert_eq!(a.spike_counts, b.spike_counts);
         assert_eq!(a.membrane, b.membrane);
         assert_eq!(a.synops, b.synops);
+    }
+
+    /// A small convolutional network with a skip connection from the input into its last
+    /// layer (so that the input layer is relayed between stages too).
+    fn skip_cnn() -> Network {
+        let input = Shape { c: 1, h: 8, w: 8 };
+        let conv = |o: usize, i: usize, k: usize, seed: i64| GroupKind::Conv {
+            weight: (0..o * i * k * k)
+                .map(|j| ((j as i64 * 7919 + seed) % 61 - 25) as i16)
+                .collect(),
+            shape: vec![o, i, k, k],
+            stride: (1, 1),
+            padding: [1; 4],
+            groups: 1,
+        };
+        let c1 = LayerSpec::chain("conv2d", conv(16, 1, 3, 1), Some(vec![3; 16]), 40);
+        let pool = LayerSpec::chain(
+            "avgpool2d",
+            GroupKind::Pool {
+                kernel: (2, 2),
+                weight: 20,
+                stride: (2, 2),
+                padding: [0; 4],
+            },
+            None,
+            30,
+        );
+        let c2 = LayerSpec::chain("conv2d", conv(32, 16, 3, 5), None, 60);
+        let mut last = LayerSpec::chain(
+            "spiking",
+            GroupKind::Pool {
+                kernel: (1, 1),
+                weight: 9,
+                stride: (1, 1),
+                padding: [0; 4],
+            },
+            None,
+            25,
+        );
+        last.groups.push(GroupSpec {
+            kind: GroupKind::Pool {
+                kernel: (2, 2),
+                weight: 4,
+                stride: (2, 2),
+                padding: [0; 4],
+            },
+            source: 0,
+            channel_offset: 3,
+        });
+        net(input, 100, &[c1, pool, c2, last]).unwrap()
+    }
+
+    #[test]
+    fn one_image_split_over_two_threads_is_exact() {
+        let net = skip_cnn();
+        let n_layers = net.layers.len() + 1;
+        let image: Vec<u8> = (0..64).map(|i| (i * 37 % 256) as u8).collect();
+        for delay in [0, 1] {
+            let mut o = opts(23, delay, 1, (0..n_layers).collect());
+            o.checkpoints = vec![2, 9, 23];
+            let alone = run(&net, &image, &o).unwrap();
+            let ws = Workspaces::default();
+            for s in 1..n_layers {
+                o.threads = 2;
+                o.split = Some(s);
+                for _ in 0..3 {
+                    let two = run_with(&net, &image, &o, &ws, &mut || false).unwrap();
+                    assert_eq!(
+                        two.spike_counts, alone.spike_counts,
+                        "split {s} delay {delay}"
+                    );
+                    assert_eq!(two.membrane, alone.membrane, "split {s} delay {delay}");
+                    assert_eq!(two.synops, alone.synops, "split {s} delay {delay}");
+                    assert_eq!(two.steps, alone.steps);
+                }
+            }
+            o.split = None;
+            let auto = run_with(&net, &image, &o, &ws, &mut || false).unwrap();
+            assert_eq!(auto.spike_counts, alone.spike_counts);
+        }
+        let mut bad = opts(4, 0, 2, vec![]);
+        bad.split = Some(n_layers);
+        assert!(run(&net, &image, &bad).is_err());
+    }
+
+    #[test]
+    fn a_cancelled_split_run_stops_both_threads() {
+        let net = skip_cnn();
+        let image = vec![200u8; 64];
+        let mut o = opts(MAX_TIMESTEPS, 0, 2, vec![4]);
+        o.split = Some(2);
+        let mut polls = 0;
+        let err = run_with(&net, &image, &o, &Workspaces::default(), &mut || {
+            polls += 1;
+            polls > 2
+        })
+        .unwrap_err();
+        assert_eq!(err.kind, crate::ErrorKind::Interrupted);
     }
 
     #[test]

@@ -37,6 +37,19 @@ pub trait Kernels: Copy + Send + Sync + 'static {
     /// `acc[j] += w[j]` (wrapping) into `i32`, for `j < w.len()`; `acc` must be at least as long.
     fn add_i32(self, acc: &mut [i32], w: &[i16]);
 
+    /// `acc[j] -= w[j]` (wrapping) for `j < w.len()`; `acc` must be at least as long.
+    fn sub_i16(self, acc: &mut [i16], w: &[i16]);
+
+    /// `acc[j] -= w[j]` (wrapping) into `i32`, for `j < w.len()`.
+    fn sub_i32(self, acc: &mut [i32], w: &[i16]);
+
+    /// `acc[j] += w` (wrapping) for every set bit `j` of `bits`; `bits` must have no bit at or
+    /// above `acc.len()` (at most 32).
+    fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16);
+
+    /// `acc[j] += w` into `i32` for every set bit `j` of `bits`, as [`Kernels::add_bits_i16`].
+    fn add_bits_i32(self, acc: &mut [i32], bits: u32, w: i16);
+
     /// The leak-free [`crate::neuron::update_layer`] with an `i16` accumulator.
     fn update_i16(self, v: &mut [i32], acc: &mut [i16], mask: &mut [u64], bias: &[i32], th: i32);
 
@@ -67,6 +80,42 @@ impl Kernels for Portable {
         let acc = &mut acc[..w.len()];
         for (a, b) in acc.iter_mut().zip(w) {
             *a = a.wrapping_add(*b as i32);
+        }
+    }
+
+    #[inline(always)]
+    fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+        let acc = &mut acc[..w.len()];
+        for (a, b) in acc.iter_mut().zip(w) {
+            *a = a.wrapping_sub(*b);
+        }
+    }
+
+    #[inline(always)]
+    fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+        let acc = &mut acc[..w.len()];
+        for (a, b) in acc.iter_mut().zip(w) {
+            *a = a.wrapping_sub(*b as i32);
+        }
+    }
+
+    #[inline(always)]
+    fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16) {
+        let mut bits = bits;
+        while bits != 0 {
+            let a = &mut acc[bits.trailing_zeros() as usize];
+            *a = a.wrapping_add(w);
+            bits &= bits - 1;
+        }
+    }
+
+    #[inline(always)]
+    fn add_bits_i32(self, acc: &mut [i32], bits: u32, w: i16) {
+        let mut bits = bits;
+        while bits != 0 {
+            let a = &mut acc[bits.trailing_zeros() as usize];
+            *a = a.wrapping_add(w as i32);
+            bits &= bits - 1;
         }
     }
 
@@ -128,6 +177,35 @@ macro_rules! vector_kernels {
             }
 
             #[inline(always)]
+            fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::sub_i16(acc, w) }
+            }
+
+            #[inline(always)]
+            fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+                // SAFETY: as in `add_i16`.
+                unsafe { $m::sub_i32(acc, w) }
+            }
+
+            #[inline(always)]
+            fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16) {
+                let n = acc.len().min(32);
+                assert!(n == 32 || bits >> n == 0, "bits beyond the accumulator");
+                // SAFETY: as in `add_i16`; only lanes whose bit is set are read and written,
+                // and those are inside `acc` (checked above).
+                unsafe { $m::add_bits_i16(acc, bits, w) }
+            }
+
+            #[inline(always)]
+            fn add_bits_i32(self, acc: &mut [i32], bits: u32, w: i16) {
+                let n = acc.len().min(32);
+                assert!(n == 32 || bits >> n == 0, "bits beyond the accumulator");
+                // SAFETY: as in `add_bits_i16`.
+                unsafe { $m::add_bits_i32(acc, bits, w) }
+            }
+
+            #[inline(always)]
             fn update_i16(
                 self,
                 v: &mut [i32],
@@ -179,6 +257,18 @@ macro_rules! vector_kernels {
             }
             fn add_i32(self, acc: &mut [i32], w: &[i16]) {
                 Portable.add_i32(acc, w)
+            }
+            fn sub_i16(self, acc: &mut [i16], w: &[i16]) {
+                Portable.sub_i16(acc, w)
+            }
+            fn sub_i32(self, acc: &mut [i32], w: &[i16]) {
+                Portable.sub_i32(acc, w)
+            }
+            fn add_bits_i16(self, acc: &mut [i16], bits: u32, w: i16) {
+                Portable.add_bits_i16(acc, bits, w)
+            }
+            fn add_bits_i32(self, acc: &mut [i32], bits: u32, w: i16) {
+                Portable.add_bits_i32(acc, bits, w)
             }
             fn update_i16(self, v: &mut [i32], a: &mut [i16], m: &mut [u64], b: &[i32], t: i32) {
                 Portable.update_i16(v, a, m, b, t)
@@ -303,54 +393,140 @@ mod avx2 {
         task.run(k)
     }
 
-    /// AVX2 `acc[j] += w[j]` for i16.
-    ///
-    /// # Safety
-    /// The processor must support AVX2.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn add_i16(acc: &mut [i16], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 16 <= n {
-            // SAFETY: j + 16 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
-                let b = _mm256_loadu_si256(pw.add(j) as *const __m256i);
-                _mm256_storeu_si256(pa.add(j) as *mut __m256i, _mm256_add_epi16(a, b));
+    /// AVX2 `acc[j] op= w[j]` over a run, for i16 (`$op16`) and i32 accumulators (`$op32`).
+    macro_rules! run_kernels {
+        ($name16:ident, $name32:ident, $op16:ident, $op32:ident, $portable16:ident, $portable32:ident) => {
+            /// AVX2 run kernel for i16 accumulators.
+            ///
+            /// # Safety
+            /// The processor must support AVX2.
+            #[inline]
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 16 <= n {
+                    // SAFETY: j + 16 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
+                        let b = _mm256_loadu_si256(pw.add(j) as *const __m256i);
+                        _mm256_storeu_si256(pa.add(j) as *mut __m256i, $op16(a, b));
+                    }
+                    j += 16;
+                }
+                Portable.$portable16(&mut acc[j..n], &w[j..]);
             }
-            j += 16;
-        }
-        Portable.add_i16(&mut acc[j..n], &w[j..]);
+
+            /// AVX2 run kernel for i32 accumulators and i16 weights.
+            ///
+            /// # Safety
+            /// The processor must support AVX2.
+            #[inline]
+            #[target_feature(enable = "avx2")]
+            pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 8 <= n {
+                    // SAFETY: j + 8 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
+                        let b = _mm256_cvtepi16_epi32(_mm_loadu_si128(pw.add(j) as *const __m128i));
+                        _mm256_storeu_si256(pa.add(j) as *mut __m256i, $op32(a, b));
+                    }
+                    j += 8;
+                }
+                Portable.$portable32(&mut acc[j..n], &w[j..]);
+            }
+        };
     }
 
-    /// AVX2 `acc[j] += w[j]` for i32 accumulators and i16 weights.
+    run_kernels!(
+        add_i16,
+        add_i32,
+        _mm256_add_epi16,
+        _mm256_add_epi32,
+        add_i16,
+        add_i32
+    );
+    run_kernels!(
+        sub_i16,
+        sub_i32,
+        _mm256_sub_epi16,
+        _mm256_sub_epi32,
+        sub_i16,
+        sub_i32
+    );
+
+    /// The lanes of 16 i16 (or 8 i32) whose bit is set in `bits`, as all-ones lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lanes16(bits: u32) -> __m256i {
+        // Lane j holds 2^j; a lane is selected when its bit survives the AND.
+        let sel = _mm256_setr_epi16(
+            1,
+            2,
+            4,
+            8,
+            16,
+            32,
+            64,
+            128,
+            256,
+            512,
+            1024,
+            2048,
+            4096,
+            8192,
+            16384,
+            i16::MIN,
+        );
+        let b = _mm256_set1_epi16(bits as u16 as i16);
+        _mm256_cmpeq_epi16(_mm256_and_si256(b, sel), sel)
+    }
+
+    /// AVX2 `acc[j] += w` where bit `j` of `bits` is set, 16 lanes a vector where 16 lanes
+    /// of `acc` exist (adding 0 to the lanes without a bit), one lane at a time elsewhere.
     ///
     /// # Safety
     /// The processor must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn add_i32(acc: &mut [i32], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 8 <= n {
-            // SAFETY: j + 8 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm256_loadu_si256(pa.add(j) as *const __m256i);
-                let b = _mm256_cvtepi16_epi32(_mm_loadu_si128(pw.add(j) as *const __m128i));
-                _mm256_storeu_si256(pa.add(j) as *mut __m256i, _mm256_add_epi32(a, b));
+    pub unsafe fn add_bits_i16(acc: &mut [i16], bits: u32, w: i16) {
+        let wv = _mm256_set1_epi16(w);
+        for half in 0..2 {
+            let b = (bits >> (16 * half)) & 0xffff;
+            if b == 0 {
+                continue;
             }
-            j += 8;
+            let lo = 16 * half;
+            if acc.len() >= lo + 16 {
+                let add = _mm256_and_si256(wv, lanes16(b));
+                let p = acc[lo..lo + 16].as_mut_ptr() as *mut __m256i;
+                // SAFETY: the 16 lanes from `lo` are inside `acc` (checked); unaligned access.
+                unsafe { _mm256_storeu_si256(p, _mm256_add_epi16(_mm256_loadu_si256(p), add)) };
+            } else {
+                super::Portable.add_bits_i16(&mut acc[lo..], b, w);
+            }
         }
-        Portable.add_i32(&mut acc[j..n], &w[j..]);
+    }
+
+    /// AVX2 `acc[j] += w` into i32 where bit `j` of `bits` is set (one lane at a time).
+    ///
+    /// # Safety
+    /// The processor must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn add_bits_i32(acc: &mut [i32], bits: u32, w: i16) {
+        super::Portable.add_bits_i32(acc, bits, w)
     }
 
     /// The leak-free neuron update of `crate::neuron::update_layer`, 8 neurons a vector, with
-    /// the spike bits taken straight from the comparison.
+    /// the spike bits taken straight from the comparison and collected in a register: each
+    /// mask word is written once (not read and rewritten eight times).
     macro_rules! update_kernel {
         ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
             /// # Safety
@@ -368,22 +544,23 @@ mod avx2 {
                 let (n, c) = (v.len(), bias.len());
                 assert!(c > 0 && c % 8 == 0 && n % c == 0);
                 assert!(acc.len() == n && mask.len() * 64 >= n);
-                mask.fill(0);
                 let th_minus_1 = _mm256_set1_epi32(threshold - 1);
                 let th = _mm256_set1_epi32(threshold);
                 let lo = _mm256_set1_epi32(crate::neuron::V_MIN);
                 let hi = _mm256_set1_epi32(crate::neuron::V_MAX);
-                let (pv, pa, pb, pm) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr(), mask);
+                let (pv, pa, pb) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr());
+                let mut word = 0u64;
                 let mut i = 0;
                 while i < n {
                     for j in (0..c).step_by(8) {
-                        // SAFETY: i + j + 8 <= n (c divides n, 8 divides c) and j + 8 <= c, so
+                        let g = i + j;
+                        // SAFETY: g + 8 <= n (c divides n, 8 divides c) and j + 8 <= c, so
                         // every load and store is inside `v`, `acc` and `bias` (checked above).
                         unsafe {
-                            let pvi = pv.add(i + j) as *mut __m256i;
+                            let pvi = pv.add(g) as *mut __m256i;
                             let z = _mm256_add_epi32(
                                 _mm256_loadu_si256(pb.add(j) as *const __m256i),
-                                $load(pa.add(i + j)),
+                                $load(pa.add(g)),
                             );
                             let x = _mm256_add_epi32(_mm256_loadu_si256(pvi), z);
                             let x = _mm256_min_epi32(_mm256_max_epi32(x, lo), hi);
@@ -392,9 +569,14 @@ mod avx2 {
                                 pvi,
                                 _mm256_sub_epi32(x, _mm256_and_si256(spike, th)),
                             );
-                            $zero(pa.add(i + j));
+                            $zero(pa.add(g));
                             let bits = _mm256_movemask_ps(_mm256_castsi256_ps(spike)) as u64;
-                            pm[(i + j) >> 6] |= bits << ((i + j) & 63);
+                            word |= bits << (g & 63);
+                        }
+                        // The word is complete after its last 8 neurons or the layer's last.
+                        if g & 63 == 56 || g + 8 == n {
+                            mask[g >> 6] = word;
+                            word = 0;
                         }
                     }
                     i += c;
@@ -436,72 +618,121 @@ mod avx512 {
         task.run(k)
     }
 
-    /// AVX-512 `acc[j] += w[j]` for i16, 32 lanes a vector.
+    /// AVX-512 `acc[j] op= w[j]` over a run, for i16 (`$op16`, 32 lanes a vector) and i32
+    /// accumulators (`$op32`, 16 lanes), masked tails.
+    macro_rules! run_kernels {
+        ($name16:ident, $name32:ident, $op16:ident, $op32:ident) => {
+            /// AVX-512 run kernel for i16 accumulators.
+            ///
+            /// # Safety
+            /// The processor must support AVX-512 F, BW and VL.
+            #[inline]
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 32 <= n {
+                    // SAFETY: j + 32 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                        let b = _mm512_loadu_si512(pw.add(j) as *const __m512i);
+                        _mm512_storeu_si512(pa.add(j) as *mut __m512i, $op16(a, b));
+                    }
+                    j += 32;
+                }
+                if j < n {
+                    let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
+                                                              // SAFETY: only the first n − j lanes are read and written (the mask), and
+                                                              // those lie inside both slices.
+                    unsafe {
+                        let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
+                        let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
+                        _mm512_mask_storeu_epi16(pa.add(j), m, $op16(a, b));
+                    }
+                }
+            }
+
+            /// AVX-512 run kernel for i32 accumulators and i16 weights.
+            ///
+            /// # Safety
+            /// The processor must support AVX-512 F, BW and VL.
+            #[inline]
+            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
+                let n = w.len();
+                assert!(acc.len() >= n);
+                let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
+                let mut j = 0;
+                while j + 16 <= n {
+                    // SAFETY: j + 16 <= n <= the length of both slices; unaligned access.
+                    unsafe {
+                        let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
+                        let b =
+                            _mm512_cvtepi16_epi32(_mm256_loadu_si256(pw.add(j) as *const __m256i));
+                        _mm512_storeu_si512(pa.add(j) as *mut __m512i, $op32(a, b));
+                    }
+                    j += 16;
+                }
+                if j < n {
+                    let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
+                                                                       // SAFETY: only the first n − j lanes are read and written (the mask), and
+                                                                       // those lie inside both slices.
+                    unsafe {
+                        let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
+                        let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
+                        _mm512_mask_storeu_epi32(pa.add(j), m, $op32(a, b));
+                    }
+                }
+            }
+        };
+    }
+
+    run_kernels!(add_i16, add_i32, _mm512_add_epi16, _mm512_add_epi32);
+    run_kernels!(sub_i16, sub_i32, _mm512_sub_epi16, _mm512_sub_epi32);
+
+    /// AVX-512 `acc[j] += w` where bit `j` of `bits` is set (a masked load, add and store: lanes
+    /// without a bit are neither read nor written).
     ///
     /// # Safety
-    /// The processor must support AVX-512 F, BW and VL.
+    /// The processor must support AVX-512 F, BW and VL; `bits` selects only lanes inside `acc`.
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    pub unsafe fn add_i16(acc: &mut [i16], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 32 <= n {
-            // SAFETY: j + 32 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
-                let b = _mm512_loadu_si512(pw.add(j) as *const __m512i);
-                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi16(a, b));
-            }
-            j += 32;
-        }
-        if j < n {
-            let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
-                                                      // SAFETY: only the first n − j lanes are read and written (the mask), and those
-                                                      // lie inside both slices.
-            unsafe {
-                let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
-                let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
-                _mm512_mask_storeu_epi16(pa.add(j), m, _mm512_add_epi16(a, b));
-            }
+    pub unsafe fn add_bits_i16(acc: &mut [i16], bits: u32, w: i16) {
+        let acc = acc.as_mut_ptr();
+        // SAFETY: only the lanes selected by `bits` are accessed (the caller's guarantee).
+        unsafe {
+            let a = _mm512_maskz_loadu_epi16(bits, acc);
+            _mm512_mask_storeu_epi16(acc, bits, _mm512_add_epi16(a, _mm512_set1_epi16(w)));
         }
     }
 
-    /// AVX-512 `acc[j] += w[j]` for i32 accumulators and i16 weights, 16 lanes a vector.
+    /// AVX-512 `acc[j] += w` into i32 where bit `j` of `bits` is set, 16 lanes at a time.
     ///
     /// # Safety
-    /// The processor must support AVX-512 F, BW and VL.
+    /// As [`add_bits_i16`].
     #[inline]
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
-    pub unsafe fn add_i32(acc: &mut [i32], w: &[i16]) {
-        let n = w.len();
-        assert!(acc.len() >= n);
-        let (pa, pw) = (acc.as_mut_ptr(), w.as_ptr());
-        let mut j = 0;
-        while j + 16 <= n {
-            // SAFETY: j + 16 <= n <= the length of both slices; unaligned loads and stores.
-            unsafe {
-                let a = _mm512_loadu_si512(pa.add(j) as *const __m512i);
-                let b = _mm512_cvtepi16_epi32(_mm256_loadu_si256(pw.add(j) as *const __m256i));
-                _mm512_storeu_si512(pa.add(j) as *mut __m512i, _mm512_add_epi32(a, b));
-            }
-            j += 16;
-        }
-        if j < n {
-            let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
-                                                               // SAFETY: only the first n − j lanes are read and written (the mask), and those
-                                                               // lie inside both slices.
-            unsafe {
-                let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
-                let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
-                _mm512_mask_storeu_epi32(pa.add(j), m, _mm512_add_epi32(a, b));
+    pub unsafe fn add_bits_i32(acc: &mut [i32], bits: u32, w: i16) {
+        let acc = acc.as_mut_ptr();
+        let wv = _mm512_set1_epi32(w as i32);
+        for half in 0..2 {
+            let b = ((bits >> (16 * half)) & 0xffff) as __mmask16;
+            if b != 0 {
+                let p = acc.wrapping_add(16 * half);
+                // SAFETY: only the lanes selected by `b` are accessed (the caller's guarantee).
+                unsafe {
+                    let a = _mm512_maskz_loadu_epi32(b, p);
+                    _mm512_mask_storeu_epi32(p, b, _mm512_add_epi32(a, wv));
+                }
             }
         }
     }
 
     /// The leak-free neuron update of `crate::neuron::update_layer`, 16 neurons a vector, the
-    /// spike bits straight from the comparison mask.
+    /// spike bits straight from the comparison mask, collected in a register so that each mask
+    /// word is written once.
     macro_rules! update_kernel {
         ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
             /// # Safety
@@ -520,29 +751,35 @@ mod avx512 {
                 let (n, c) = (v.len(), bias.len());
                 assert!(c > 0 && c % 16 == 0 && n % c == 0);
                 assert!(acc.len() == n && mask.len() * 64 >= n);
-                mask.fill(0);
                 let th = _mm512_set1_epi32(threshold);
                 let lo = _mm512_set1_epi32(crate::neuron::V_MIN);
                 let hi = _mm512_set1_epi32(crate::neuron::V_MAX);
-                let (pv, pa, pb, pm) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr(), mask);
+                let (pv, pa, pb) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr());
+                let mut word = 0u64;
                 let mut i = 0;
                 while i < n {
                     for j in (0..c).step_by(16) {
-                        // SAFETY: i + j + 16 <= n (c divides n, 16 divides c) and j + 16 <= c,
+                        let g = i + j;
+                        // SAFETY: g + 16 <= n (c divides n, 16 divides c) and j + 16 <= c,
                         // so every load and store is inside `v`, `acc` and `bias`.
                         unsafe {
-                            let pvi = pv.add(i + j) as *mut __m512i;
+                            let pvi = pv.add(g) as *mut __m512i;
                             let z = _mm512_add_epi32(
                                 _mm512_loadu_si512(pb.add(j) as *const __m512i),
-                                $load(pa.add(i + j)),
+                                $load(pa.add(g)),
                             );
                             let x = _mm512_add_epi32(_mm512_loadu_si512(pvi), z);
                             let x = _mm512_min_epi32(_mm512_max_epi32(x, lo), hi);
                             let spike: __mmask16 = _mm512_cmpge_epi32_mask(x, th);
                             _mm512_storeu_si512(pvi, _mm512_mask_sub_epi32(x, spike, x, th));
-                            $zero(pa.add(i + j));
-                            // i + j is a multiple of 16: the 16 bits stay inside one word.
-                            pm[(i + j) >> 6] |= (spike as u64) << ((i + j) & 63);
+                            $zero(pa.add(g));
+                            // g is a multiple of 16: the 16 bits stay inside one word.
+                            word |= (spike as u64) << (g & 63);
+                        }
+                        // The word is complete after its last 16 neurons or the layer's last.
+                        if g & 63 == 48 || g + 16 == n {
+                            mask[g >> 6] = word;
+                            word = 0;
                         }
                     }
                     i += c;
@@ -583,6 +820,12 @@ mod tests {
             let mut b32 = a32.clone();
             Portable.add_i32(&mut a32, &w[..len]);
             k.add_i32(&mut b32, &w[..len]);
+            assert_eq!(a32, b32);
+            Portable.sub_i16(&mut a16, &w[..len]);
+            k.sub_i16(&mut b16, &w[..len]);
+            assert_eq!(a16, b16);
+            Portable.sub_i32(&mut a32, &w[..len]);
+            k.sub_i32(&mut b32, &w[..len]);
             assert_eq!(a32, b32);
         }
         for c in [8usize, 16, 3, 32, 48] {

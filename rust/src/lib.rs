@@ -8,24 +8,35 @@
 //! * [`network`] — layers and their synapse groups, validated once and compiled into scatter
 //!   tables.
 //! * [`engine`] — the event-driven simulation of a batch of images over threads; the per-step
-//!   hot code of one layer is in `step`.
+//!   hot code of one layer is in `step`. An [`engine::Observer`] may watch a run.
+//! * [`chip`] — a network placed on neuromorphic chip cores: per-core resources as the chip
+//!   stores them, and an observer that counts a run per core and per step.
 //!
 //! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
 //! exposed as `snnfast._core`.
 
+pub mod chip;
 mod compile;
 pub mod engine;
 pub mod error;
+pub mod floor;
 pub mod geometry;
+mod helper;
 pub mod kernels;
 pub mod network;
 pub mod neuron;
+mod pipeline;
+mod scatter;
+mod simulate;
 mod step;
 
 #[cfg(feature = "python")]
 mod python;
 
-pub use engine::{decision, run, run_with, RunOptions, RunOutput, Workspaces, MAX_TIMESTEPS};
+pub use engine::{
+    decision, run, run_observed, run_with, NoObserver, Observer, RunOptions, RunOutput,
+    SpikeCounts, Workspaces, MAX_TIMESTEPS,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use geometry::Shape;
 pub use network::{GroupKind, GroupSpec, LayerSpec, Network};

@@ -52,7 +52,7 @@ pub struct LayerSpec {
     /// What to call the layer in messages (`"conv2d"`, `"spiking"`, a user's name).
     pub label: String,
     pub groups: Vec<GroupSpec>,
-    /// One bias per channel; `None` is all zeros.
+    /// One bias per channel, or one per neuron (C, H, W order); `None` is all zeros.
     pub bias: Option<Vec<i32>>,
     /// Threshold, at least 1.
     pub threshold: i64,
@@ -104,9 +104,13 @@ pub(crate) enum Synapses {
         /// Per presynaptic neuron (H, W, C index): its `[y, x, c]`.
         coords: Coords,
     },
-    /// Pooling whose windows do not overlap: per presynaptic neuron, the output neuron its one
-    /// synapse reaches, or `NO_TARGET`.
-    Pool { weight: i16, target: Vec<u32> },
+    /// Pooling whose windows do not overlap: per presynaptic position (y, x), the output
+    /// neuron its channel 0 reaches (channel `c` reaches that plus `c`), or `NO_TARGET`.
+    Pool {
+        weight: i16,
+        target: Vec<u32>,
+        channels: usize,
+    },
     /// Pooling with overlapping windows.
     PoolWindows {
         weight: i16,
@@ -176,7 +180,8 @@ pub struct Layer {
     /// A dense layer: its neurons have no spatial shape (`(O,)`).
     pub flat: bool,
     pub groups: Vec<Group>,
-    /// One per channel.
+    /// The bias of neuron `i` (H, W, C order) is `bias[i % bias.len()]`: one per channel, or
+    /// repeated to a multiple of the channels that the vector kernels take, or one per neuron.
     pub(crate) bias: Vec<i32>,
     pub threshold: i32,
     pub leak: i32,
@@ -327,7 +332,7 @@ impl Group {
             Synapses::Conv {
                 rows, cols, opg, ..
             } => rows.of(y).len() * cols.of(x).len() * opg,
-            Synapses::Pool { target, .. } => (target[hwc] != NO_TARGET) as usize,
+            Synapses::Pool { target, .. } => (target[hwc / src.c] != NO_TARGET) as usize,
             Synapses::PoolWindows { rows, cols, .. } => rows.of(y).len() * cols.of(x).len(),
             Synapses::Dense { out, .. } => *out,
         }
@@ -632,10 +637,14 @@ fn plan_layer(shapes: &[Shape], index: usize, spec: &LayerSpec, place: &str) -> 
         }
     };
     if let Some(bias) = &spec.bias {
-        if bias.len() != channels {
+        let neurons = shape.checked_size();
+        if bias.len() != channels && Some(bias.len()) != neurons {
             return Err(Error::shape(format!(
-                "{place}: bias has {} entries, the layer has {channels} output channels",
-                bias.len()
+                "{place}: bias has {} entries, the layer has {channels} output channels \
+                 (one bias each) and {} neurons (one bias each, shape {})",
+                bias.len(),
+                neurons.map_or("too many".to_string(), |n| n.to_string()),
+                shape.text()
             )));
         }
     }

@@ -26,6 +26,10 @@ pub trait Acc: Copy + Default + Send + Sync {
     fn get(self) -> i32;
     /// `acc[j] += w[j]` over a run, with the kernels `k`.
     fn add_run<K: Kernels>(k: K, acc: &mut [Self], w: &[i16]);
+    /// `acc[j] -= w[j]` over a run, with the kernels `k`.
+    fn sub_run<K: Kernels>(k: K, acc: &mut [Self], w: &[i16]);
+    /// `acc[j] += w` where bit `j` of `bits` is set (`bits < 2^acc.len()`), with the kernels `k`.
+    fn add_bits<K: Kernels>(k: K, acc: &mut [Self], bits: u32, w: i16);
     /// The leak-free [`update_layer`], with the kernels `k`.
     fn update_plain<K: Kernels>(
         k: K,
@@ -49,6 +53,14 @@ impl Acc for i16 {
     #[inline(always)]
     fn add_run<K: Kernels>(k: K, acc: &mut [i16], w: &[i16]) {
         k.add_i16(acc, w)
+    }
+    #[inline(always)]
+    fn sub_run<K: Kernels>(k: K, acc: &mut [i16], w: &[i16]) {
+        k.sub_i16(acc, w)
+    }
+    #[inline(always)]
+    fn add_bits<K: Kernels>(k: K, acc: &mut [i16], bits: u32, w: i16) {
+        k.add_bits_i16(acc, bits, w)
     }
     #[inline(always)]
     fn update_plain<K: Kernels>(
@@ -75,6 +87,14 @@ impl Acc for i32 {
     #[inline(always)]
     fn add_run<K: Kernels>(k: K, acc: &mut [i32], w: &[i16]) {
         k.add_i32(acc, w)
+    }
+    #[inline(always)]
+    fn sub_run<K: Kernels>(k: K, acc: &mut [i32], w: &[i16]) {
+        k.sub_i32(acc, w)
+    }
+    #[inline(always)]
+    fn add_bits<K: Kernels>(k: K, acc: &mut [i32], bits: u32, w: i16) {
+        k.add_bits_i32(acc, bits, w)
     }
     #[inline(always)]
     fn update_plain<K: Kernels>(

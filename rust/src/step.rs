@@ -1,11 +1,23 @@
-//! One time step of one layer: the synaptic scatter of its groups' spikes, the neuron update,
-//! and the spikes it emits; and the per-worker state it works on. The hot code of the engine,
-//! compiled for the run's kernel set through [`Task`]s ([`layer_step`]).
+//! One time step of one layer: the synaptic scatter of its groups' spikes ([`crate::scatter`]),
+//! the neuron update, and the spikes it emits; and the per-worker state it works on. The hot
+//! code of the engine, compiled for the run's kernel set through [`Task`]s ([`layer_step`]).
+//!
+//! **Complemented input.** A pixel of value `p` makes its input neuron spike in about `p / θ` of
+//! the steps, so a bright pixel spikes in most of them. For the convolution and dense groups
+//! that read the input layer, the engine splits the input neurons per image into the *flipped*
+//! ones, expected to spike in more than half of the steps, and the others: it adds, once per
+//! image, the synapses of every flipped neuron into a constant `base` current of the layer, and
+//! each step adds the synapses of the others that spiked and subtracts those of the flipped
+//! ones that did not (the *quiet* ones). The sum is the same integer (wrapping additions in a
+//! fixed width are exact whatever the order, and the true sum fits the accumulator), with
+//! roughly half the additions on real images. The events counted are still the synapses of the
+//! spikes: the flipped neurons' synapses once, less those of the quiet ones, plus the others'.
 
 use crate::error::{zeroed, Bytes, Error, Result};
 use crate::kernels::{Kernels, Task};
-use crate::network::{Group, Layer, Synapses, NO_TARGET};
+use crate::network::{Group, Layer, Network, Synapses};
 use crate::neuron::{gather_spikes, mask_words, update_cuba, update_layer, Acc, Reset, LEAK_MAX};
+use crate::scatter::scatter;
 
 /// Per-layer state of one worker, reused from image to image.
 pub(crate) struct LayerState {
@@ -15,13 +27,72 @@ pub(crate) struct LayerState {
     /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
     pub(crate) acc: Vec<i32>,
     pub(crate) acc16: Vec<i16>,
-    /// Spike bits of this step (bit `i % 64` of word `i / 64`).
+    /// Spike bits of this step (bit `i % 64` of word `i / 64`), and of the step before; one
+    /// word longer than the neurons need, always zero, so that any 64 bits can be read at once.
     pub(crate) mask: Vec<u64>,
+    pub(crate) prev_mask: Vec<u64>,
+    /// This step's and the previous step's spikes as indices (increasing), kept only when a
+    /// synapse group reads them (`listed`); groups that read the mask do not need them. For a
+    /// complemented input layer: only the spikes of neurons that are not flipped.
     pub(crate) spikes: Vec<u32>,
     pub(crate) prev_spikes: Vec<u32>,
+    /// A complemented input layer (see the module notes): its flipped neurons (bits, per
+    /// image), and this and the previous step's flipped neurons that did not spike. Empty
+    /// otherwise.
+    pub(crate) flip: Vec<u64>,
+    pub(crate) quiet: Vec<u32>,
+    pub(crate) prev_quiet: Vec<u32>,
+    /// A layer fed by a complemented input: the input of all flipped neurons spiking (per
+    /// image, i32 or i16 as `acc`) and the synaptic events that makes. Empty otherwise.
+    pub(crate) base: Vec<i32>,
+    pub(crate) base16: Vec<i16>,
+    pub(crate) base_events: i64,
     pub(crate) counts: Vec<i32>,
     /// Whether this run needs the layer's spike counts (recorded, or the early-exit decision).
     pub(crate) counting: bool,
+    /// Whether some synapse group reads this layer's spikes as a list of indices.
+    pub(crate) listed: bool,
+}
+
+/// What the state of each layer needs beyond the neurons (see [`Plan::of`]).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Role {
+    /// Some synapse group reads the layer's spikes as a list.
+    pub(crate) listed: bool,
+    /// The input layer, complemented for the groups that read it.
+    pub(crate) flips: bool,
+    /// A layer with a group that reads the complemented input.
+    pub(crate) based: bool,
+}
+
+/// Per layer (input first), what its state needs.
+pub(crate) struct Plan(pub(crate) Vec<Role>);
+
+impl Plan {
+    /// The roles of `net`'s layers. The input layer is complemented when a convolution or
+    /// dense group reads it and no overlapping pooling group (which needs every spike).
+    pub(crate) fn of(net: &Network) -> Plan {
+        let mut roles = vec![Role::default(); net.layers.len() + 1];
+        let mut blocked = false;
+        for g in net.layers.iter().flat_map(|l| &l.groups) {
+            if !matches!(g.synapses, Synapses::Pool { .. }) {
+                roles[g.info.source].listed = true;
+            }
+            blocked |= g.info.source == 0 && matches!(g.synapses, Synapses::PoolWindows { .. });
+        }
+        let flips = !blocked && net.layers.iter().flat_map(|l| &l.groups).any(complemented);
+        roles[0].flips = flips;
+        for (i, layer) in net.layers.iter().enumerate() {
+            roles[i + 1].based = flips && layer.groups.iter().any(complemented);
+        }
+        Plan(roles)
+    }
+}
+
+/// Whether group `g` reads the input layer's spikes as runs (convolution, dense), the kind a
+/// complemented input serves.
+fn complemented(g: &Group) -> bool {
+    g.info.source == 0 && matches!(g.synapses, Synapses::Conv { .. } | Synapses::Dense { .. })
 }
 
 /// Bytes of one worker's state for a layer of `size` neurons (`None`: too many to count), with
@@ -29,33 +100,179 @@ pub(crate) struct LayerState {
 pub(crate) fn state_bytes(size: Option<usize>, narrow: bool, current: bool) -> Bytes {
     let per = if narrow { 18 } else { 20 } + if current { 4 } else { 0 };
     match size {
-        Some(n) => Bytes::of(n, per).plus(Bytes::of(mask_words(n), 8)),
+        Some(n) => Bytes::of(n, per).plus(Bytes::of(mask_words(n) + 1, 16)),
         None => Bytes(None),
     }
 }
 
+/// Bytes a layer of `size` neurons needs beyond [`state_bytes`] for its `role`.
+pub(crate) fn role_bytes(size: usize, narrow: bool, role: Role) -> Bytes {
+    let flip = if role.flips {
+        Bytes::of(mask_words(size) + 1, 8).plus(Bytes::of(size, 8))
+    } else {
+        Bytes::ZERO
+    };
+    let base = if role.based {
+        Bytes::of(size, if narrow { 2 } else { 4 })
+    } else {
+        Bytes::ZERO
+    };
+    flip.plus(base)
+}
+
 impl LayerState {
-    pub(crate) fn new(size: usize, narrow: bool, current: bool) -> Result<Self> {
+    pub(crate) fn new(size: usize, narrow: bool, current: bool, role: Role) -> Result<Self> {
         let what = "the simulation state";
-        let mut spikes = Vec::new();
-        let mut prev_spikes = Vec::new();
-        let reserve = |v: &mut Vec<u32>| {
-            v.try_reserve_exact(size)
-                .map_err(|_| Error::allocation(what, Bytes::of(size, 4).0))
+        let list = |n: usize| -> Result<Vec<u32>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)
+                .map_err(|_| Error::allocation(what, Bytes::of(n, 4).0))?;
+            Ok(v)
         };
-        reserve(&mut spikes)?;
-        reserve(&mut prev_spikes)?;
+        let flips = if role.flips { size } else { 0 };
+        let based = if role.based { size } else { 0 };
         Ok(LayerState {
             v: zeroed(size, what)?,
             u: zeroed(if current { size } else { 0 }, what)?,
             acc: zeroed(if narrow { 0 } else { size }, what)?,
             acc16: zeroed(if narrow { size } else { 0 }, what)?,
-            mask: zeroed(mask_words(size), what)?,
-            spikes,
-            prev_spikes,
+            mask: zeroed(mask_words(size) + 1, what)?,
+            prev_mask: zeroed(mask_words(size) + 1, what)?,
+            spikes: list(size)?,
+            prev_spikes: list(size)?,
+            flip: zeroed(if role.flips { mask_words(size) + 1 } else { 0 }, what)?,
+            quiet: list(flips)?,
+            prev_quiet: list(flips)?,
+            base: zeroed(if narrow { 0 } else { based }, what)?,
+            base16: zeroed(if narrow { based } else { 0 }, what)?,
+            base_events: 0,
             counts: zeroed(size, what)?,
             counting: true,
+            listed: role.listed,
         })
+    }
+
+    /// Prepare for a new image: potential `v0`, no current, input, spikes or counts.
+    pub(crate) fn reset(&mut self, v0: i32, counting: bool) {
+        self.counting = counting;
+        self.mask.fill(0);
+        self.prev_mask.fill(0);
+        self.v.fill(v0);
+        self.u.fill(0);
+        self.acc.fill(0);
+        self.acc16.fill(0);
+        self.counts.fill(0);
+        self.spikes.clear();
+        self.prev_spikes.clear();
+        self.quiet.clear();
+        self.prev_quiet.clear();
+    }
+
+    /// Start a new step: this step's spikes become the previous step's.
+    #[inline]
+    pub(crate) fn next_step(&mut self) {
+        std::mem::swap(&mut self.spikes, &mut self.prev_spikes);
+        std::mem::swap(&mut self.mask, &mut self.prev_mask);
+        std::mem::swap(&mut self.quiet, &mut self.prev_quiet);
+    }
+
+    /// The spikes a group reads with synaptic delay `delay` (0: this step's, 1: the last's).
+    #[inline(always)]
+    pub(crate) fn seen(&self, delay: usize) -> Spikes<'_> {
+        let flipped = !self.flip.is_empty();
+        if delay == 0 {
+            Spikes {
+                list: &self.spikes,
+                quiet: &self.quiet,
+                mask: &self.mask,
+                flipped,
+            }
+        } else {
+            Spikes {
+                list: &self.prev_spikes,
+                quiet: &self.prev_quiet,
+                mask: &self.prev_mask,
+                flipped,
+            }
+        }
+    }
+}
+
+/// One step's spikes of a layer, as indices (when the layer is `listed`) and as bits. Of a
+/// complemented input (`flipped`), `list` holds only the spikes of neurons not flipped and
+/// `quiet` the flipped neurons that did not spike.
+#[derive(Clone, Copy)]
+pub(crate) struct Spikes<'a> {
+    pub(crate) list: &'a [u32],
+    pub(crate) quiet: &'a [u32],
+    pub(crate) mask: &'a [u64],
+    pub(crate) flipped: bool,
+}
+
+/// Set up the complemented input for one image (`pixels`, the input layer's bias, H, W, C) of
+/// `timesteps` steps: which input neurons are flipped, and the base current of each layer in
+/// `layers` that reads them. Does nothing when the input is not complemented.
+pub(crate) fn prepare_image<K: Kernels>(
+    k: K,
+    net: &Network,
+    state: &mut [LayerState],
+    pixels: &[i32],
+    timesteps: usize,
+    layers: std::ops::Range<usize>,
+) {
+    if state[0].flip.is_empty() {
+        return;
+    }
+    // A neuron spiking in a fraction r of the steps costs r·T additions per synapse plainly
+    // and (1 − r)·T + 1 flipped: flip when 2·r·T > T + 1, with r = min(p, θ) / θ.
+    let th = net.input_threshold as i64;
+    let t = timesteps as i64;
+    let (input, rest) = state.split_at_mut(1);
+    let input = &mut input[0];
+    input.flip.fill(0);
+    for (i, &p) in pixels.iter().enumerate() {
+        if 2 * (p as i64).min(th) * t > (t + 1) * th {
+            input.flip[i >> 6] |= 1 << (i & 63);
+        }
+    }
+    let mut flipped = Vec::new();
+    gather_spikes(&input.flip, &mut flipped);
+    // Before the first step nothing has spiked: every flipped neuron was quiet (what a group
+    // with a synaptic delay reads in step 1).
+    input.quiet.clear();
+    input.quiet.extend_from_slice(&flipped);
+    let all = Spikes {
+        list: &flipped,
+        quiet: &[],
+        mask: &input.flip,
+        flipped: false,
+    };
+    for l in layers.filter(|&l| l > 0) {
+        let st = &mut rest[l - 1];
+        if st.base.is_empty() && st.base16.is_empty() {
+            continue;
+        }
+        let layer = &net.layers[l - 1];
+        st.base.fill(0);
+        st.base16.fill(0);
+        st.base_events = 0;
+        for g in layer.groups.iter().filter(|g| complemented(g)) {
+            st.base_events += if layer.narrow {
+                k.run(Scatter::<i16, false> {
+                    layer,
+                    group: g,
+                    spikes: all,
+                    acc: &mut st.base16[..],
+                })
+            } else {
+                k.run(Scatter::<i32, false> {
+                    layer,
+                    group: g,
+                    spikes: all,
+                    acc: &mut st.base[..],
+                })
+            };
+        }
     }
 }
 
@@ -72,27 +289,18 @@ pub(crate) fn layer_step<K: Kernels>(
     st: &mut LayerState,
 ) -> i64 {
     let mut events = 0;
+    if !st.base.is_empty() || !st.base16.is_empty() {
+        // The accumulator is zero here (the update cleared it): start from the base.
+        st.acc.copy_from_slice(&st.base);
+        st.acc16.copy_from_slice(&st.base16);
+        events += st.base_events;
+    }
     for g in &layer.groups {
-        let src = &sources[g.info.source];
-        let spikes = if delay == 0 {
-            &src.spikes
-        } else {
-            &src.prev_spikes
-        };
+        let spikes = sources[g.info.source].seen(delay);
         events += if layer.narrow {
-            k.run(Scatter {
-                layer,
-                group: g,
-                spikes,
-                acc: &mut st.acc16[..],
-            })
+            group_step(k, layer, g, spikes, &mut st.acc16[..])
         } else {
-            k.run(Scatter {
-                layer,
-                group: g,
-                spikes,
-                acc: &mut st.acc[..],
-            })
+            group_step(k, layer, g, spikes, &mut st.acc[..])
         };
     }
     k.run(Update { layer, state: st });
@@ -100,20 +308,59 @@ pub(crate) fn layer_step<K: Kernels>(
     events
 }
 
-/// The synapses of one group for this step's spikes, as a [`Task`] (see [`scatter`]).
-struct Scatter<'a, A> {
+/// One group's scatter: plain, or for a complemented input the spikes of the neurons not
+/// flipped added and the quiet flipped ones subtracted (their synapses are in the base).
+#[inline(always)]
+fn group_step<A: Acc, K: Kernels>(
+    k: K,
+    layer: &Layer,
+    group: &Group,
+    spikes: Spikes,
+    acc: &mut [A],
+) -> i64 {
+    if spikes.flipped && complemented(group) {
+        let quiet = Spikes {
+            list: spikes.quiet,
+            ..spikes
+        };
+        let added = k.run(Scatter::<A, false> {
+            layer,
+            group,
+            spikes,
+            acc: &mut *acc,
+        });
+        let taken = k.run(Scatter::<A, true> {
+            layer,
+            group,
+            spikes: quiet,
+            acc,
+        });
+        added - taken
+    } else {
+        k.run(Scatter::<A, false> {
+            layer,
+            group,
+            spikes,
+            acc,
+        })
+    }
+}
+
+/// The synapses of one group for this step's spikes, as a [`Task`] (see [`scatter`]): added,
+/// or with `SUB` subtracted.
+struct Scatter<'a, A, const SUB: bool> {
     layer: &'a Layer,
     group: &'a Group,
-    spikes: &'a [u32],
+    spikes: Spikes<'a>,
     acc: &'a mut [A],
 }
 
-impl<A: Acc> Task for Scatter<'_, A> {
+impl<A: Acc, const SUB: bool> Task for Scatter<'_, A, SUB> {
     type Output = i64;
 
     #[inline(always)]
     fn run<K: Kernels>(self, k: K) -> i64 {
-        scatter(k, self.layer, self.group, self.spikes, self.acc)
+        scatter::<A, K, SUB>(k, self.layer, self.group, self.spikes, self.acc)
     }
 }
 
@@ -158,117 +405,54 @@ fn update<A: Acc, K: Kernels>(
     }
 }
 
-/// Collect this step's spikes from the mask and count them.
+/// Collect this step's spikes from the mask (if some group reads them as a list; for a
+/// complemented input, the spikes of the neurons not flipped and the quiet flipped ones) and
+/// count them (if the run needs the counts).
 #[inline(always)]
 pub(crate) fn finish_step(st: &mut LayerState) {
-    gather_spikes(&st.mask, &mut st.spikes);
-    if st.counting {
-        for &i in &st.spikes {
-            st.counts[i as usize] += 1;
+    if !st.flip.is_empty() {
+        gather_split(&st.mask, &st.flip, &mut st.spikes, &mut st.quiet);
+        if st.counting {
+            count_spikes(&st.mask, &mut st.counts);
+        }
+    } else if st.listed {
+        gather_spikes(&st.mask, &mut st.spikes);
+        if st.counting {
+            for &i in &st.spikes {
+                st.counts[i as usize] += 1;
+            }
+        }
+    } else if st.counting {
+        count_spikes(&st.mask, &mut st.counts);
+    }
+}
+
+/// The set bits of `mask & !flip` into `spikes` and of `flip & !mask` into `quiet`.
+#[inline(always)]
+fn gather_split(mask: &[u64], flip: &[u64], spikes: &mut Vec<u32>, quiet: &mut Vec<u32>) {
+    spikes.clear();
+    quiet.clear();
+    for (w, (&m, &f)) in mask.iter().zip(flip).enumerate() {
+        let (mut on, mut off) = (m & !f, f & !m);
+        while on != 0 {
+            spikes.push((w as u32) * 64 + on.trailing_zeros());
+            on &= on - 1;
+        }
+        while off != 0 {
+            quiet.push((w as u32) * 64 + off.trailing_zeros());
+            off &= off - 1;
         }
     }
 }
 
-/// Add the synapses of group `g` for every spike in `spikes` (H, W, C indices of its source)
-/// into `acc` (the layer's, H, W, C); returns the number of synaptic events.
+/// `counts[i] += 1` for every set bit `i` of `mask`.
 #[inline(always)]
-fn scatter<A: Acc, K: Kernels>(
-    k: K,
-    layer: &Layer,
-    g: &Group,
-    spikes: &[u32],
-    acc: &mut [A],
-) -> i64 {
-    let mut events = 0i64;
-    let (out_w, c_out, offset) = (layer.shape.w, layer.shape.c, g.offset);
-    match &g.synapses {
-        Synapses::Conv {
-            weight,
-            kh,
-            kw,
-            ipg,
-            opg,
-            rows,
-            cols,
-            spans,
-            coords,
-        } => {
-            let (kh, kw, ipg, o) = (*kh, *kw, *ipg, *opg);
-            // Weight offsets: input channel c, kernel row ky, flipped column kxf is
-            // ((c · kh + ky) · kw + kxf) · o.
-            let (w_row, w_chan) = (kw * o, kh * kw * o);
-            if let Some(spans) = spans {
-                // One group writing every channel (o == c_out, offset 0), x-stride 1: one
-                // contiguous run per kernel row.
-                let a_row = out_w * o;
-                for &s in spikes {
-                    let (y, x, c) = coords.get(s as usize);
-                    let rs = rows.of(y);
-                    let (ox, kxf, n) = spans[x];
-                    let len = n as usize * o;
-                    events += (rs.len() * len) as i64;
-                    let w_base = c * w_chan + kxf as usize * o;
-                    let a_base = ox as usize * o;
-                    for &(ky, oy) in rs {
-                        let w0 = w_base + ky as usize * w_row;
-                        let a0 = a_base + oy as usize * a_row;
-                        A::add_run(k, &mut acc[a0..a0 + len], &weight[w0..w0 + len]);
-                    }
-                }
-            } else {
-                for &s in spikes {
-                    let (y, x, c) = coords.get(s as usize);
-                    let (rs, cs) = (rows.of(y), cols.of(x));
-                    let first = offset + (c / ipg) * o;
-                    events += (rs.len() * cs.len() * o) as i64;
-                    for &(ky, oy) in rs {
-                        let w_base = c * w_chan + ky as usize * w_row + (kw - 1) * o;
-                        let a_base = oy as usize * out_w * c_out + first;
-                        for &(kx, ox) in cs {
-                            let w0 = w_base - kx as usize * o;
-                            let a0 = a_base + ox as usize * c_out;
-                            A::add_run(k, &mut acc[a0..a0 + o], &weight[w0..w0 + o]);
-                        }
-                    }
-                }
-            }
-        }
-        Synapses::Pool { weight, target } => {
-            for &s in spikes {
-                let t = target[s as usize];
-                if t != NO_TARGET {
-                    let a = &mut acc[t as usize];
-                    *a = a.add(*weight);
-                    events += 1;
-                }
-            }
-        }
-        Synapses::PoolWindows {
-            weight,
-            rows,
-            cols,
-            coords,
-        } => {
-            for &s in spikes {
-                let (y, x, c) = coords.get(s as usize);
-                let (rs, cs) = (rows.of(y), cols.of(x));
-                events += (rs.len() * cs.len()) as i64;
-                for &(_, oy) in rs {
-                    for &(_, ox) in cs {
-                        let a = &mut acc[(oy as usize * out_w + ox as usize) * c_out + offset + c];
-                        *a = a.add(*weight);
-                    }
-                }
-            }
-        }
-        Synapses::Dense { weight, out } => {
-            let o = *out;
-            for &s in spikes {
-                let w0 = s as usize * o;
-                A::add_run(k, &mut acc[offset..offset + o], &weight[w0..w0 + o]);
-            }
-            events = (spikes.len() * o) as i64;
+fn count_spikes(mask: &[u64], counts: &mut [i32]) {
+    for (w, &word) in mask.iter().enumerate() {
+        let mut word = word;
+        while word != 0 {
+            counts[w * 64 + word.trailing_zeros() as usize] += 1;
+            word &= word - 1;
         }
     }
-    events
 }

@@ -1,70 +1,66 @@
-"""Energy and latency of a run on a chip, estimated from the engine's exact event counts.
+"""Energy and latency of a run on a chip, from the exact per-core, per-step counts of a counted
+run (:mod:`snnfast.chip.counting`) and a profile's costs (:class:`snnfast.chip.CostModel`).
 
-The estimate has two separate parts.
+**Dynamic energy** per image: every counter of every core times its cost
+(:meth:`CostModel.energy_per_counter`): compartment updates (active when the neuron spikes),
+spikes, axon messages out and in, tile hops, and synaptic events by group kind (the reset
+synapse's too). It is split into synaptic, update (compartments and spikes) and routing
+(messages and hops) energy.
 
-**Count-based (dynamic) part**, from Davies et al. 2018 Table 2 (pre-silicon, 0.75 V), per
-image:
+**Latency** per image, as the chip spends it: each step takes its busiest core's time (the
+profile's time model, counted step by step in the Rust core) plus the barrier for the number of
+tiles in use, summed over the steps the image actually ran (fewer with early exit), plus the
+profile's time per inference that does not depend on the number of steps.
 
-* synaptic operations: every synaptic event of the run (the engine's ``synops``), plus, under
-  two-compartment soft reset, one reset synapse event per spike; each costs ``e_synop_pj``;
-* neuron updates: every compartment of every mapped core is updated every step. An update is
-  counted *active* when the neuron spikes at that step; we only have per-run spike counts, so
-  active updates = spikes x compartments per neuron (exact count of spiking neuron-steps) and
-  the rest are inactive;
-* spike routing: a spike sends one message to every core of the next layer it has synapses on
-  (one discrete output axon per destination core) and, under soft reset, one to its own core.
-  A message costs ``e_spike_tile_pj`` plus the east-west and north-south tile hops between the
-  two cores' tiles (:class:`snnfast.chip.Loihi1` gives the grid and tile size; chips sit side
-  by side east-west).
-
-Per-core accounting is exact from geometry: a core's synaptic operations are the spikes of each
-presynaptic neuron times that neuron's synapses on the core.
-
-**Latency**: the cores of one step work in parallel and then synchronise, so a step takes the
-busiest core's time (its synaptic operations x ``t_synop_ns`` + its neuron updates x the update
-time) plus a barrier (``t_barrier`` grows linearly from 1 to 32 tiles). We know each core's work
-per run, not per step, so the busiest core's per-run time / T is used: a lower bound when the
-busiest core changes from step to step. Total latency = T x step + ``fixed_overhead_s``, where
-T is the number of steps the image actually ran (``RunResult.steps``: fewer with early exit).
-
-**Calibration from the paper** (kept apart from the counts): ``fixed_overhead_s`` is the time
-per image that does not depend on T (host transfer, set-up, probes), and ``static_power_w`` the
-static power per chip, both from Liu et al. 2022 Tables 3-4 (see ``docs/loihi.md``).
-Static energy = static power x chips x latency.
+**Static energy** = static power x chips x latency. The last two constants are the paper's
+measured calibration (Liu et al. 2022, Tables 3-4; ``docs/loihi.md``), kept apart from the
+per-event costs. A profile whose costs are not published (Loihi 2) gives ``nan`` energies and
+latencies, and :attr:`EnergyReport.unknown` says why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._records import Record
-from ..errors import ConfigError, ShapeError
-from ..network import Network, RunResult
+from ..errors import ConfigError
+from ..network import Network
 from ..settings import RunSettings
-from .loihi1 import EnergyModel, Loihi1
-from .mapper import Mapping, map_network
+from .counting import COUNTERS, ChipRun, run_chip
+from .loihi1 import LOIHI1
+from .mapper import Mapping, MappingSummary, map_network
+from .metrics import NeuroBenchMetrics, neurobench
+from .profiles import ChipResources, CostModel, Profile, unknown_fields
 
 __all__ = [
     "EnergyReport",
     "EnergySummary",
+    "ProfileReport",
     "estimate_energy",
     "estimate_network",
 ]
 
+_SYNAPTIC = tuple(COUNTERS.index(k) for k in COUNTERS if k.startswith("synops"))
+_UPDATE = tuple(COUNTERS.index(k) for k in ("compartment_updates", "active_updates", "spikes"))
+_ROUTING = tuple(COUNTERS.index(k) for k in ("messages_out", "messages_in", "hops_ew", "hops_ns"))
+
 
 @dataclass(frozen=True)
 class EnergySummary(Record):
-    """The means of an :class:`EnergyReport`, for reports and result files.
+    """The means of an :class:`EnergyReport`, for reports and result files (``nan``, written
+    as ``null``, where the profile's costs are unknown).
 
     Attributes:
         timesteps: the run's time steps; mean_steps: steps run on average (fewer with early
             exit).
         n_images, n_cores, n_chips: images averaged over, cores and chips used.
-        latency_s: latency per image.
+        latency_s: latency per image; step_s: mean time of one step (busiest core + barrier).
         static_power_w, dynamic_power_w, total_power_w: power.
         dynamic_energy_j, total_energy_j: energy per image.
+        profile: the profile; unknown: what is unknown and why; neurobench: the metrics.
     """
 
     timesteps: int
@@ -78,28 +74,33 @@ class EnergySummary(Record):
     total_power_w: float
     dynamic_energy_j: float
     total_energy_j: float
+    profile: str = "loihi1"
+    step_s: float = math.nan
+    unknown: list[str] = field(default_factory=list)
+    neurobench: NeuroBenchMetrics | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class EnergyReport:
-    """Estimated energy and latency of one run; scalar properties are means over images.
+    """Estimated energy and latency of one counted run; scalar properties are means over images.
 
-    Per-image arrays (float64 ``[N]``): ``steps_per_image`` (``timesteps`` unless the run
-    exited early), ``latency_per_image_s``, ``step_per_image_s`` and the dynamic energy parts
-    ``synaptic_j``, ``update_j``, ``routing_j``.
-    Per layer (input first, mean per image): ``layer_spikes``, ``layer_synops`` (including
-    reset synapse events), ``layer_messages`` (sent by the layer) and ``layer_energy_j``
-    (synaptic + update energy of the layer's cores + routing of its spikes).
-    Per core (mean per image): ``core_synops``, ``core_busy_s`` (busy time per step) and
-    ``core_energy_j``.
+    Per-image arrays (float64 ``[N]``): ``steps_per_image``, ``latency_per_image_s``,
+    ``step_per_image_s`` (mean step: busiest core + barrier), and the dynamic energy parts
+    ``synaptic_j``, ``update_j``, ``routing_j``. Per layer (input first, mean per image):
+    ``layer_spikes``, ``layer_synops`` (synaptic events on the layer's cores, reset events
+    included), ``layer_messages`` (sent by the layer) and ``layer_energy_j``. Per core (mean per
+    image): ``core_synops`` and ``core_energy_j``. ``barrier_s``: the barrier of one step.
     """
 
+    profile: str
     timesteps: int
     steps_per_image: np.ndarray
     n_images: int
     n_cores: int
     n_chips: int
+    n_tiles: int
     static_power_w: float
+    barrier_s: float
     latency_per_image_s: np.ndarray
     step_per_image_s: np.ndarray
     synaptic_j: np.ndarray
@@ -110,8 +111,9 @@ class EnergyReport:
     layer_messages: np.ndarray
     layer_energy_j: np.ndarray
     core_synops: np.ndarray
-    core_busy_s: np.ndarray
     core_energy_j: np.ndarray
+    unknown: dict[str, str]
+    neurobench: NeuroBenchMetrics
 
     @property
     def dynamic_per_image_j(self) -> np.ndarray:
@@ -132,6 +134,13 @@ class EnergyReport:
     def latency_s(self) -> float:
         """Mean latency per image."""
         return float(self.latency_per_image_s.mean())
+
+    @property
+    def step_s(self) -> float:
+        """Mean time of one step over all steps run."""
+        return float(
+            (self.step_per_image_s * self.steps_per_image).sum() / self.steps_per_image.sum()
+        )
 
     @property
     def dynamic_energy_j(self) -> float:
@@ -159,27 +168,52 @@ class EnergyReport:
         return self.static_power_w + self.dynamic_power_w
 
     def report(self) -> str:
-        """The paper's Tables 3-5 layout for this run, then the per-layer breakdown."""
+        """The paper's Tables 3-5 layout for this run, the per-layer breakdown and the
+        NeuroBench metrics."""
+
+        def num(x: float, scale: float, fmt: str) -> str:
+            return "unknown" if not math.isfinite(x) else format(x * scale, fmt)
+
+        nb = self.neurobench
         lines = [
-            f"Loihi 1 estimate, T = {self.timesteps} (mean {self.steps_per_image.mean():.1f} "
-            f"steps run), mean of {self.n_images} image(s), {self.n_cores} cores on "
-            f"{self.n_chips} chip(s)",
-            f"  latency per image   {self.latency_s * 1e3:10.3f} ms"
-            f"   (step {self.step_per_image_s.mean() * 1e6:.2f} us)",
-            f"  static power        {self.static_power_w:10.3f} W",
-            f"  dynamic power       {self.dynamic_power_w:10.4f} W",
-            f"  total power         {self.total_power_w:10.3f} W",
-            f"  dynamic energy      {self.dynamic_energy_j * 1e3:10.4f} mJ"
-            f"   (synaptic {self.synaptic_j.mean() * 1e3:.4f}, updates "
-            f"{self.update_j.mean() * 1e3:.4f}, routing {self.routing_j.mean() * 1e3:.4f})",
-            f"  total energy        {self.total_energy_j * 1e3:10.4f} mJ",
+            f"{self.profile} estimate, T = {self.timesteps} (mean "
+            f"{self.steps_per_image.mean():.1f} steps run), mean of {self.n_images} image(s), "
+            f"{self.n_cores} cores on {self.n_chips} chip(s), {self.n_tiles} tiles",
+            f"  latency per image   {num(self.latency_s, 1e3, '10.3f')} ms"
+            f"   (step {num(self.step_s, 1e6, '.2f')} us, barrier "
+            f"{num(self.barrier_s, 1e6, '.2f')} us)",
+            f"  static power        {num(self.static_power_w, 1, '10.3f')} W",
+            f"  dynamic power       {num(self.dynamic_power_w, 1, '10.4f')} W",
+            f"  total power         {num(self.total_power_w, 1, '10.3f')} W",
+            f"  dynamic energy      {num(self.dynamic_energy_j, 1e3, '10.4f')} mJ"
+            f"   (synaptic {num(float(self.synaptic_j.mean()), 1e3, '.4f')}, updates "
+            f"{num(float(self.update_j.mean()), 1e3, '.4f')}, routing "
+            f"{num(float(self.routing_j.mean()), 1e3, '.4f')})",
+            f"  total energy        {num(self.total_energy_j, 1e3, '10.4f')} mJ",
+        ]
+        reasons: dict[str, list[str]] = {}
+        for name, why in sorted(self.unknown.items()):
+            reasons.setdefault(why, []).append(name)
+        for why, names in reasons.items():
+            lines.append(f"  unknown ({', '.join(names)}): {why}")
+        eff = "not recorded" if nb.effective_acs is None else f"{nb.effective_acs:,.0f}"
+        lines += [
+            "NeuroBench metrics (per inference):",
+            f"  synaptic operations {nb.synaptic_operations:,.0f} (effective ACs {eff}, "
+            f"dense {nb.dense_synops:,.0f})",
+            f"  activation sparsity {nb.activation_sparsity:.4f}; membrane updates "
+            f"{nb.membrane_updates:,.0f}",
+            f"  parameters {nb.parameter_count:,} ({nb.footprint_bytes:,} bytes; on chip "
+            f"{nb.chip_footprint_bytes:,} bytes of synapse memory)",
             "",
-            f"{'layer':>5}  {'spikes':>10}  {'synops':>12}  {'messages':>10}  {'energy uJ':>10}",
+            f"{'layer':>5}  {'spikes':>10}  {'synops':>12}  {'messages':>10}  "
+            f"{'energy uJ':>10}  {'sparsity':>8}",
         ]
         for l in range(len(self.layer_spikes)):
             lines.append(
                 f"{l:>5}  {self.layer_spikes[l]:>10.1f}  {self.layer_synops[l]:>12.1f}  "
-                f"{self.layer_messages[l]:>10.1f}  {self.layer_energy_j[l] * 1e6:>10.3f}"
+                f"{self.layer_messages[l]:>10.1f}  {num(self.layer_energy_j[l], 1e6, '>10.3f')}"
+                f"  {nb.activation_sparsity_by_layer[l]:>8.4f}"
             )
         return "\n".join(lines)
 
@@ -197,163 +231,78 @@ class EnergyReport:
             total_power_w=self.total_power_w,
             dynamic_energy_j=self.dynamic_energy_j,
             total_energy_j=self.total_energy_j,
+            profile=self.profile,
+            step_s=self.step_s,
+            unknown=[f"{k}: {v}" for k, v in sorted(self.unknown.items())],
+            neurobench=self.neurobench,
         )
 
 
-def _tile_xy(mapping: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Tile coordinates of every core; chips sit side by side east-west."""
-    chip = mapping.chip
-    p = mapping.placements
-    tiles_per_row = chip.grid_cols // chip.tile_cols
-    x = p[:, 0] * tiles_per_row + p[:, 2] // chip.tile_cols
-    y = p[:, 1] // chip.tile_rows
-    return x, y
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
 
 
-def _check_result(mapping: Mapping, result: RunResult) -> list[np.ndarray]:
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"mapping must be a snnfast.chip.Mapping, got {type(mapping).__name__}")
-    if not isinstance(result, RunResult):
-        raise ConfigError(f"result must be a snnfast.RunResult, got {type(result).__name__}")
-    if len(result.spike_counts) != len(mapping.layers):
-        raise ShapeError(
-            f"the run has {len(result.spike_counts)} layers, the mapping {len(mapping.layers)}"
-        )
-    spikes = []
-    for lm, sc in zip(mapping.layers, result.spike_counts):
-        if sc is None:
-            raise ConfigError(
-                f"estimate_energy needs the spike counts of every layer; layer {lm.index} was "
-                f"not recorded (run with record=None)"
-            )
-        if tuple(sc.shape[1:]) != lm.shape:
-            raise ShapeError(
-                f"layer {lm.index}: the run has neuron shape {tuple(sc.shape[1:])}, "
-                f"the mapping {lm.shape}"
-            )
-        c, h, w = (lm.shape[0], 1, 1) if len(lm.shape) == 1 else lm.shape
-        spikes.append(sc.reshape(sc.shape[0], c, h, w).astype(np.float64))
-    return spikes
-
-
-def estimate_energy(
-    mapping: Mapping, result: RunResult, model: EnergyModel | None = None
-) -> EnergyReport:
-    """Estimate energy and latency per image of ``result`` run on ``mapping``'s cores.
-
-    Args:
-        mapping: from :func:`snnfast.chip.map_network` of the network that produced ``result``.
-        result: a run with every layer recorded (``record=None``).
-        model: per-operation costs and calibration (default :class:`EnergyModel`).
+def estimate_energy(run: ChipRun) -> EnergyReport:
+    """Estimate energy and latency per image of a counted run, with its profile's costs.
 
     Raises:
-        ConfigError: a layer was not recorded, or the run's synaptic events do not match the
-            mapping's geometry (the run comes from another network).
-        ShapeError: the run's layer shapes differ from the mapping's.
+        ConfigError: ``run`` is not a :class:`~snnfast.chip.ChipRun`.
     """
-    model = EnergyModel() if model is None else model
-    if not isinstance(model, EnergyModel):
-        raise ConfigError(f"model must be an EnergyModel, got {type(model).__name__}")
-    spikes = _check_result(mapping, result)
-    chip = mapping.chip
-    n, t = result.n_images, result.timesteps
-    steps = np.asarray(result.steps, dtype=np.float64).reshape(n)  # < t where exited early
-    k = chip.soft_reset_compartments
-    reset = float(k > 1)
-    n_layers = len(mapping.layers)
-    tx, ty = _tile_xy(mapping)
-    hop_pj = (
-        model.e_spike_tile_pj
-        + np.abs(tx[:, None] - tx[None, :]) * model.e_hop_ew_pj
-        + np.abs(ty[:, None] - ty[None, :]) * model.e_hop_ns_pj
-    )
-
-    core_spikes = np.zeros((n, mapping.n_cores))
-    core_synops = np.zeros((n, mapping.n_cores))
-    core_route_pj = np.zeros((n, mapping.n_cores))
-    layer_messages = np.zeros((n, n_layers))
-    for lm, s in zip(mapping.layers, spikes):
-        cores = slice(lm.first_core, lm.first_core + lm.n_cores)
-        mc, mh, mw = (m.astype(np.float64) for m in lm.members)
-        own = np.einsum("nchw,cg,hi,wx->ngix", s, mc, mh, mw, optimize=True)
-        core_spikes[:, cores] = own.reshape(n, -1)
-        if lm.factors is None:
-            continue
-        pre = mapping.layers[lm.index - 1]
-        s_pre = spikes[lm.index - 1]
-        pc, ph, pw = (f.astype(np.float64) for f in lm.factors)
-        syn = np.einsum("nchw,cg,hi,wx->ngix", s_pre, pc, ph, pw, optimize=True).reshape(n, -1)
-        # Messages from each core of the previous layer to each core of this one.
-        q = [
-            m.astype(np.float64)[:, :, None] * (f > 0)[:, None, :]
-            for m, f in zip(pre.members, lm.factors)
-        ]
-        msgs = np.einsum("nchw,cGg,hIi,wXx->nGIXgix", s_pre, *q, optimize=True)
-        msgs = msgs.reshape(n, pre.n_cores, lm.n_cores)
-        engine = result.synops[:, lm.index].astype(np.float64)
-        if result.delay == 0:
-            if not np.array_equal(np.rint(syn.sum(axis=1)), engine):
-                raise ConfigError(
-                    f"layer {lm.index}: the run delivered {int(engine.sum())} synaptic events "
-                    f"but the mapping's geometry predicts {int(syn.sum())}; the run is not from "
-                    f"the mapped network"
-                )
-        else:
-            # With delay 1 the last step's spikes are never delivered: keep the engine's exact
-            # totals and share them out over cores in proportion to the spike counts.
-            total = syn.sum(axis=1)
-            scale = np.divide(engine, total, out=np.ones_like(engine), where=total > 0)
-            syn *= scale[:, None]
-            msgs *= scale[:, None, None]
-        core_synops[:, cores] += syn
-        pre_cores = slice(pre.first_core, pre.first_core + pre.n_cores)
-        route = np.einsum("nab,ab->na", msgs, hop_pj[pre_cores, cores])
-        core_route_pj[:, pre_cores] += route
-        layer_messages[:, pre.index] += msgs.sum(axis=(1, 2))
-    # Soft reset: each spike is also one reset synapse event and one message to its own core.
-    core_synops += reset * core_spikes
-    core_route_pj += reset * core_spikes * model.e_spike_tile_pj
-    layer_messages += reset * np.stack(
-        [core_spikes[:, list(lm.cores)].sum(axis=1) for lm in mapping.layers], axis=1
-    )
-
-    updates = mapping.usage("compartments").astype(np.float64)[None, :] * steps[:, None]
-    active = np.minimum(k * core_spikes, updates)
-    inactive = updates - active
-    syn_pj = core_synops * model.e_synop_pj
-    upd_pj = active * model.e_update_active_pj + inactive * model.e_update_inactive_pj
-    busy_ns = (
-        core_synops * model.t_synop_ns
-        + active * model.t_update_active_ns
-        + inactive * model.t_update_inactive_ns
-    )
-    n_tiles = len(set(zip(tx.tolist(), ty.tolist())))
-    step_s = (busy_ns.max(axis=1) / steps + model.barrier_ns(n_tiles)) * 1e-9
-    latency_s = steps * step_s + model.fixed_overhead_s
-
-    core_pj = syn_pj + upd_pj + core_route_pj
+    if not isinstance(run, ChipRun):
+        raise ConfigError(
+            f"estimate_energy needs a snnfast.chip.ChipRun (from run_chip), got "
+            f"{type(run).__name__}"
+        )
+    costs: CostModel = run.profile.costs
+    mapping = run.mapping
+    counts = run.counts.astype(np.float64)
+    steps = run.result.steps.astype(np.float64)
+    pj = np.asarray(costs.energy_per_counter())
+    per = counts * pj[None, None, :]  # [N, cores, K] pJ
+    synaptic = per[:, :, list(_SYNAPTIC)].sum(axis=(1, 2)) * 1e-12
+    update = per[:, :, list(_UPDATE)].sum(axis=(1, 2)) * 1e-12
+    routing = per[:, :, list(_ROUTING)].sum(axis=(1, 2)) * 1e-12
+    core_j = per.sum(axis=2) * 1e-12
+    n_tiles = mapping.n_tiles
+    barrier_s = costs.barrier(n_tiles) * 1e-9 if costs.time_known else math.nan
+    if not costs.time_known:
+        busy = np.full_like(run.busy_s, math.nan)
+    else:
+        busy = run.busy_s
+    fixed = _nan(costs.fixed_overhead_s)
+    latency = busy + steps * barrier_s + fixed
+    step = (busy + steps * barrier_s) / np.maximum(steps, 1.0)
     layer_of = mapping.core_layer
-    per_layer = np.stack([core_pj[:, layer_of == l].sum(axis=1) for l in range(n_layers)], 1)
-    layer_synops = np.stack([core_synops[:, layer_of == l].sum(axis=1) for l in range(n_layers)], 1)
+    n_layers = len(mapping.layers)
+    per_layer = np.stack([core_j[:, layer_of == l].sum(axis=1) for l in range(n_layers)], axis=1)
+    syn: np.ndarray = np.sum([run.counter(COUNTERS[k]) for k in _SYNAPTIC], axis=0)
+    unknown = unknown_fields(costs)
+    static = _nan(costs.static_power_w) * mapping.n_chips
     return EnergyReport(
-        timesteps=t,
+        profile=run.profile.name,
+        timesteps=run.result.timesteps,
         steps_per_image=steps,
-        n_images=n,
+        n_images=run.result.n_images,
         n_cores=mapping.n_cores,
         n_chips=mapping.n_chips,
-        static_power_w=model.static_power_w * mapping.n_chips,
-        latency_per_image_s=latency_s,
-        step_per_image_s=step_s,
-        synaptic_j=syn_pj.sum(axis=1) * 1e-12,
-        update_j=upd_pj.sum(axis=1) * 1e-12,
-        routing_j=core_route_pj.sum(axis=1) * 1e-12,
-        layer_spikes=np.array([s.sum(axis=(1, 2, 3)).mean() for s in spikes]),
-        layer_synops=layer_synops.mean(axis=0),
-        layer_messages=layer_messages.mean(axis=0),
-        layer_energy_j=per_layer.mean(axis=0) * 1e-12,
-        core_synops=core_synops.mean(axis=0),
-        core_busy_s=(busy_ns / steps[:, None]).mean(axis=0) * 1e-9,
-        core_energy_j=core_pj.mean(axis=0) * 1e-12,
+        n_tiles=n_tiles,
+        static_power_w=static,
+        barrier_s=barrier_s,
+        latency_per_image_s=latency,
+        step_per_image_s=step,
+        synaptic_j=synaptic,
+        update_j=update,
+        routing_j=routing,
+        layer_spikes=run.per_layer("spikes").mean(axis=0).astype(np.float64),
+        layer_synops=np.stack(
+            [syn[:, list(lm.cores)].sum(axis=1) for lm in mapping.layers], axis=1
+        ).mean(axis=0),
+        layer_messages=run.per_layer("messages_out").mean(axis=0).astype(np.float64),
+        layer_energy_j=per_layer.mean(axis=0),
+        core_synops=syn.mean(axis=0).astype(np.float64),
+        core_energy_j=core_j.mean(axis=0),
+        unknown=unknown,
+        neurobench=neurobench(run),
     )
 
 
@@ -361,10 +310,10 @@ def estimate_network(
     net: Network,
     images: np.ndarray,
     settings: RunSettings | None = None,
-    chip: Loihi1 | None = None,
-    model: EnergyModel | None = None,
+    chip: Profile | ChipResources | None = None,
+    model: CostModel | None = None,
 ) -> tuple[Mapping, EnergyReport]:
-    """Map ``net``, run ``images`` with every layer recorded, and estimate the run's energy.
+    """Map ``net``, run ``images`` counted on the mapping, and estimate the run's energy.
 
     Args:
         net: the network.
@@ -373,23 +322,32 @@ def estimate_network(
             default ``RunSettings()`` (16 steps). Pass a converted model's
             :attr:`~snnfast.convert.ConvertedModel.settings` (with the time steps wanted) to
             cost the network as it is meant to run.
-        chip: chip profile (default :class:`~snnfast.chip.Loihi1`).
-        model: per-operation costs (default :class:`~snnfast.chip.EnergyModel`).
+        chip: a :class:`Profile` (default ``"loihi1"``) or the chip's resources (then costed
+            with ``model``).
+        model: per-operation costs, replacing the profile's.
 
     Raises:
-        ConfigError: ``settings`` is not a :class:`~snnfast.settings.RunSettings`.
+        ConfigError: ``settings`` is not a :class:`~snnfast.settings.RunSettings`, or ``model``
+            is not a :class:`CostModel`.
         ResourceError: the network does not fit the chip.
     """
     s = RunSettings() if settings is None else settings
     if not isinstance(s, RunSettings):
         raise ConfigError(f"estimate_network: settings must be a RunSettings, got {s!r}")
+    if model is not None and not isinstance(model, CostModel):
+        raise ConfigError(f"model must be a snnfast.chip.CostModel, got {type(model).__name__}")
     mapping = map_network(net, chip)
-    result = net.run(
-        images,
-        s.timesteps,
-        delay=s.delay,
-        v_init=s.v_init,
-        threads=s.threads,
-        early_exit=s.early_exit,
-    )
-    return mapping, estimate_energy(mapping, result, model)
+    profile = mapping.profile or LOIHI1.replace(resources=mapping.chip)
+    if model is not None:
+        profile = profile.replace(costs=model)
+    return mapping, estimate_energy(run_chip(mapping, images, s, profile))
+
+
+@dataclass(frozen=True)
+class ProfileReport(Record):
+    """One profile's mapping and its estimates at each number of steps (``snnfast chip
+    --json``)."""
+
+    profile: str
+    mapping: MappingSummary
+    energy: list[EnergySummary]

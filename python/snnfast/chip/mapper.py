@@ -1,56 +1,50 @@
-"""The mapper: places a network on the cores of a chip profile (:class:`Loihi1`) and checks it.
+"""The mapper: places a network's layer graph on the cores of a chip and checks it.
 
-A :class:`Network` is placed on neuromorphic cores layer by layer; one core never holds two
-layers. Every layer, the input layer 0 included, is a layer of compartments on cores: on
-Loihi the input is an ``NxInputLayer`` of compartments whose bias is the pixel value, exactly
-our input neurons (NxTF, ``nxsdk_modules_ncl/dnn/src/dnn_layers.py``).
+A :class:`Network` (any graph :func:`snnfast.from_torch` makes: residual additions,
+concatenations, grouped and depthwise convolutions, pooling with stride and padding) is placed
+on neuromorphic cores layer by layer; one core never holds two layers. Every layer, the input
+layer 0 included, is a layer of compartments on cores: on Loihi the input is an
+``NxInputLayer`` of compartments whose bias is the pixel value, exactly our input neurons
+(NxTF, ``nxsdk_modules_ncl/dnn/src/dnn_layers.py``).
 
 Each layer is seen as ``(C, H, W)`` (a dense layer of ``O`` neurons as ``(O, 1, 1)``) and cut
-into blocks of ``c x h x w`` neurons (a channel group times a spatial tile), one block per
-core. Connectivity between two consecutive layers factorises over the three axes (a synapse
-joins ``(a, r, s)`` to ``(b, y, x)`` iff the channel, row and column relations all hold), so
-every per-core resource below is computed exactly from geometry, with no per-synapse loop.
+into blocks of ``c x h x w`` neurons (a channel range times a spatial tile), one block per core
+(:mod:`snnfast.chip.partition` says how the block is chosen and what each core uses). Layers
+are partitioned from the last to the first, because a layer's output axons depend on how the
+layers it feeds are cut. Cores are then numbered layer after layer and placed row-major on each
+chip's grid (the paper's Fig 3), chip after chip.
 
-Resources of one core (all checked against :class:`Loihi1`):
-
-* **compartments**: neurons x ``soft_reset_compartments``;
-* **input axons**: distinct presynaptic neurons with a synapse onto the core (the union of the
-  receptive fields), plus one reset axon per neuron under two-compartment soft reset;
-* **output axons**: for each neuron of the core, the number of distinct cores of the next layer
-  it reaches (one discrete axon per destination core, as NxTF and nengo-loihi count them),
-  plus one reset axon per neuron under soft reset;
-* **synapse memory**: every synapse is stored (convolution weights are not shared on chip,
-  ``docs/loihi.md``).
-  The synapses a presynaptic axon has on the core are stored as entries of at most
-  ``max_synapses_per_entry`` synapses; an entry of ``n`` synapses takes
-  ``n * (weight_bits + index_bits) + synapse_header_bits`` bits rounded up to whole 64-bit
-  words (nengo-loihi ``SynapseConfig.bits_per_axon``; NxTF ``SynEntry``). ``weight_bits`` is
-  the layer's widest weight plus a sign bit (9 for the paper's ``W_MAX = 255``), at most
-  ``max_weight_bits`` (wider weights are stored with an exponent, see :attr:`Mapping.notes`);
-  ``index_bits`` addresses the core's compartments (at least ``min_index_bits``).
-
-How the partition is chosen: layers are partitioned from the last to the first, because a
-layer's output axons depend on how the next layer is cut. For each layer every block shape
-``(c, h, w)`` whose side lengths are the smallest for their number of parts
-(``ceil(D / k)``) is a candidate; candidates are tried in order of increasing core count and
-the first core count with a candidate that respects every limit wins; among its candidates the
-one whose fullest resource is least full is kept. Cores are then numbered layer after layer
-and placed row-major on the ``8 x 16`` grid of each chip (the paper's Fig 3), chip after chip.
+The final resources of every core are counted again in the Rust core from the placement alone
+(:meth:`Mapping.native`: every synapse enumerated, nengo-loihi's synapse-memory model); they are
+the ones reported and checked. What does not fit raises :class:`snnfast.errors.ResourceError`
+with the layer, the resource, what one neuron or core needs and the limit.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from .. import _checks
 from .._records import Record
 from ..errors import ConfigError, ResourceError
-from ..network import AvgPool2d, Conv2d, Dense, Network
-from .loihi1 import Loihi1
+from ..network import Network
+from .geometry import LayerGeometry, geometries, shape3
+from .loihi1 import LOIHI1
+from .partition import (
+    RESOURCES,
+    Consumers,
+    Part,
+    compartments_per_neuron,
+    over_limit,
+    partition,
+    weight_bits,
+)
+from .profiles import ChipResources, Profile
 
 __all__ = [
     "RESOURCES",
@@ -61,113 +55,6 @@ __all__ = [
     "map_network",
 ]
 
-RESOURCES: tuple[str, ...] = ("compartments", "input_axons", "output_axons", "synapse_bits")
-"""The per-core resources the mapper checks, in report order."""
-
-_LABELS = {
-    "compartments": "compartments",
-    "input_axons": "input axons",
-    "output_axons": "output axons",
-    "synapse_bits": "bits of synapse memory",
-}
-
-
-# -- geometry -------------------------------------------------------------------------------
-
-
-def _window(d_pre: int, d_post: int, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """Relation of one spatial axis: ``R[r, y]`` iff input ``r`` is in output ``y``'s window."""
-    off = np.arange(d_pre)[:, None] - (np.arange(d_post)[None, :] * stride - padding)
-    return (off >= 0) & (off < kernel)
-
-
-def _shape3(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    return (shape[0], shape[1], shape[2]) if len(shape) == 3 else (shape[0], 1, 1)
-
-
-def _one_hot(d: int, b: int) -> np.ndarray:
-    """Membership ``[d, ceil(d / b)]`` of ``d`` positions in consecutive groups of ``b``."""
-    return (np.arange(d)[:, None] // b == np.arange(-(-d // b))[None, :]).astype(np.int64)
-
-
-def _block_sizes(d: int) -> list[int]:
-    """Block lengths that are the smallest for their number of parts, largest first."""
-    return sorted({-(-d // k) for k in range(1, d + 1)}, reverse=True)
-
-
-@dataclass(frozen=True, eq=False)
-class _Geometry:
-    """One layer's neurons and its connectivity from the previous layer."""
-
-    index: int
-    kind: str
-    shape: tuple[int, ...]
-    shape3: tuple[int, int, int]
-    relations: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # channel, row, col
-    weight_bits: int
-    max_abs_weight: int
-
-
-def _geometries(net: Network, chip: Loihi1) -> list[_Geometry]:
-    shapes = net.shapes
-    out = [_Geometry(0, "input", shapes[0], _shape3(shapes[0]), None, chip.max_weight_bits, 0)]
-    for l, layer in enumerate(net.layers, start=1):
-        pre, post = _shape3(shapes[l - 1]), _shape3(shapes[l])
-        if isinstance(layer, Conv2d):
-            k, s, p = layer.weight.shape[2], layer.stride, layer.padding
-            rel = (
-                np.ones((pre[0], post[0]), dtype=bool),
-                _window(pre[1], post[1], k, s, p),
-                _window(pre[2], post[2], k, s, p),
-            )
-            wmax = int(np.abs(layer.weight.astype(np.int64)).max(initial=0))
-        elif isinstance(layer, AvgPool2d):
-            k = layer.kernel
-            rel = (
-                np.eye(pre[0], dtype=bool),
-                _window(pre[1], post[1], k, k, 0),
-                _window(pre[2], post[2], k, k, 0),
-            )
-            wmax = abs(int(layer.weight))
-        elif isinstance(layer, Dense):
-            rel = (
-                np.ones((pre[0], post[0]), dtype=bool),
-                np.ones((pre[1], 1), dtype=bool),
-                np.ones((pre[2], 1), dtype=bool),
-            )
-            wmax = int(np.abs(layer.weight.astype(np.int64)).max(initial=0))
-        else:  # pragma: no cover - Network validates its layers
-            raise ConfigError(f"layer {l}: unsupported layer type {type(layer).__name__}")
-        bits = min(wmax.bit_length() + 1, chip.max_weight_bits)
-        out.append(_Geometry(l, layer.kind, shapes[l], post, rel, bits, wmax))
-    return out
-
-
-def _weight_notes(geoms: list[_Geometry], chip: Loihi1) -> tuple[str, ...]:
-    """Layers whose weights are wider than a synapse holds.
-
-    Loihi stores such weights as a ``max_weight_bits`` mantissa with a shared exponent, losing
-    their lowest bits (the paper's Algorithm 1 does not clip, so a few weights can exceed
-    ``W_MAX``); they take the same synapse memory, so this is a warning, not an error.
-    """
-    notes = []
-    for g in geoms:
-        need = g.max_abs_weight.bit_length() + 1
-        if g.relations is not None and need > chip.max_weight_bits:
-            notes.append(
-                f"{_name(g)}: max |w| = {g.max_abs_weight} needs {need} weight bits, a Loihi "
-                f"synapse holds {chip.max_weight_bits}; on chip these weights lose their "
-                f"{need - chip.max_weight_bits} lowest bit(s) (weight exponent)"
-            )
-    return tuple(notes)
-
-
-def _name(geom: _Geometry) -> str:
-    return f"layer {geom.index} ({geom.kind})"
-
-
-# -- one layer's partition ------------------------------------------------------------------
-
 
 @dataclass(frozen=True, eq=False)
 class LayerMap:
@@ -175,31 +62,34 @@ class LayerMap:
 
     Attributes:
         index: layer index (0 = input).
-        kind: ``"input"``, ``"conv2d"``, ``"avgpool2d"`` or ``"dense"``.
+        kind: ``"input"``, ``"conv2d"``, ``"avgpool2d"``, ``"dense"`` or ``"spiking"``.
+        label: what reports call it.
         shape: the layer's neuron shape, as :attr:`Network.shapes` gives it.
         block: ``(c, h, w)`` neurons per core block (a dense layer is ``(O, 1, 1)``).
         grid: number of blocks along ``(C, H, W)``; cores are numbered row-major over it.
         first_core: global index of the layer's first core.
-        weight_bits, index_bits: widths of one stored synapse's weight and target index.
-        usage: per core (length :attr:`n_cores`), int64 arrays ``neurons``, ``synapses`` and
-            each resource of :data:`RESOURCES`.
-        factors: per axis ``(C, H, W)``, int64 ``[D_prev, n_blocks]``: synapses from each
-            position of the previous layer onto each block of this one (the product over the
-            three axes is a presynaptic neuron's synapses on a core); ``None`` for the input.
-        members: per axis, 0/1 int64 ``[D, n_blocks]``: which block each position is in.
+        compartments: compartments per neuron.
+        weight_bits, weight_exponent: width of a stored weight and the shared exponent wider
+            weights need (the lowest bits they lose).
+        binding: the resource that set the layer's core count: the one the closest-to-fitting
+            partition with fewer cores breaks (with none, the fullest one).
+        usage: per core (length :attr:`n_cores`), int64 arrays ``neurons``, ``synapses``,
+            ``index_bits``, ``weight_bits`` and each resource of :data:`RESOURCES`, as the Rust
+            core counts them.
     """
 
     index: int
     kind: str
+    label: str
     shape: tuple[int, ...]
     block: tuple[int, int, int]
     grid: tuple[int, int, int]
     first_core: int
+    compartments: int
     weight_bits: int
-    index_bits: int
+    weight_exponent: int
+    binding: str
     usage: dict[str, np.ndarray] = field(repr=False)
-    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(repr=False)
-    members: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)
 
     @property
     def n_cores(self) -> int:
@@ -211,150 +101,20 @@ class LayerMap:
         """Global indices of the layer's cores."""
         return range(self.first_core, self.first_core + self.n_cores)
 
+    @property
+    def core_of(self) -> np.ndarray:
+        """The global core of every neuron: uint32, shaped like the layer's neurons."""
+        c, h, w = shape3(self.shape)
+        bc, bh, bw = self.block
+        _, gh, gw = self.grid
+        cc, hh, ww = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+        local = (cc // bc * gh + hh // bh) * gw + ww // bw
+        return (local + self.first_core).astype(np.uint32).reshape(self.shape)
 
-@dataclass(frozen=True, eq=False)
-class _Part:
-    """One way of cutting a layer into blocks, and what each core of it would use."""
-
-    block: tuple[int, int, int]
-    usage: dict[str, np.ndarray]
-    grid: tuple[int, int, int]
-    index_bits: int
-    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None
-    members: tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _evaluate(
-    geom: _Geometry,
-    block: tuple[int, int, int],
-    dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    chip: Loihi1,
-) -> _Part:
-    """Per-core usage (arrays over the block grid) of cutting ``geom`` into ``block``s.
-
-    ``dest`` gives, per axis of this layer, how many blocks of the next layer each position
-    reaches (their product is a neuron's destination-core count); ``None`` for the last layer.
-    """
-    (c, h, w), (bc, bh, bw) = geom.shape3, block
-    members = (_one_hot(c, bc), _one_hot(h, bh), _one_hot(w, bw))
-    sc, sh, sw = (m.sum(axis=0) for m in members)
-    neurons = sc[:, None, None] * sh[None, :, None] * sw[None, None, :]
-    reset = int(chip.soft_reset_compartments > 1)
-    per_core = int(np.prod(block)) * chip.soft_reset_compartments
-    index_bits = max(chip.min_index_bits, (per_core - 1).bit_length())
-    bits_per_syn = geom.weight_bits + index_bits
-
-    def outer(vc: np.ndarray, vh: np.ndarray, vw: np.ndarray) -> np.ndarray:
-        return vc[:, None, None] * vh[None, :, None] * vw[None, None, :]
-
-    factors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    if geom.relations is None:
-        in_axons = np.zeros_like(neurons)
-        synapses = np.zeros_like(neurons)
-        syn_bits = np.zeros_like(neurons)
-    else:
-        rc, rh, rw = (r.astype(np.int64) for r in geom.relations)
-        factors = (rc @ members[0], rh @ members[1], rw @ members[2])
-        in_axons = outer(*((f > 0).sum(axis=0) for f in factors))
-        synapses = outer(*(f.sum(axis=0) for f in factors))
-        # Bits: sum over presynaptic positions of entry_bits(synapses onto this block). Per axis,
-        # count how many positions have each synapse count, then combine the three histograms.
-        values, counts = [], []
-        for f in factors:
-            v = np.unique(f[f > 0])
-            values.append(v)
-            counts.append((f[:, :, None] == v[None, None, :]).sum(axis=0))
-        n = values[0][:, None, None] * values[1][None, :, None] * values[2][None, None, :]
-        table = chip.entry_bits(n, bits_per_syn)
-        syn_bits = np.einsum("gu,iv,xw,uvw->gix", *counts, table)
-    if dest is None:
-        out_axons = np.zeros_like(neurons)
-    else:
-        out_axons = outer(*(m.T @ d for m, d in zip(members, dest)))
-    usage = {
-        "neurons": neurons,
-        "synapses": synapses + reset * neurons,
-        "compartments": neurons * chip.soft_reset_compartments,
-        "input_axons": in_axons + reset * neurons,
-        "output_axons": out_axons + reset * neurons,
-        "synapse_bits": syn_bits + reset * neurons * int(chip.entry_bits(1, bits_per_syn)),
-    }
-    return _Part(
-        block=block,
-        usage={k: np.asarray(v, dtype=np.int64).reshape(-1) for k, v in usage.items()},
-        grid=(members[0].shape[1], members[1].shape[1], members[2].shape[1]),
-        index_bits=index_bits,
-        factors=factors,
-        members=members,
-    )
-
-
-def _fullness(usage: dict[str, np.ndarray], limits: dict[str, int]) -> float:
-    return max(float(usage[r].max()) / limits[r] for r in RESOURCES)
-
-
-def _fits(usage: dict[str, np.ndarray], limits: dict[str, int]) -> bool:
-    return all(int(usage[r].max()) <= limits[r] for r in RESOURCES)
-
-
-def _check_single_neuron(
-    geom: _Geometry,
-    dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    chip: Loihi1,
-) -> None:
-    """Raise if even a core holding one neuron breaks a limit (then no partition can fit)."""
-    usage = _evaluate(geom, (1, 1, 1), dest, chip).usage
-    limits = chip.limits
-    reset = int(chip.soft_reset_compartments > 1)
-    for r in RESOURCES:
-        need = int(usage[r].max())
-        if need <= limits[r]:
-            continue
-        detail = ""
-        if r == "input_axons" and reset:
-            detail = f" (fan-in {need - 1} + 1 soft-reset axon)"
-        elif r == "input_axons":
-            detail = " (its fan-in)"
-        raise ResourceError(
-            f"{_name(geom)}: one neuron needs {need} {_LABELS[r]}{detail}, more than the "
-            f"{limits[r]} {_LABELS[r]} of a core, so the layer cannot be placed on Loihi"
-        )
-
-
-def _partition(
-    geom: _Geometry,
-    dest: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    chip: Loihi1,
-) -> _Part:
-    """Cut one layer into the fewest cores that respect every limit (see module docstring)."""
-    _check_single_neuron(geom, dest, chip)
-    limits = chip.limits
-    c, h, w = geom.shape3
-    cands = [
-        (bc, bh, bw)
-        for bc in _block_sizes(c)
-        for bh in _block_sizes(h)
-        for bw in _block_sizes(w)
-        if bc * bh * bw * chip.soft_reset_compartments <= chip.max_compartments
-    ]
-    cands.sort(key=lambda b: math.prod(-(-d // s) for d, s in zip(geom.shape3, b)))
-    best: _Part | None = None
-    best_cores = 0
-    for block in cands:
-        n_cores = math.prod(-(-d // s) for d, s in zip(geom.shape3, block))
-        if best is not None and n_cores > best_cores:
-            break
-        ev = _evaluate(geom, block, dest, chip)
-        if not _fits(ev.usage, limits):
-            continue
-        if best is None or _fullness(ev.usage, limits) < _fullness(best.usage, limits):
-            best, best_cores = ev, n_cores
-    if best is None:  # pragma: no cover - the 1x1x1 block fits after _check_single_neuron
-        raise ResourceError(f"{_name(geom)}: no partition fits a core")
-    return best
-
-
-# -- the mapping ----------------------------------------------------------------------------
+    @property
+    def index_bits(self) -> int:
+        """Widest compartment index of the layer's cores."""
+        return int(self.usage["index_bits"].max())
 
 
 @dataclass(frozen=True)
@@ -366,6 +126,7 @@ class MappingSummary(Record):
         cores_per_layer: cores of each layer, input first.
         report: :meth:`Mapping.report`'s table.
         notes: the mapping's warnings.
+        chip: the chip's name; binding: the binding resource of each layer.
     """
 
     n_cores: int
@@ -373,21 +134,28 @@ class MappingSummary(Record):
     cores_per_layer: list[int]
     report: str
     notes: list[str]
+    chip: str = "Loihi 1"
+    binding: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)
 class Mapping:
-    """A network placed on Loihi cores; see the :mod:`snnfast.chip.mapper` docstring.
+    """A network placed on chip cores; see the :mod:`snnfast.chip.mapper` docstring.
 
     Attributes:
-        chip: the chip description used.
+        chip: the chip's resources.
         layers: one :class:`LayerMap` per network layer, input first.
         notes: warnings about the mapping (weights wider than a synapse holds).
+        network: the network placed.
+        profile: the profile it was mapped for (its costs price a run), or ``None`` when only
+            resources were given.
     """
 
-    chip: Loihi1
+    chip: ChipResources
     layers: tuple[LayerMap, ...]
     notes: tuple[str, ...] = ()
+    network: Network | None = field(default=None, repr=False)
+    profile: Profile | None = field(default=None, repr=False)
 
     @property
     def n_cores(self) -> int:
@@ -425,52 +193,105 @@ class Mapping:
         row, col = np.divmod(local, self.chip.grid_cols)
         return np.stack([chip, row, col], axis=1)
 
+    @property
+    def tiles(self) -> np.ndarray:
+        """``(x, y)`` router tile of every core (chips side by side east-west): int64
+        ``[n_cores, 2]``."""
+        p, c = self.placements, self.chip
+        x = p[:, 0] * (c.grid_cols // c.tile_cols) + p[:, 2] // c.tile_cols
+        y = p[:, 1] // c.tile_rows
+        return np.stack([x, y], axis=1)
+
+    @property
+    def n_tiles(self) -> int:
+        """Router tiles in use."""
+        return len({(int(x), int(y)) for x, y in self.tiles})
+
+    @cached_property
+    def native(self) -> Any:
+        """The Rust core's chip map of this placement (``snnfast._core.ChipMap``): the fan-out
+        of every neuron, for counting runs and resources."""
+        if self.network is None:
+            raise ConfigError("this Mapping has no network (make it with map_network)")
+        return self.network.chip_map(
+            cores=[np.ascontiguousarray(lm.core_of.reshape(-1)) for lm in self.layers],
+            compartments=[lm.compartments for lm in self.layers],
+            reset_synapse=[lm.compartments > 1 for lm in self.layers],
+            weight_bits=[lm.weight_bits for lm in self.layers],
+            tiles=[(int(x), int(y)) for x, y in self.tiles],
+            synapse_format=self.chip.synapse_format,
+        )
+
+    def recounted(self, chip: ChipResources) -> Mapping:
+        """The same placement (blocks, cores, tiles) on ``chip``: compartments per neuron and
+        weight widths from ``chip``, every core's resources counted again and checked (for
+        costing one placement under another chip's rules, e.g. one compartment per neuron).
+
+        Raises:
+            ResourceError: a core of the placement breaks one of ``chip``'s limits.
+        """
+        if self.network is None:
+            raise ConfigError("this Mapping has no network (make it with map_network)")
+        if not isinstance(chip, ChipResources):
+            raise ConfigError(f"chip must be a ChipResources, got {type(chip).__name__}")
+        geoms = geometries(self.network)
+        layers = []
+        for lm, g in zip(self.layers, geoms):
+            wbits, exponent = weight_bits(g, chip)
+            k = compartments_per_neuron(g, chip)
+            layers.append(replace(lm, compartments=k, weight_bits=wbits, weight_exponent=exponent))
+        profile = None if self.profile is None else self.profile.replace(resources=chip)
+        out = Mapping(chip, tuple(layers), _weight_notes(geoms, chip), self.network, profile)
+        _check_chips(out, chip.max_chips)
+        return _counted(out, geoms)
+
     def usage(self, name: str) -> np.ndarray:
-        """Per-core ``name`` (a resource, ``"neurons"`` or ``"synapses"``): int64 ``[n_cores]``."""
+        """Per-core ``name`` (a resource, ``"neurons"``, ``"synapses"``, ``"index_bits"`` or
+        ``"weight_bits"``): int64 ``[n_cores]``."""
         if name not in self.layers[0].usage:
             raise ConfigError(f"unknown usage {name!r}; choose from {sorted(self.layers[0].usage)}")
         return np.concatenate([lm.usage[name] for lm in self.layers])
 
-    def utilization(self) -> list[dict[str, tuple[int, int]]]:
-        """For every core, each resource of :data:`RESOURCES` as a ``(used, max)`` pair."""
+    def utilization(self) -> list[dict[str, tuple[int, int | None]]]:
+        """For every core, each resource of :data:`RESOURCES` as a ``(used, max)`` pair
+        (``max`` is ``None`` where the chip has no published limit)."""
         limits = self.chip.limits
         used = {r: self.usage(r) for r in RESOURCES}
         return [{r: (int(used[r][k]), limits[r]) for r in RESOURCES} for k in range(self.n_cores)]
 
     def report(self) -> str:
-        """A readable table: per layer its cores and the fullest core's use of each resource."""
+        """A readable table: per layer its cores, the fullest core's use of each resource and
+        the binding resource."""
         limits = self.chip.limits
+        reset = self.chip.soft_reset_compartments
         head = (
-            f"Loihi 1 mapping: {self.n_cores} cores on {self.n_chips} chip(s) of "
-            f"{self.chip.cores_per_chip} cores "
-            f"({self.chip.soft_reset_compartments} compartment(s) per neuron)"
+            f"{self.chip.name} mapping: {self.n_cores} cores on {self.n_chips} chip(s) of "
+            f"{self.chip.cores_per_chip} cores, {self.n_tiles} tiles "
+            f"({reset} compartment(s) per neuron with reset by subtraction)"
         )
-        cols = (
-            "layer",
-            "kind",
-            "shape",
-            "neurons",
-            "block",
-            "cores",
-            "compart.",
-            "in-axons",
-            "out-axons",
-            "syn-mem",
-            "w/idx bits",
-        )
+        cols = ("layer", "kind", "shape", "neurons", "block", "cores", "compart.", "in-axons",
+                "out-axons", "syn-mem", "w/idx bits", "binding")  # fmt: skip
         rows = []
         for lm in self.layers:
-            fullest = [f"{100.0 * lm.usage[r].max() / limits[r]:.0f}%" for r in RESOURCES]
+            fullest = []
+            for r in RESOURCES:
+                lim = limits[r]
+                top = int(lm.usage[r].max())
+                fullest.append(f"{100.0 * top / lim:.0f}%" if lim else f"{top} (no limit)")
+            bits = f"{lm.weight_bits}/{lm.index_bits}"
+            if lm.weight_exponent:
+                bits += f" e{lm.weight_exponent}"
             rows.append(
                 (
                     str(lm.index),
-                    lm.kind,
+                    lm.label if lm.kind == "spiking" else lm.kind,
                     "x".join(map(str, lm.shape)),
                     str(int(lm.usage["neurons"].sum())),
                     "x".join(map(str, lm.block)),
                     str(lm.n_cores),
                     *fullest,
-                    f"{lm.weight_bits}/{lm.index_bits}",
+                    bits,
+                    lm.binding.replace("_", " "),
                 )
             )
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
@@ -482,44 +303,59 @@ class Mapping:
     def summary(self) -> MappingSummary:
         """Core counts, the report table and the notes."""
         return MappingSummary(
-            self.n_cores, self.n_chips, self.cores_per_layer, self.report(), list(self.notes)
+            self.n_cores,
+            self.n_chips,
+            self.cores_per_layer,
+            self.report(),
+            list(self.notes),
+            self.chip.name,
+            [lm.binding for lm in self.layers],
         )
 
 
-def _map(net: Network, chip: Loihi1) -> Mapping:
-    """Partition and place every layer; no chip-count check."""
-    if not isinstance(net, Network):
-        raise ConfigError(f"expected a snnfast.Network, got {type(net).__name__}")
-    if not isinstance(chip, Loihi1):
-        raise ConfigError(f"chip must be a Loihi1, got {type(chip).__name__}")
-    geoms = _geometries(net, chip)
-    parts: dict[int, _Part] = {}
-    dest = None
-    for g in reversed(geoms):
-        part = _partition(g, dest, chip)
-        parts[g.index] = part
-        if part.factors is not None:
-            dest = tuple((f > 0).sum(axis=1) for f in part.factors)
-    layers = []
-    first = 0
+def _weight_notes(geoms: list[LayerGeometry], chip: ChipResources) -> tuple[str, ...]:
+    """Layers whose weights are wider than a synapse holds.
+
+    The chip stores such weights as a ``max_weight_bits`` mantissa with a shared exponent,
+    losing their lowest bits (the paper's Algorithm 1 does not clip, so a few weights can exceed
+    ``W_MAX``); they take the same synapse memory, so this is a warning, not an error.
+    """
+    notes = []
     for g in geoms:
-        part = parts[g.index]
-        lm = LayerMap(
-            g.index,
-            g.kind,
-            tuple(g.shape),
-            part.block,
-            part.grid,
-            first,
-            g.weight_bits,
-            part.index_bits,
-            part.usage,
-            part.factors,
-            part.members,
-        )
-        layers.append(lm)
-        first += lm.n_cores
-    return Mapping(chip, tuple(layers), _weight_notes(geoms, chip))
+        _, exponent = weight_bits(g, chip)
+        if g.groups and exponent:
+            need = g.max_abs_weight.bit_length() + 1
+            notes.append(
+                f"{g.name}: max |w| = {g.max_abs_weight} needs {need} weight bits, a "
+                f"{chip.name} synapse holds {chip.max_weight_bits}; on chip these weights lose "
+                f"their {exponent} lowest bit(s) (weight exponent)"
+            )
+    return tuple(notes)
+
+
+def _partition_all(geoms: list[LayerGeometry], chip: ChipResources) -> dict[int, Part]:
+    parts: dict[int, Part] = {}
+    for g in reversed(geoms):
+        consumers: Consumers = []
+        for later in geoms[g.index + 1 :]:
+            facs = [f for grp, f in parts[later.index].factors if grp.source == g.index]
+            if facs:
+                consumers.append(facs)
+        parts[g.index] = partition(g, consumers, chip)
+    return parts
+
+
+def _resources(chip: Any) -> tuple[ChipResources, Profile | None]:
+    if chip is None:
+        return LOIHI1.resources, LOIHI1
+    if isinstance(chip, Profile):
+        return chip.resources, chip
+    if isinstance(chip, ChipResources):
+        return chip, None
+    raise ConfigError(
+        f"chip must be a snnfast.chip.Profile or ChipResources (e.g. Loihi1()), got "
+        f"{type(chip).__name__}"
+    )
 
 
 def _check_chips(mapping: Mapping, max_chips: int | None) -> None:
@@ -527,47 +363,99 @@ def _check_chips(mapping: Mapping, max_chips: int | None) -> None:
         return
     limit = max_chips * mapping.chip.cores_per_chip
     lm = next(lm for lm in mapping.layers if lm.first_core + lm.n_cores > limit)
+    name = f"layer {lm.index} ({lm.label if lm.kind == 'spiking' else lm.kind})"
     raise ResourceError(
-        f"layer {lm.index} ({lm.kind}): its cores {lm.first_core}..{lm.first_core + lm.n_cores - 1}"
-        f" go past the {limit} cores of max_chips = {max_chips}; the network needs "
-        f"{mapping.n_cores} cores = {mapping.n_chips} chips"
+        f"{name}: its cores {lm.first_core}..{lm.first_core + lm.n_cores - 1} go past the "
+        f"{limit} cores of max_chips = {max_chips}; the network needs {mapping.n_cores} cores = "
+        f"{mapping.n_chips} chips",
+        layer=name,
+        resource="cores",
+        need=mapping.n_cores,
+        limit=limit,
     )
 
 
-def map_network(net: Network, chip: Loihi1 | None = None, max_chips: int | None = None) -> Mapping:
-    """Place ``net`` on Loihi cores (see the module docstring for how).
+def map_network(
+    net: Network,
+    chip: Profile | ChipResources | None = None,
+    max_chips: int | None = None,
+) -> Mapping:
+    """Place ``net`` on chip cores (see the module docstring for how).
 
     Args:
-        net: the spiking network.
-        chip: chip description (default :class:`Loihi1`).
-        max_chips: chip limit; ``None`` uses ``chip.max_chips`` (itself ``None`` = no limit).
+        net: the spiking network (any layer graph).
+        chip: a :class:`Profile` (``snnfast.chip.PROFILES``) or just the chip's resources
+            (:class:`Loihi1`, :class:`Loihi2`); default the ``"loihi1"`` profile.
+        max_chips: chip limit; ``None`` uses the chip's ``max_chips`` (itself ``None`` = no
+            limit).
 
     Warns:
-        UserWarning: a layer's weights are wider than ``chip.max_weight_bits`` (see
-            :attr:`Mapping.notes`); they are stored at the chip's width.
+        UserWarning: a layer's weights are wider than the chip's ``max_weight_bits`` (see
+            :attr:`Mapping.notes`); they are stored at the chip's width with an exponent.
 
     Raises:
         ResourceError: a single neuron breaks a per-core limit (fan-in over the input axons,
             synapses over one core's memory), or the network needs more chips than allowed.
-            The message names the layer (index and kind), the resource, the amount needed and
-            the limit.
+            Its ``layer``, ``resource``, ``need`` and ``limit`` say which.
     """
-    chip = Loihi1() if chip is None else chip
+    if not isinstance(net, Network):
+        raise ConfigError(f"expected a snnfast.Network, got {type(net).__name__}")
+    res, profile = _resources(chip)
     if max_chips is not None:
         max_chips = _checks.positive_int(max_chips, "max_chips", where="map_network")
-    mapping = _map(net, chip)
-    _check_chips(mapping, chip.max_chips if max_chips is None else max_chips)
+    geoms = geometries(net)
+    parts = _partition_all(geoms, res)
+    layers = []
+    first = 0
+    for g in geoms:
+        part = parts[g.index]
+        wbits, exponent = weight_bits(g, res)
+        layers.append(
+            LayerMap(
+                g.index,
+                g.kind,
+                g.label,
+                tuple(g.shape),
+                part.block,
+                part.grid,
+                first,
+                compartments_per_neuron(g, res),
+                wbits,
+                exponent,
+                part.binding,
+                part.usage,
+            )
+        )
+        first += int(np.prod(part.grid))
+    mapping = Mapping(res, tuple(layers), _weight_notes(geoms, res), net, profile)
+    _check_chips(mapping, res.max_chips if max_chips is None else max_chips)
+    mapping = _counted(mapping, geoms)
     for note in mapping.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return mapping
 
 
+def _counted(mapping: Mapping, geoms: list[LayerGeometry]) -> Mapping:
+    """``mapping`` with every core's resources as the Rust core counts them, checked."""
+    native = {k: np.asarray(v, dtype=np.int64) for k, v in mapping.native.resources().items()}
+    layers = []
+    for lm, g in zip(mapping.layers, geoms):
+        usage = {k: v[lm.first_core : lm.first_core + lm.n_cores] for k, v in native.items()}
+        over_limit(g, usage, mapping.chip, "a core")
+        layers.append(replace(lm, usage=usage))
+    out = Mapping(mapping.chip, tuple(layers), mapping.notes, mapping.network, mapping.profile)
+    out.__dict__["native"] = mapping.native
+    return out
+
+
 def check_deployable(
-    net: Network, chip: Loihi1 | None = None, max_chips: int | None = None
+    net: Network, chip: Profile | ChipResources | None = None, max_chips: int | None = None
 ) -> tuple[bool, str]:
     """``(True, "")`` if :func:`map_network` succeeds, else ``(False, reason)``."""
     try:
-        map_network(net, chip, max_chips)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            map_network(net, chip, max_chips)
     except ResourceError as exc:
         return False, str(exc)
     return True, ""
