@@ -400,7 +400,7 @@ class SpikingLayer:
         return SpikingLayer(
             tuple(checked),
             _int(self.threshold, "threshold", where),
-            None if self.bias is None else int_array(self.bias, "bias", where, np.int32, ndim=1),
+            None if self.bias is None else int_array(self.bias, "bias", where, np.int32),
             _int(self.leak, "leak", where),
             self.name,
             reset=_reset(self.reset, where),
