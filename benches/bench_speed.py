@@ -32,24 +32,26 @@ from snnfast.latency import machine_info
 from torch_baseline import ExactTorchSNN
 
 SUMMARY: list[str] = []
+TERMINAL_SUMMARY: tuple[str, list[str]] | None = None
 RESULTS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _print_summary(request):
-    """Print the goals' figures after the module's benchmarks (also with ``-q``)."""
+def _print_summary():
+    """Leave the goals' figures for ``conftest.pytest_terminal_summary`` to print."""
+    global TERMINAL_SUMMARY
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not SUMMARY:
+    if not SUMMARY:
         return
     info = machine_info()
-    reporter.write_sep("=", "snnfast speed (issue 13 goals)")
-    reporter.write_line(
-        f"{datetime.date.today()}, {info.cpu_model}, {info.usable_cpus} cores, "
-        f"{_cpu_flags()}, load average {info.load_average}, torch {info.torch}"
+    TERMINAL_SUMMARY = (
+        "snnfast speed (issue 13 goals)",
+        [
+            f"{datetime.date.today()}, {info.cpu_model}, {info.usable_cpus} cores, "
+            f"{_cpu_flags()}, load average {info.load_average}, torch {info.torch}",
+            *SUMMARY,
+        ],
     )
-    for line in SUMMARY:
-        reporter.write_line(line)
 
 
 def _cpu_flags() -> str:

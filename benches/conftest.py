@@ -7,11 +7,23 @@ measured in the same process and recorded in each benchmark's ``extra_info``.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the goals' figures of every benchmark module that set ``TERMINAL_SUMMARY``
+    (a title and its lines) after pytest's own summary, also with ``-q``."""
+    for module in list(sys.modules.values()):
+        summary = getattr(module, "TERMINAL_SUMMARY", None)
+        if isinstance(summary, tuple) and summary[1]:
+            terminalreporter.write_sep("=", summary[0])
+            for line in summary[1]:
+                terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
