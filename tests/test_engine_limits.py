@@ -95,6 +95,9 @@ def test_timesteps_are_bounded():
 
 INTERRUPTED = """
 import signal, sys, time, numpy as np
+# What a terminal gives: a job started in the background (CI runners, nohup) inherits SIGINT
+# ignored, and Python then installs no handler of its own.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path[:0] = {paths!r}
 from test_engine import small_cnn
 net = small_cnn()
