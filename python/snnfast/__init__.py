@@ -9,7 +9,7 @@ NumPy. The pipeline's stages are modules of their own: :mod:`snnfast.data`, :mod
 :mod:`snnfast.torch_graph` (any CNN: the layer graph, the user's PyTorch model),
 :mod:`snnfast.interop` (NIR), :mod:`snnfast.scale` (Ray) and :mod:`snnfast.serve` (the search
 service). Their main names are available here too; importing ``snnfast`` never imports torch.
-The paper's study is :mod:`snnfast.paper`, a client of the library that the library never
+The paper's study is the ``paper`` subpackage, a client of the library that the library never
 imports.
 """
 

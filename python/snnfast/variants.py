@@ -7,7 +7,7 @@ the embedding (:data:`snnfast.embed.READOUTS`, e.g. ``"integrated"``) or the run
 (``early_exit``). A :class:`Variant` names one combination; :func:`convert_variant` builds its
 SNN for a number of time steps and :func:`select_early_exit` picks its early-exit ``k`` on
 held-out images. The study that compares them is ``snnfast lowlatency``
-(:mod:`snnfast.paper.lowlatency`).
+(the ``paper`` subpackage's ``lowlatency`` module).
 
 With a half-threshold start (``v_init = 0.5``) the final membrane potential is mostly the
 rounding residue of the input, not the input itself, so such variants read the embedding out as
