@@ -4,6 +4,7 @@
 //! Python integers); every structural check (shapes, ranges, what fits) is the engine's, and
 //! its errors become `snnfast.errors` exceptions here.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -207,6 +208,14 @@ impl Engine {
     }
 }
 
+/// The images' bytes in C order: the array's own memory when it is contiguous, else a copy.
+fn image_bytes<'a>(images: &'a PyReadonlyArrayDyn<'_, u8>) -> Cow<'a, [u8]> {
+    match images.as_slice() {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(images.as_array().iter().copied().collect()),
+    }
+}
+
 #[pymethods]
 impl Engine {
     #[new]
@@ -320,14 +329,8 @@ impl Engine {
         memory_limit: u64,
         split: Option<usize>,
     ) -> PyResult<RunArrays<'py>> {
-        let data: Vec<u8>;
-        let slice = match images.as_slice() {
-            Ok(s) => s,
-            Err(_) => {
-                data = images.as_array().iter().copied().collect();
-                &data
-            }
-        };
+        let bytes = image_bytes(&images);
+        let slice: &[u8] = &bytes;
         let opts = RunOptions {
             timesteps,
             delay,
@@ -447,14 +450,8 @@ impl Engine {
             message: weights(message_ns, "message-side")?,
             combine: if overlap { Combine::Max } else { Combine::Sum },
         };
-        let data: Vec<u8>;
-        let slice = match images.as_slice() {
-            Ok(s) => s,
-            Err(_) => {
-                data = images.as_array().iter().copied().collect();
-                &data
-            }
-        };
+        let bytes = image_bytes(&images);
+        let slice: &[u8] = &bytes;
         let n_img = slice.len() / self.net.input.size().max(1);
         let opts = RunOptions {
             timesteps,
