@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -179,3 +180,40 @@ def test_a_zip_version_field_flip_is_a_format_error(tmp_path, converted_file) ->
 
     with pytest.raises(ModelFormatError, match="damaged|not a readable"):
         ConvertedModel.load(bad)
+
+
+@pytest.mark.parametrize(("name", "value"), [("ef", -1), ("M", 0), ("ef_construction", 1 << 20)])
+def test_an_index_header_graph_parameters_are_checked(tmp_path, name, value) -> None:
+    """Found by the file fuzz: ``params/ef = -1`` reached hnswlib's ``set_ef`` (a TypeError)."""
+    good = _rewritten_index(tmp_path)
+    contents = _container.read(good, "index", [contents_version := _container.sniff(good)[1]])
+    body = json.loads(json.dumps(contents.body))
+    body["params"][name] = value
+    bad = tmp_path / "params.npz"
+    _container.write(bad, "index", contents_version, body, dict(contents.arrays))
+    with pytest.raises(ModelFormatError, match=name):
+        RetrievalIndex.load(bad)
+
+
+def test_a_damaged_array_header_is_a_format_error(tmp_path) -> None:
+    """Found by the file fuzz: a flipped byte in a ``.npy`` header inside the archive ended
+    numpy's header parser with a tokenize.TokenError instead of a named error."""
+    from snnfast import ann
+    from snnfast.ann import Architecture
+
+    arch = Architecture.parse("4-8-10")
+    path = tmp_path / "ann.npz"
+    ann.save_model(path, arch, random_state(arch, seed=1))
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as dst:
+        damaged = False
+        for info in src.infolist():
+            data = bytearray(src.read(info))
+            if info.filename.endswith(".npy") and not damaged:
+                start = bytes(data).index(b"{'descr'")  # the array's header dict
+                data[start + 1] = ord("(")  # an unclosed bracket: the tokenizer runs off the end
+                damaged = True
+            dst.writestr(info.filename, bytes(data))
+    path = bad
+    with pytest.raises(ModelFormatError, match="bad array header|damaged"):
+        ann.load_model(path)

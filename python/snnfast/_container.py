@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -221,7 +222,8 @@ def _npy_header(fh: Any, where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         else:
             raise ValueError(f"unknown .npy version {major}")
-    except (ValueError, SyntaxError, TypeError) as exc:
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:
+        # numpy parses the header with ast.literal_eval: damage there can end the tokenizer
         raise ModelFormatError(f"{where}: bad array header ({exc})") from exc
     if dtype.hasobject or dtype.kind not in _KINDS_ALLOWED:
         raise ModelFormatError(f"{where}: array dtype {dtype} is not one snnfast stores")

@@ -52,6 +52,13 @@ _HEADER_BYTES = 96
 REBUILD_HINT = "rebuild it with `snnfast index EMBEDDINGS --out INDEX`"
 
 
+def _check_params(M: Any, ef_construction: Any, ef: Any, seed: Any) -> None:
+    """The graph's parameters, as :meth:`RetrievalIndex.build` takes them and a file holds them."""
+    for name, value, lo in (("M", M, 2), ("ef_construction", ef_construction, 1), ("ef", ef, 1)):
+        _checks.integer(value, name, lo, 1 << 16)
+    _checks.integer(seed, "seed", 0, (1 << 63) - 1)
+
+
 def _whole(value: Any) -> int:
     """A header's integer field (a float, bool or string there is damage, not a number)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -141,13 +148,7 @@ class RetrievalIndex(VectorStore):
         """
         vec = check_vectors(vectors, "vectors", meta.dim)
         id_arr, lab, path_arr = check_columns(vec.shape[0], ids, labels, paths)
-        for name, value, lo in (
-            ("M", M, 2),
-            ("ef_construction", ef_construction, 1),
-            ("ef", ef, 1),
-        ):
-            _checks.integer(value, name, lo, 1 << 16)
-        _checks.integer(seed, "seed", 0, (1 << 63) - 1)
+        _check_params(M, ef_construction, ef, seed)
         index = hnswlib.Index(space="cosine", dim=meta.dim)
         index.init_index(
             max_elements=vec.shape[0],
@@ -309,6 +310,7 @@ class RetrievalIndex(VectorStore):
         try:
             meta = IndexMeta.from_json(body["meta"])
             params = {k: _whole(body["params"][k]) for k in ("M", "ef_construction", "ef", "seed")}
+            _check_params(**params)
             rows, size = _whole(body["rows"]), _whole(body["graph_bytes"])
             ids, labels, alive = arrays.pop("ids"), arrays.pop("labels"), arrays.pop("alive")
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
