@@ -283,8 +283,8 @@ def image_values(shape: tuple[int, int, int], n: int, seed: int) -> st.SearchStr
         View(x, "fortran"),
         View(x, "readonly"),
     ]
-    if c == 1:
-        valid.append(x[:, 0])
+    if c == 1:  # [N, H, W] is a batch of one-channel images, so x[0] is one of them
+        valid += [x[:, 0], x[0]]
     refused: list[Any] = [
         x.astype(np.int8),
         x.astype(np.uint16),
@@ -294,7 +294,6 @@ def image_values(shape: tuple[int, int, int], n: int, seed: int) -> st.SearchStr
         x.astype(object),
         x.tolist(),
         x[:0],
-        x[0],
         x[None],
         x.reshape(n, -1),
         np.zeros((n, c + 1, h, w), np.uint8),
@@ -307,7 +306,7 @@ def image_values(shape: tuple[int, int, int], n: int, seed: int) -> st.SearchStr
         Broadcast(7, (2**62 // max(1, c * h * w), c, h, w), "uint8"),
     ]
     if c > 1:
-        refused.append(x[:, 0])
+        refused += [x[:, 0], x[0]]
     return st.one_of(
         st.sampled_from(valid).map(lambda v: (v, ACCEPT)),
         st.sampled_from(refused).map(lambda v: (v, REFUSE)),
