@@ -29,6 +29,10 @@ class Record:
         """The record as plain JSON data (dicts, lists, numbers, strings, ``None``)."""
         return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
+    def replace(self: R, **changes: Any) -> R:
+        """A copy with the given fields changed (and checked again by ``__post_init__``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
     @classmethod
     def from_json(cls: type[R], data: Any) -> R:
         """Rebuild a record from :meth:`to_json`'s output.

@@ -8,9 +8,7 @@ field with :meth:`RunSettings.replace`.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from . import _checks
 from ._records import Record
@@ -69,10 +67,6 @@ class RunSettings(Record):
                 "threads",
                 _checks.positive_int(self.threads, "threads", _checks.MAX_THREADS, where=where),
             )
-
-    def replace(self, **changes: Any) -> RunSettings:
-        """A copy with the given fields changed (and checked)."""
-        return dataclasses.replace(self, **changes)
 
     @property
     def worker_threads(self) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import _checks
+from .._records import Record
 from ..errors import ConfigError
 
 __all__ = ["ChipResources", "CostModel", "Profile", "sources", "sourced", "unknown_fields"]
@@ -54,7 +55,7 @@ _LIMIT_FIELDS = ("max_input_axons", "max_output_axons", "max_chips")
 
 
 @dataclass(frozen=True)
-class ChipResources:
+class ChipResources(Record):
     """What one chip holds and how its cores are laid out; subclasses give the values.
 
     Attributes:
@@ -130,10 +131,6 @@ class ChipResources:
                 f"{self.soft_reset_compartments}"
             )
 
-    def replace(self, **changes: Any) -> Any:
-        """A copy with the given fields changed (and checked)."""
-        return dataclasses.replace(self, **changes)
-
     @property
     def limits(self) -> dict[str, int | None]:
         """The per-core limit of each resource the mapper checks (``None`` = not checked)."""
@@ -171,7 +168,7 @@ class ChipResources:
 
 
 @dataclass(frozen=True)
-class CostModel:
+class CostModel(Record):
     """What each counted operation costs on a chip; subclasses give the values.
 
     Energies are in pJ, times in ns, per event of the chip counters
@@ -264,10 +261,6 @@ class CostModel:
                     f"{where}: t_update_active_ns must be >= t_update_inactive_ns (an active "
                     f"update does the inactive work too)"
                 )
-
-    def replace(self, **changes: Any) -> Any:
-        """A copy with the given fields changed (and checked)."""
-        return dataclasses.replace(self, **changes)
 
     @property
     def energy_known(self) -> bool:
