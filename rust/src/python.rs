@@ -500,7 +500,7 @@ impl Engine {
         v_init: f64,
         min_seconds: f64,
     ) -> PyResult<(u64, f64, &'static str)> {
-        let data: Vec<u8> = images.as_array().iter().copied().collect();
+        let data = image_bytes(&images);
         let opts = RunOptions {
             delay,
             v_init,
