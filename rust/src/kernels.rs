@@ -135,7 +135,8 @@ impl Kernels for Portable {
     }
 }
 
-/// AVX2 kernels. A value of this type proves the processor supports AVX2: the only way to
+/// AVX2 kernels (with the BMI1, BMI2 and POPCNT bit instructions every AVX2 processor has). A
+/// value of this type proves the processor supports them: the only way to
 /// make one is [`Avx2::detect`].
 #[derive(Debug, Clone, Copy)]
 pub struct Avx2 {
@@ -146,7 +147,11 @@ impl Avx2 {
     /// The AVX2 kernels, if this processor has AVX2.
     pub fn detect() -> Option<Avx2> {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2")
+            && std::is_x86_feature_detected!("popcnt")
+        {
             return Some(Avx2 { _detected: () });
         }
         None
@@ -378,7 +383,8 @@ pub fn available() -> Vec<&'static str> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! The AVX2 intrinsics. Every function here is `unsafe`: the caller guarantees AVX2.
+    //! The AVX2 intrinsics. Every function here is `unsafe`: the caller guarantees AVX2 (and BMI1,
+    //! BMI2, POPCNT).
 
     use std::arch::x86_64::*;
 
@@ -387,8 +393,8 @@ mod avx2 {
     /// Runs `task` inside a function compiled with AVX2 enabled.
     ///
     /// # Safety
-    /// The processor must support AVX2.
-    #[target_feature(enable = "avx2")]
+    /// The processor must support AVX2, BMI1, BMI2 and POPCNT.
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
     pub unsafe fn run<T: Task>(k: super::Avx2, task: T) -> T::Output {
         task.run(k)
     }
@@ -399,9 +405,9 @@ mod avx2 {
             /// AVX2 run kernel for i16 accumulators.
             ///
             /// # Safety
-            /// The processor must support AVX2.
+            /// The processor must support AVX2, BMI1, BMI2 and POPCNT.
             #[inline]
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
             pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
                 let n = w.len();
                 assert!(acc.len() >= n);
@@ -422,9 +428,9 @@ mod avx2 {
             /// AVX2 run kernel for i32 accumulators and i16 weights.
             ///
             /// # Safety
-            /// The processor must support AVX2.
+            /// The processor must support AVX2, BMI1, BMI2 and POPCNT.
             #[inline]
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
             pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
                 let n = w.len();
                 assert!(acc.len() >= n);
@@ -463,7 +469,7 @@ mod avx2 {
 
     /// The lanes of 16 i16 (or 8 i32) whose bit is set in `bits`, as all-ones lanes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
     fn lanes16(bits: u32) -> __m256i {
         // Lane j holds 2^j; a lane is selected when its bit survives the AND.
         let sel = _mm256_setr_epi16(
@@ -492,9 +498,9 @@ mod avx2 {
     /// of `acc` exist (adding 0 to the lanes without a bit), one lane at a time elsewhere.
     ///
     /// # Safety
-    /// The processor must support AVX2.
+    /// The processor must support AVX2, BMI1, BMI2 and POPCNT.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
     pub unsafe fn add_bits_i16(acc: &mut [i16], bits: u32, w: i16) {
         let wv = _mm256_set1_epi16(w);
         for half in 0..2 {
@@ -517,9 +523,9 @@ mod avx2 {
     /// AVX2 `acc[j] += w` into i32 where bit `j` of `bits` is set (one lane at a time).
     ///
     /// # Safety
-    /// The processor must support AVX2.
+    /// The processor must support AVX2, BMI1, BMI2 and POPCNT.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
     pub unsafe fn add_bits_i32(acc: &mut [i32], bits: u32, w: i16) {
         super::Portable.add_bits_i32(acc, bits, w)
     }
@@ -530,10 +536,10 @@ mod avx2 {
     macro_rules! update_kernel {
         ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
             /// # Safety
-            /// The processor must support AVX2. Panics unless `bias.len() % 8 == 0`,
+            /// The processor must support AVX2, BMI1, BMI2 and POPCNT. Panics unless `bias.len() % 8 == 0`,
             /// `v.len() % bias.len() == 0`, `acc.len() == v.len()` and the mask is long enough.
             #[inline]
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
             pub unsafe fn $name(
                 v: &mut [i32],
                 acc: &mut [$acc],
@@ -613,7 +619,7 @@ mod avx512 {
     ///
     /// # Safety
     /// The processor must support AVX-512 F, BW, VL and AVX2.
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
     pub unsafe fn run<T: Task>(k: super::Avx512, task: T) -> T::Output {
         task.run(k)
     }
@@ -625,9 +631,9 @@ mod avx512 {
             /// AVX-512 run kernel for i16 accumulators.
             ///
             /// # Safety
-            /// The processor must support AVX-512 F, BW and VL.
+            /// The processor must support AVX-512 F, BW and VL and the AVX2 set.
             #[inline]
-            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
             pub unsafe fn $name16(acc: &mut [i16], w: &[i16]) {
                 let n = w.len();
                 assert!(acc.len() >= n);
@@ -657,9 +663,9 @@ mod avx512 {
             /// AVX-512 run kernel for i32 accumulators and i16 weights.
             ///
             /// # Safety
-            /// The processor must support AVX-512 F, BW and VL.
+            /// The processor must support AVX-512 F, BW and VL and the AVX2 set.
             #[inline]
-            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
             pub unsafe fn $name32(acc: &mut [i32], w: &[i16]) {
                 let n = w.len();
                 assert!(acc.len() >= n);
@@ -696,9 +702,9 @@ mod avx512 {
     /// without a bit are neither read nor written).
     ///
     /// # Safety
-    /// The processor must support AVX-512 F, BW and VL; `bits` selects only lanes inside `acc`.
+    /// The processor must support AVX-512 F, BW and VL and the AVX2 set; `bits` selects only lanes inside `acc`.
     #[inline]
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
     pub unsafe fn add_bits_i16(acc: &mut [i16], bits: u32, w: i16) {
         let acc = acc.as_mut_ptr();
         // SAFETY: only the lanes selected by `bits` are accessed (the caller's guarantee).
@@ -713,7 +719,7 @@ mod avx512 {
     /// # Safety
     /// As [`add_bits_i16`].
     #[inline]
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
     pub unsafe fn add_bits_i32(acc: &mut [i32], bits: u32, w: i16) {
         let acc = acc.as_mut_ptr();
         let wv = _mm512_set1_epi32(w as i32);
@@ -736,11 +742,11 @@ mod avx512 {
     macro_rules! update_kernel {
         ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
             /// # Safety
-            /// The processor must support AVX-512 F, BW and VL. Panics unless
+            /// The processor must support AVX-512 F, BW and VL and the AVX2 set. Panics unless
             /// `bias.len() % 16 == 0`, `v.len() % bias.len() == 0`, `acc.len() == v.len()` and
             /// the mask is long enough.
             #[inline]
-            #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+            #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
             pub unsafe fn $name(
                 v: &mut [i32],
                 acc: &mut [$acc],
