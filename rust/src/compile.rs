@@ -1,6 +1,7 @@
 //! Compiling validated layers into scatter tables (see [`crate::network`] for the validation
 //! and the table layouts).
 
+use crate::aligned::Aligned;
 use crate::error::Result;
 use crate::geometry::{Coords, Reach, Shape};
 use crate::network::{
@@ -35,13 +36,13 @@ const LANES: usize = 16;
 /// `b[i % b.len()]`): per channel (`None`: zeros) or per neuron (given in C, H, W order). A
 /// per-channel bias whose length the vector kernels cannot step through is repeated to the
 /// smallest period that is a multiple of [`LANES`] and divides the layer.
-fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Vec<i32>> {
+fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Aligned<i32>> {
     let (c, hw) = (shape.c, shape.h * shape.w);
     let what = "the layer's bias";
     match bias {
         Some(b) if b.len() != c => {
             // Per neuron (validation allows only C or C·H·W entries): C, H, W to H, W, C.
-            let mut out = crate::error::zeroed::<i32>(b.len(), what)?;
+            let mut out = Aligned::<i32>::zeroed(b.len(), what)?;
             for ch in 0..c {
                 for p in 0..hw {
                     out[p * c + ch] = b[ch * hw + p];
@@ -55,7 +56,7 @@ fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Vec<i32>> {
                 .map(|m| c * m)
                 .find(|p| p % LANES == 0 && (c * hw) % p == 0)
                 .unwrap_or(c);
-            let mut out = crate::error::zeroed::<i32>(period, what)?;
+            let mut out = Aligned::<i32>::zeroed(period, what)?;
             for (i, o) in out.iter_mut().enumerate() {
                 *o = one[i % c];
             }
@@ -77,7 +78,7 @@ pub(crate) fn build_group(
             let (kh, kw) = p.info.kernel;
             let ng = p.info.groups;
             let (opg, ipg) = (p.out_c / ng, src.c / ng);
-            let mut wt = crate::error::zeroed::<i16>(weight.len(), "convolution weights")?;
+            let mut wt = Aligned::<i16>::zeroed(weight.len(), "convolution weights")?;
             for oc in 0..p.out_c {
                 let (grp, o) = (oc / opg, oc % opg);
                 for ci in 0..ipg {
@@ -155,7 +156,7 @@ pub(crate) fn build_group(
         GroupKind::Dense { weight, .. } => {
             let (o, n) = (p.out_c, src.size());
             // Rows of `wt` are presynaptic neurons in H, W, C order; PyTorch flattens C, H, W.
-            let mut wt = crate::error::zeroed::<i16>(o * n, "dense weights")?;
+            let mut wt = Aligned::<i16>::zeroed(o * n, "dense weights")?;
             for c in 0..src.c {
                 for y in 0..src.h {
                     for x in 0..src.w {

@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use crate::aligned::Aligned;
 use crate::engine::RunOptions;
 use crate::error::{Error, Result};
 use crate::kernels::{Choice, Kernels, Task};
@@ -24,6 +25,10 @@ use crate::step::{finish_step, layer_step, prepare_image, Spikes};
 
 /// Most runs a trace may hold (32 bytes each).
 const MAX_RUNS: usize = 1 << 22;
+
+/// Values of the narrowest type (i16) in a cache line: where each layer's accumulator and each
+/// group's weights start in the concatenations.
+const LINE_VALUES: usize = 32;
 
 /// What [`scatter_floor`] measured.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +79,8 @@ pub fn scatter_floor(
     let job = Additions {
         trace: &trace,
         weights: &weights,
-        narrow: crate::error::zeroed::<i16>(narrow_len, "the floor's accumulators")?,
-        wide: crate::error::zeroed::<i32>(wide_len, "the floor's accumulators")?,
+        narrow: Aligned::zeroed(narrow_len, "the floor's accumulators")?,
+        wide: Aligned::zeroed(wide_len, "the floor's accumulators")?,
         min_seconds,
     };
     let (events, seconds) = match opts.kernels {
@@ -96,7 +101,7 @@ fn trace(
     net: &Network,
     images: &[u8],
     opts: &RunOptions,
-) -> Result<(Vec<Run>, usize, usize, Vec<i16>)> {
+) -> Result<(Vec<Run>, usize, usize, Aligned<i16>)> {
     let shapes = net.shapes();
     // Where each layer's accumulator and each group's weights start in the concatenations.
     let (mut narrow_len, mut wide_len) = (0usize, 0usize);
@@ -107,19 +112,22 @@ fn trace(
         } else {
             &mut wide_len
         };
-        acc_at[l + 1] = *len;
-        *len += layer.shape.size();
+        // Each part starts a cache line, as the engine's own buffers do.
+        acc_at[l + 1] = len.next_multiple_of(LINE_VALUES);
+        *len = acc_at[l + 1] + layer.shape.size();
     }
     let mut weights = Vec::new();
     let mut w_at = Vec::new();
     for layer in &net.layers {
         let mut at = Vec::new();
         for g in &layer.groups {
-            at.push(weights.len());
+            let start = weights.len().next_multiple_of(LINE_VALUES);
+            at.push(start);
             if let Synapses::Conv { weight, .. } | Synapses::Dense { weight, .. } = &g.synapses {
                 weights
-                    .try_reserve(weight.len())
+                    .try_reserve(start - weights.len() + weight.len())
                     .map_err(|_| Error::allocation("the floor's weights", None))?;
+                weights.resize(start, 0);
                 weights.extend_from_slice(weight);
             }
         }
@@ -192,7 +200,9 @@ fn trace(
             }
         }
     }
-    Ok((trace, narrow_len, wide_len, weights))
+    let mut table = Aligned::zeroed(weights.len(), "the floor's weights")?;
+    table.copy_from_slice(&weights);
+    Ok((trace, narrow_len, wide_len, table))
 }
 
 /// This thread's CPU time in seconds (on Unix), else the time since the first call.
@@ -246,8 +256,8 @@ fn record(
 struct Additions<'a> {
     trace: &'a [Run],
     weights: &'a [i16],
-    narrow: Vec<i16>,
-    wide: Vec<i32>,
+    narrow: Aligned<i16>,
+    wide: Aligned<i32>,
     min_seconds: f64,
 }
 

@@ -15,6 +15,7 @@
 //! The crate has no Python types in it; the `python` feature adds the thin PyO3 glue
 //! exposed as `snnfast._core`.
 
+mod aligned;
 pub mod chip;
 mod compile;
 pub mod engine;

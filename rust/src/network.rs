@@ -6,6 +6,7 @@
 //! tables: for every presynaptic neuron the engine finds, without search, the output neurons its
 //! synapses reach. Every structural check of snnfast's layers is written here, once.
 
+use crate::aligned::Aligned;
 use crate::error::{Bytes, Error, Result};
 use crate::geometry::{Axis, Coords, Reach, Shape, MAX_NEURONS};
 use crate::neuron::{Reset, LEAK_MAX, V_MAX};
@@ -90,7 +91,7 @@ pub(crate) enum Synapses {
     /// is `c / ipg`) and the group's output `o`: the kernel is flipped along x so that, with
     /// x-stride 1, the synapses of one spike onto one output row are one contiguous run.
     Conv {
-        weight: Vec<i16>,
+        weight: Aligned<i16>,
         kh: usize,
         kw: usize,
         /// Input and output channels per convolution group.
@@ -119,7 +120,7 @@ pub(crate) enum Synapses {
         coords: Coords,
     },
     /// `weight[i_hwc · out + o]`: row `i` holds the synapses of presynaptic neuron `i`.
-    Dense { weight: Vec<i16>, out: usize },
+    Dense { weight: Aligned<i16>, out: usize },
 }
 
 /// Marks a presynaptic neuron without a synapse into a pooling layer.
@@ -182,7 +183,7 @@ pub struct Layer {
     pub groups: Vec<Group>,
     /// The bias of neuron `i` (H, W, C order) is `bias[i % bias.len()]`: one per channel, or
     /// repeated to a multiple of the channels that the vector kernels take, or one per neuron.
-    pub(crate) bias: Vec<i32>,
+    pub(crate) bias: Aligned<i32>,
     pub threshold: i32,
     pub leak: i32,
     /// Current decay `du`; `4096` means no current register (the input goes straight to `v`).

@@ -12,7 +12,12 @@
 //! fixed width are exact whatever the order, and the true sum fits the accumulator), with
 //! roughly half the additions on real images. The events counted are still the synapses of the
 //! spikes: the flipped neurons' synapses once, less those of the quiet ones, plus the others'.
+//! Where the input goes straight to the potential (no current register), the base is added to
+//! the layer's bias once per image (`bias`, per neuron) instead of to the accumulator every step:
+//! the accumulator then holds only the step's difference, which fits it as the whole input
+//! does (its magnitude is at most the sum of the synapses' magnitudes).
 
+use crate::aligned::Aligned;
 use crate::error::{zeroed, Bytes, Error, Result};
 use crate::kernels::{Kernels, Task};
 use crate::network::{Group, Layer, Network, Synapses};
@@ -21,12 +26,12 @@ use crate::scatter::scatter;
 
 /// Per-layer state of one worker, reused from image to image.
 pub(crate) struct LayerState {
-    pub(crate) v: Vec<i32>,
+    pub(crate) v: Aligned<i32>,
     /// The synaptic current of CUBA layers (`du < 4096`); empty otherwise.
     pub(crate) u: Vec<i32>,
     /// The step's synaptic input, in i32 or (for narrow layers) i16; the other one is empty.
-    pub(crate) acc: Vec<i32>,
-    pub(crate) acc16: Vec<i16>,
+    pub(crate) acc: Aligned<i32>,
+    pub(crate) acc16: Aligned<i16>,
     /// Spike bits of this step (bit `i % 64` of word `i / 64`), and of the step before; one
     /// word longer than the neurons need, always zero, so that any 64 bits can be read at once.
     pub(crate) mask: Vec<u64>,
@@ -44,9 +49,12 @@ pub(crate) struct LayerState {
     pub(crate) prev_quiet: Vec<u32>,
     /// A layer fed by a complemented input: the input of all flipped neurons spiking (per
     /// image, i32 or i16 as `acc`) and the synaptic events that makes. Empty otherwise.
-    pub(crate) base: Vec<i32>,
-    pub(crate) base16: Vec<i16>,
+    pub(crate) base: Aligned<i32>,
+    pub(crate) base16: Aligned<i16>,
     pub(crate) base_events: i64,
+    /// A layer fed by a complemented input, without a current register: its bias plus the
+    /// base, per neuron, H, W, C (per image). Empty otherwise.
+    pub(crate) bias: Aligned<i32>,
     pub(crate) counts: Vec<i32>,
     /// Whether this run needs the layer's spike counts (recorded, or the early-exit decision).
     pub(crate) counting: bool,
@@ -63,6 +71,8 @@ pub(crate) struct Role {
     pub(crate) flips: bool,
     /// A layer with a group that reads the complemented input.
     pub(crate) based: bool,
+    /// A based layer whose base goes into a per-neuron bias (it has no current register).
+    pub(crate) biased: bool,
 }
 
 /// Per layer (input first), what its state needs.
@@ -84,6 +94,7 @@ impl Plan {
         roles[0].flips = flips;
         for (i, layer) in net.layers.iter().enumerate() {
             roles[i + 1].based = flips && layer.groups.iter().any(complemented);
+            roles[i + 1].biased = roles[i + 1].based && layer.du >= LEAK_MAX;
         }
         Plan(roles)
     }
@@ -117,7 +128,12 @@ pub(crate) fn role_bytes(size: usize, narrow: bool, role: Role) -> Bytes {
     } else {
         Bytes::ZERO
     };
-    flip.plus(base)
+    let bias = if role.biased {
+        Bytes::of(size, 4)
+    } else {
+        Bytes::ZERO
+    };
+    flip.plus(base).plus(bias)
 }
 
 impl LayerState {
@@ -132,10 +148,10 @@ impl LayerState {
         let flips = if role.flips { size } else { 0 };
         let based = if role.based { size } else { 0 };
         Ok(LayerState {
-            v: zeroed(size, what)?,
+            v: Aligned::zeroed(size, what)?,
             u: zeroed(if current { size } else { 0 }, what)?,
-            acc: zeroed(if narrow { 0 } else { size }, what)?,
-            acc16: zeroed(if narrow { size } else { 0 }, what)?,
+            acc: Aligned::zeroed(if narrow { 0 } else { size }, what)?,
+            acc16: Aligned::zeroed(if narrow { size } else { 0 }, what)?,
             mask: zeroed(mask_words(size) + 1, what)?,
             prev_mask: zeroed(mask_words(size) + 1, what)?,
             spikes: list(size)?,
@@ -143,9 +159,10 @@ impl LayerState {
             flip: zeroed(if role.flips { mask_words(size) + 1 } else { 0 }, what)?,
             quiet: list(flips)?,
             prev_quiet: list(flips)?,
-            base: zeroed(if narrow { 0 } else { based }, what)?,
-            base16: zeroed(if narrow { based } else { 0 }, what)?,
+            base: Aligned::zeroed(if narrow { 0 } else { based }, what)?,
+            base16: Aligned::zeroed(if narrow { based } else { 0 }, what)?,
             base_events: 0,
+            bias: Aligned::zeroed(if role.biased { size } else { 0 }, what)?,
             counts: zeroed(size, what)?,
             counting: true,
             listed: role.listed,
@@ -273,6 +290,23 @@ pub(crate) fn prepare_image<K: Kernels>(
                 })
             };
         }
+        if !st.bias.is_empty() {
+            // The layer's bias repeats with its period (a divisor of the layer's size).
+            let period = layer.bias.len();
+            for (i, out) in st.bias.chunks_mut(period).enumerate() {
+                let at = i * period..(i + 1) * period;
+                if layer.narrow {
+                    for ((o, &b), &base) in out.iter_mut().zip(&layer.bias[..]).zip(&st.base16[at])
+                    {
+                        *o = b + base as i32;
+                    }
+                } else {
+                    for ((o, &b), &base) in out.iter_mut().zip(&layer.bias[..]).zip(&st.base[at]) {
+                        *o = b + base;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -290,9 +324,11 @@ pub(crate) fn layer_step<K: Kernels>(
 ) -> i64 {
     let mut events = 0;
     if !st.base.is_empty() || !st.base16.is_empty() {
-        // The accumulator is zero here (the update cleared it): start from the base.
-        st.acc.copy_from_slice(&st.base);
-        st.acc16.copy_from_slice(&st.base16);
+        if st.bias.is_empty() {
+            // The accumulator is zero here (the update cleared it): start from the base.
+            st.acc.copy_from_slice(&st.base);
+            st.acc16.copy_from_slice(&st.base16);
+        }
         events += st.base_events;
     }
     for g in &layer.groups {
@@ -376,26 +412,50 @@ impl Task for Update<'_> {
     #[inline(always)]
     fn run<K: Kernels>(self, k: K) {
         let (layer, st) = (self.layer, self.state);
-        if layer.narrow {
-            update(k, layer, &mut st.v, &mut st.u, &mut st.acc16, &mut st.mask);
+        // The bias with the base in it, where the layer has one (see the module notes).
+        let bias = if st.bias.is_empty() {
+            &layer.bias[..]
         } else {
-            update(k, layer, &mut st.v, &mut st.u, &mut st.acc, &mut st.mask);
+            &st.bias[..]
+        };
+        if layer.narrow {
+            update(
+                k,
+                layer,
+                bias,
+                &mut st.v,
+                &mut st.u,
+                &mut st.acc16,
+                &mut st.mask,
+            );
+        } else {
+            update(
+                k,
+                layer,
+                bias,
+                &mut st.v,
+                &mut st.u,
+                &mut st.acc,
+                &mut st.mask,
+            );
         }
     }
 }
 
-/// Update a layer's neurons. Layers without a current register that reset by subtraction
-/// (every layer before CUBA neurons existed) take the original path.
+/// Update a layer's neurons with `bias` (the layer's, or per neuron). Layers without a current
+/// register that reset by subtraction (every layer before CUBA neurons existed) take the
+/// original path.
 #[inline(always)]
 fn update<A: Acc, K: Kernels>(
     k: K,
     layer: &Layer,
+    bias: &[i32],
     v: &mut [i32],
     u: &mut [i32],
     acc: &mut [A],
     mask: &mut [u64],
 ) {
-    let (th, dv, du, bias) = (layer.threshold, layer.leak, layer.du, &layer.bias[..]);
+    let (th, dv, du) = (layer.threshold, layer.leak, layer.du);
     match (du < LEAK_MAX, layer.reset) {
         (false, Reset::Subtract) if dv == 0 => A::update_plain(k, v, acc, mask, bias, th),
         (false, Reset::Subtract) => update_layer::<A, true>(v, acc, mask, bias, th, dv),
