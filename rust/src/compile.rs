@@ -32,10 +32,14 @@ pub(crate) fn build_layer(shapes: &[Shape], plan: LayerPlan, spec: &LayerSpec) -
 /// Neurons a vector kernel updates at once (AVX-512: 16 i32 lanes).
 const LANES: usize = 16;
 
+/// Neurons of one spike-mask word: a period that is a multiple of it lets the AVX-512 update
+/// write whole words.
+const WORD: usize = 64;
+
 /// A layer's bias as the update kernels read it (neuron `i`, in H, W, C order, has bias
 /// `b[i % b.len()]`): per channel (`None`: zeros) or per neuron (given in C, H, W order). A
-/// per-channel bias whose length the vector kernels cannot step through is repeated to the
-/// smallest period that is a multiple of [`LANES`] and divides the layer.
+/// per-channel bias is repeated to the smallest period that is a multiple of [`WORD`] and
+/// divides the layer, else of [`LANES`] (what the vector kernels step through), else kept.
 fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Aligned<i32>> {
     let (c, hw) = (shape.c, shape.h * shape.w);
     let what = "the layer's bias";
@@ -52,10 +56,12 @@ fn bias_period(shape: Shape, bias: Option<&[i32]>) -> Result<Aligned<i32>> {
         }
         _ => {
             let one = bias.map_or_else(|| vec![0; c], <[i32]>::to_vec);
-            let period = (1..=LANES)
-                .map(|m| c * m)
-                .find(|p| p % LANES == 0 && (c * hw) % p == 0)
-                .unwrap_or(c);
+            let fits = |unit: usize| {
+                (1..=unit)
+                    .map(|m| c * m)
+                    .find(|p| p % unit == 0 && (c * hw) % p == 0)
+            };
+            let period = fits(WORD).or_else(|| fits(LANES)).unwrap_or(c);
             let mut out = Aligned::<i32>::zeroed(period, what)?;
             for (i, o) in out.iter_mut().enumerate() {
                 *o = one[i % c];

@@ -761,27 +761,49 @@ mod avx512 {
                 let lo = _mm512_set1_epi32(crate::neuron::V_MIN);
                 let hi = _mm512_set1_epi32(crate::neuron::V_MAX);
                 let (pv, pa, pb) = (v.as_mut_ptr(), acc.as_mut_ptr(), bias.as_ptr());
+                // 16 neurons: the new potentials stored, the input cleared, the spike bits
+                // returned.
+                let lanes = |g: usize, j: usize| -> __mmask16 {
+                    // SAFETY: the callers keep g + 16 <= n and j + 16 <= c (below), so every
+                    // load and store is inside `v`, `acc` and `bias`.
+                    unsafe {
+                        let pvi = pv.add(g) as *mut __m512i;
+                        let z = _mm512_add_epi32(
+                            _mm512_loadu_si512(pb.add(j) as *const __m512i),
+                            $load(pa.add(g)),
+                        );
+                        let x = _mm512_add_epi32(_mm512_loadu_si512(pvi), z);
+                        let x = _mm512_min_epi32(_mm512_max_epi32(x, lo), hi);
+                        let spike: __mmask16 = _mm512_cmpge_epi32_mask(x, th);
+                        _mm512_storeu_si512(pvi, _mm512_mask_sub_epi32(x, spike, x, th));
+                        $zero(pa.add(g));
+                        spike
+                    }
+                };
+                if c % 64 == 0 {
+                    // Whole mask words: 64 neurons (c divides n, 64 divides c), one store.
+                    let mut i = 0;
+                    while i < n {
+                        for j in (0..c).step_by(64) {
+                            let g = i + j;
+                            let word = (lanes(g, j) as u64)
+                                | (lanes(g + 16, j + 16) as u64) << 16
+                                | (lanes(g + 32, j + 32) as u64) << 32
+                                | (lanes(g + 48, j + 48) as u64) << 48;
+                            mask[g >> 6] = word;
+                        }
+                        i += c;
+                    }
+                    return;
+                }
                 let mut word = 0u64;
                 let mut i = 0;
                 while i < n {
                     for j in (0..c).step_by(16) {
+                        // g + 16 <= n (c divides n, 16 divides c) and j + 16 <= c.
                         let g = i + j;
-                        // SAFETY: g + 16 <= n (c divides n, 16 divides c) and j + 16 <= c,
-                        // so every load and store is inside `v`, `acc` and `bias`.
-                        unsafe {
-                            let pvi = pv.add(g) as *mut __m512i;
-                            let z = _mm512_add_epi32(
-                                _mm512_loadu_si512(pb.add(j) as *const __m512i),
-                                $load(pa.add(g)),
-                            );
-                            let x = _mm512_add_epi32(_mm512_loadu_si512(pvi), z);
-                            let x = _mm512_min_epi32(_mm512_max_epi32(x, lo), hi);
-                            let spike: __mmask16 = _mm512_cmpge_epi32_mask(x, th);
-                            _mm512_storeu_si512(pvi, _mm512_mask_sub_epi32(x, spike, x, th));
-                            $zero(pa.add(g));
-                            // g is a multiple of 16: the 16 bits stay inside one word.
-                            word |= (spike as u64) << (g & 63);
-                        }
+                        // g is a multiple of 16: the 16 bits stay inside one word.
+                        word |= (lanes(g, j) as u64) << (g & 63);
                         // The word is complete after its last 16 neurons or the layer's last.
                         if g & 63 == 48 || g + 16 == n {
                             mask[g >> 6] = word;
@@ -834,7 +856,7 @@ mod tests {
             k.sub_i32(&mut b32, &w[..len]);
             assert_eq!(a32, b32);
         }
-        for c in [8usize, 16, 3, 32, 48] {
+        for c in [8usize, 16, 3, 32, 48, 64, 128, 192] {
             let n = c * 13;
             let mut v0: Vec<i32> = (0..n as i64)
                 .map(|i| ((i * 7919) % 4001 - 2000) as i32)
