@@ -178,7 +178,10 @@ impl LayerState {
         self.u.fill(0);
         self.acc.fill(0);
         self.acc16.fill(0);
-        self.counts.fill(0);
+        if counting {
+            // Read only where counted (recorded, early exit, observer), and then cleared here.
+            self.counts.fill(0);
+        }
         self.spikes.clear();
         self.prev_spikes.clear();
         self.quiet.clear();
