@@ -14,8 +14,9 @@ run, on the converted shipped 32-64-10 with real Fashion-MNIST test images:
 
 The engine records what retrieval reads (the embedding layer's and the output layer's counts
 and potentials); the figure with every layer recorded is reported beside it. Latency at batch
-1 is the median over single-image calls cycling through real images; batch 1,000 is the best
-of a few calls. ``make bench`` prints the ratios at the end.
+1 is the median over single-image calls cycling through real images, in interleaved rounds;
+batch 1,000 is the best of a few calls of each side, in interleaved rounds. ``make bench``
+prints the ratios at the end.
 """
 
 from __future__ import annotations
@@ -153,20 +154,29 @@ def test_ten_times_the_fastest_exact_torch(
     else:
         imgs = test_images[:batch]
         (schedule, chunk), _ = _fastest_torch_schedule(exact_torch, imgs[:250], timesteps)
-        start = time.perf_counter()
-        if schedule == "layer-major":
-            got = exact_torch.layer_major(imgs, timesteps, chunk=chunk)
-        else:
+
+        def whole_torch():
+            if schedule == "layer-major":
+                return exact_torch.layer_major(imgs, timesteps, chunk=chunk)
             parts = [
                 exact_torch.step_major(imgs[i : i + chunk], timesteps)
                 for i in range(0, batch, chunk)
             ]
-            got = [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
-        torch_t = (time.perf_counter() - start) / batch
+            return [np.concatenate([p[l] for p in parts]) for l in range(len(parts[0]))]
+
+        # Interleaved rounds, the best of each side: a busy spell of a shared machine then
+        # slows one round of both rather than all of one side.
+        torch_s, engine_s = [], []
+        for _ in range(2):
+            start = time.perf_counter()
+            got = whole_torch()
+            torch_s.append(time.perf_counter() - start)
+            engine_s.append(_best(lambda: net.run(imgs, timesteps, record=rec), 2))
+        torch_t = min(torch_s) / batch
         full = net.run(imgs, timesteps)
         _assert_same_counts(full.spike_counts, got, f"{schedule} torch")
-        benchmark.pedantic(lambda: net.run(imgs, timesteps, record=rec), rounds=3, iterations=1)
-        engine = benchmark.stats.stats.min / batch
+        benchmark.pedantic(lambda: net.run(imgs, timesteps, record=rec), rounds=2, iterations=1)
+        engine = min(min(engine_s), benchmark.stats.stats.min) / batch
         all_layers = _best(lambda: net.run(imgs, timesteps), 2) / batch
         schedule = f"{schedule}, {chunk} images a call"
     ratio = torch_t / engine
