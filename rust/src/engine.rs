@@ -107,7 +107,7 @@ pub struct RunOutput {
 
 /// Per-worker simulation state kept between runs of one network, so that running a single
 /// image allocates nothing large, the helper thread that lets one image use two cores, and the
-/// synaptic events per step of the last run (to balance the two cores' share of the layers).
+/// synaptic additions per step of the last run (to balance the two cores' share of the layers).
 /// Use one `Workspaces` with one network only.
 #[derive(Default)]
 pub struct Workspaces {
@@ -131,7 +131,7 @@ impl Workspaces {
         }
     }
 
-    /// Events per step into each layer: measured on the last run, else estimated.
+    /// Synaptic additions per step into each layer: measured on the last run, else estimated.
     fn events(&self, net: &Network) -> Vec<f64> {
         match self.events.lock().ok().and_then(|e| e.clone()) {
             Some(e) if e.len() == net.layers.len() + 1 => e,
@@ -139,21 +139,33 @@ impl Workspaces {
         }
     }
 
-    /// Remember the events per step into each layer of a run: `synops` are its images' rows
-    /// (`n_layers` each) at the last checkpoint, `steps` the steps each image simulated.
-    fn remember(&self, synops: &[i64], steps: &[i32], n_layers: usize) {
-        let total: i64 = steps.iter().map(|&s| s as i64).sum();
-        if total == 0 {
-            return;
-        }
-        let mut per = vec![0.0; n_layers];
-        for row in synops.chunks(n_layers) {
-            for (p, &e) in per.iter_mut().zip(row) {
-                *p += e as f64 / total as f64;
+    /// Remember the synaptic additions per step into each layer of the last run, as the
+    /// states kept here counted them (they start counting afresh); layers no step simulated
+    /// keep what was remembered before.
+    fn remember(&self, n_layers: usize) {
+        let (mut adds, mut steps) = (vec![0u64; n_layers], vec![0u64; n_layers]);
+        if let Ok(mut states) = self.states.lock() {
+            for state in states.iter_mut().filter(|s| s.len() == n_layers) {
+                for (l, st) in state.iter_mut().enumerate() {
+                    adds[l] += std::mem::take(&mut st.adds);
+                    steps[l] += std::mem::take(&mut st.steps);
+                }
             }
         }
+        if steps.iter().all(|&s| s == 0) {
+            return;
+        }
         if let Ok(mut e) = self.events.lock() {
-            *e = Some(per);
+            let before = e.take();
+            *e = Some(
+                (0..n_layers)
+                    .map(|l| match (steps[l], &before) {
+                        (0, Some(b)) if b.len() == n_layers => b[l],
+                        (0, _) => 0.0,
+                        (s, _) => adds[l] as f64 / s as f64,
+                    })
+                    .collect(),
+            );
         }
     }
 }
@@ -364,8 +376,7 @@ pub fn run_observed<O: Observer>(
         Choice::Avx2(k) => job.run(k, threads, poll),
         Choice::Avx512(k) => job.run(k, threads, poll),
     }?;
-    let last = (checkpoints.len() - 1) * n_img;
-    workspaces.remember(&synops[last * n_layers..], &steps[last..], n_layers);
+    workspaces.remember(n_layers);
     Ok(RunOutput {
         spike_counts,
         membrane,
@@ -876,6 +887,29 @@ mod tests {
         let out = run(&net, &[255; 9], &opts(1, 0, 1, vec![1])).unwrap();
         assert_eq!(out.synops, vec![0, 49]);
         assert_eq!(out.membrane[0], vec![4, 6, 4, 6, 9, 6, 4, 6, 4]);
+    }
+
+    #[test]
+    fn the_split_learns_the_additions_not_the_events() {
+        // Every pixel at the input threshold spikes every step: all are complemented, none is
+        // ever quiet, so the convolution delivers its 49 events a step with no addition after
+        // the base. The next layer's events are its additions.
+        let input = Shape { c: 1, h: 3, w: 3 };
+        let kind = GroupKind::Conv {
+            weight: vec![1; 9],
+            shape: vec![1, 1, 3, 3],
+            stride: (1, 1),
+            padding: [1; 4],
+            groups: 1,
+        };
+        let conv = LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000);
+        let net = net(input, 255, &[conv, dense(2, 9, 1, 1)]).unwrap();
+        let ws = Workspaces::default();
+        let out = run_with(&net, &[255; 9], &opts(8, 0, 1, vec![2]), &ws, &mut || false).unwrap();
+        assert_eq!(out.synops[1], 8 * 49);
+        let learned = ws.events(&net);
+        assert_eq!(learned[1], 0.0);
+        assert_eq!(learned[2], out.synops[2] as f64 / 8.0);
     }
 
     #[test]

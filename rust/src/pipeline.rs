@@ -4,8 +4,9 @@
 //! thread in the same order, so the results are those of one thread, bit for bit.
 //!
 //! The first stage may run up to [`DEPTH`] steps ahead. The split point balances an estimate of
-//! each layer's work per step (its synaptic events, measured on the network's last run, plus
-//! its neuron updates). Early exit needs every layer at the same step, so it runs unsplit.
+//! each layer's work per step (the synaptic additions it performed on the network's last run,
+//! fewer than its events where the input is complemented, plus its neuron updates). Early exit
+//! needs every layer at the same step, so it runs unsplit.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -147,8 +148,8 @@ fn wait(ready: impl Fn() -> bool, cancel: &AtomicBool) -> bool {
 }
 
 /// Where to split `net` for one image on two threads: the first stage simulates layers
-/// `0..s` (0 = input), the second `s..`. `events[l]` is the synaptic events per step expected
-/// into layer `l`. `None` when no split takes at least a tenth off the longer stage.
+/// `0..s` (0 = input), the second `s..`. `events[l]` is the synaptic additions per step
+/// expected into layer `l`. `None` when no split takes at least a tenth off the longer stage.
 pub(crate) fn split(net: &Network, events: &[f64]) -> Option<usize> {
     let shapes = net.shapes();
     let cost: Vec<f64> = shapes

@@ -60,6 +60,12 @@ pub(crate) struct LayerState {
     pub(crate) counting: bool,
     /// Whether some synapse group reads this layer's spikes as a list of indices.
     pub(crate) listed: bool,
+    /// Synaptic additions this state's steps of the layer performed (fewer than the events
+    /// where the input is complemented) since [`Workspaces`](crate::engine::Workspaces) last
+    /// read them: what the split of one image over two cores balances.
+    pub(crate) adds: u64,
+    /// Steps of the layer this state simulated over the same span.
+    pub(crate) steps: u64,
 }
 
 /// What the state of each layer needs beyond the neurons (see [`Plan::of`]).
@@ -166,6 +172,8 @@ impl LayerState {
             counts: zeroed(size, what)?,
             counting: true,
             listed: role.listed,
+            adds: 0,
+            steps: 0,
         })
     }
 
@@ -325,7 +333,7 @@ pub(crate) fn layer_step<K: Kernels>(
     delay: usize,
     st: &mut LayerState,
 ) -> i64 {
-    let mut events = 0;
+    let (mut events, mut adds) = (0, 0);
     if !st.base.is_empty() || !st.base16.is_empty() {
         if st.bias.is_empty() {
             // The accumulator is zero here (the update cleared it): start from the base.
@@ -336,12 +344,16 @@ pub(crate) fn layer_step<K: Kernels>(
     }
     for g in &layer.groups {
         let spikes = sources[g.info.source].seen(delay);
-        events += if layer.narrow {
+        let (e, a) = if layer.narrow {
             group_step(k, layer, g, spikes, &mut st.acc16[..])
         } else {
             group_step(k, layer, g, spikes, &mut st.acc[..])
         };
+        events += e;
+        adds += a;
     }
+    st.adds += adds as u64;
+    st.steps += 1;
     k.run(Update { layer, state: st });
     finish_step(st);
     events
@@ -349,6 +361,7 @@ pub(crate) fn layer_step<K: Kernels>(
 
 /// One group's scatter: plain, or for a complemented input the spikes of the neurons not
 /// flipped added and the quiet flipped ones subtracted (their synapses are in the base).
+/// Returns the synaptic events and the additions (or subtractions) performed.
 #[inline(always)]
 fn group_step<A: Acc, K: Kernels>(
     k: K,
@@ -356,7 +369,7 @@ fn group_step<A: Acc, K: Kernels>(
     group: &Group,
     spikes: Spikes,
     acc: &mut [A],
-) -> i64 {
+) -> (i64, i64) {
     if spikes.flipped && complemented(group) {
         let quiet = Spikes {
             list: spikes.quiet,
@@ -374,14 +387,15 @@ fn group_step<A: Acc, K: Kernels>(
             spikes: quiet,
             acc,
         });
-        added - taken
+        (added - taken, added + taken)
     } else {
-        k.run(Scatter::<A, false> {
+        let events = k.run(Scatter::<A, false> {
             layer,
             group,
             spikes,
             acc,
-        })
+        });
+        (events, events)
     }
 }
 
