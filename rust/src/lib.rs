@@ -2,8 +2,8 @@
 //!
 //! * [`neuron`] — the integer leaky integrate-and-fire update (the one place it is written;
 //!   the rules are in `docs/neuron.md`).
-//! * [`kernels`] — the hot loops per instruction set (portable, AVX2) and the one run-time
-//!   choice between them.
+//! * [`kernels`] — the hot loops per instruction set (portable, AVX2, AVX-512) and the one
+//!   run-time choice between them; `aligned` gives them buffers that start a cache line.
 //! * [`geometry`] — shapes and the windows of convolution and pooling.
 //! * [`network`] — layers and their synapse groups, validated once and compiled into scatter
 //!   tables.
