@@ -80,7 +80,8 @@ def networks(draw: st.DrawFn) -> snnfast.Network:
             p = draw(st.integers(0, 2))
             k = draw(st.integers(1, min(4, hh + 2 * p, ww + 2 * p)))
             s = draw(st.integers(1, 3))
-            o = draw(st.sampled_from([1, 2, 3, 8, 16]))  # 8, 16: the vector kernels
+            # 8, 16: the vector kernels; 32, 64: whole mask words (update, pooling from bits)
+            o = draw(st.sampled_from([1, 2, 3, 8, 16, 32, 64]))
             weight = rng.integers(-wmax, wmax + 1, size=(o, cc, k, k))
             bias = rng.integers(-bmax, bmax + 1, size=o)
             layers.append(
@@ -435,3 +436,34 @@ def test_early_exit_ties_follow_the_chw_index_of_a_spatial_output():
         want = simulate(net, images, 3, early_exit=2)
         np.testing.assert_array_equal(got.steps, want["steps"])
         np.testing.assert_array_equal(got.spike_counts[0], want["spike_counts"][0])
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_wide_channels_match_reference(kernels):
+    """32 and 64 channels, as the shipped network has: whole mask words in the update and in
+    pooling from spike bits, a complemented input feeding 32 channels, and a pooling layer
+    that leaves the last row and column of its input without a target."""
+    rng = np.random.default_rng(7)
+    layers = [
+        snnfast.Conv2d(
+            rng.integers(-60, 90, (32, 1, 5, 5)), rng.integers(-40, 60, 32), 300, padding=2
+        ),
+        snnfast.AvgPool2d(2, 90, 300),
+        snnfast.Conv2d(
+            rng.integers(-50, 80, (64, 32, 3, 3)), rng.integers(-30, 40, 64), 400, padding=1
+        ),
+        snnfast.AvgPool2d(2, 120, 300),
+        snnfast.Dense(rng.integers(-60, 60, (10, 64 * 3 * 3)), rng.integers(-9, 9, 10), 200),
+    ]
+    net = snnfast.Network(layers, input_shape=(1, 14, 14))
+    images = rng.integers(0, 256, (3, 1, 14, 14), dtype=np.uint8)
+    images[0, :, :4] = 0  # a dark band: words of the mask without a spike
+    for delay in (0, 1):
+        with forced_kernels(kernels):
+            got = net.run(images, 24, delay=delay, threads=2)
+        want = simulate(net, images, 24, delay=delay)
+        for l in range(net.n_layers + 1):
+            np.testing.assert_array_equal(got.spike_counts[l], want["spike_counts"][l])
+            np.testing.assert_array_equal(got.membrane[l], want["membrane"][l])
+        np.testing.assert_array_equal(got.synops, want["synops"])
+        assert all(c.sum() > 0 for c in got.spike_counts[1:4]), "every hidden layer spikes"
