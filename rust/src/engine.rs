@@ -870,8 +870,8 @@ mod tests {
         assert_eq!(late.synops, vec![0, 4]);
     }
 
-    #[test]
-    fn conv_counts_synapses_without_padding_positions() {
+    /// A 3x3 input and a 3x3 convolution of ones, padding 1, threshold 1000.
+    fn ones_conv() -> (Shape, LayerSpec) {
         let input = Shape { c: 1, h: 3, w: 3 };
         let kind = GroupKind::Conv {
             weight: vec![1; 9],
@@ -880,7 +880,12 @@ mod tests {
             padding: [1; 4],
             groups: 1,
         };
-        let conv = LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000);
+        (input, LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000))
+    }
+
+    #[test]
+    fn conv_counts_synapses_without_padding_positions() {
+        let (input, conv) = ones_conv();
         let net = net(input, 255, &[conv]).unwrap();
         // Corner pixels reach 4 outputs, edges 6, the centre 9: 4·4 + 4·6 + 9 = 49 synapses.
         assert_eq!(net.synapse_counts(), vec![0, 49]);
@@ -894,15 +899,7 @@ mod tests {
         // Every pixel at the input threshold spikes every step: all are complemented, none is
         // ever quiet, so the convolution delivers its 49 events a step with no addition after
         // the base. The next layer's events are its additions.
-        let input = Shape { c: 1, h: 3, w: 3 };
-        let kind = GroupKind::Conv {
-            weight: vec![1; 9],
-            shape: vec![1, 1, 3, 3],
-            stride: (1, 1),
-            padding: [1; 4],
-            groups: 1,
-        };
-        let conv = LayerSpec::chain("conv2d", kind, Some(vec![0]), 1000);
+        let (input, conv) = ones_conv();
         let net = net(input, 255, &[conv, dense(2, 9, 1, 1)]).unwrap();
         let ws = Workspaces::default();
         let out = run_with(&net, &[255; 9], &opts(8, 0, 1, vec![2]), &ws, &mut || false).unwrap();
