@@ -140,8 +140,8 @@ impl Workspaces {
     }
 
     /// Remember the synaptic additions per step into each layer of the last run, as the
-    /// states kept here counted them (they start counting afresh); layers no step simulated
-    /// keep what was remembered before.
+    /// states kept here counted them (they start counting afresh). The input layer, which no
+    /// synapse feeds, counts none.
     fn remember(&self, n_layers: usize) {
         let (mut adds, mut steps) = (vec![0u64; n_layers], vec![0u64; n_layers]);
         if let Ok(mut states) = self.states.lock() {
@@ -156,16 +156,11 @@ impl Workspaces {
             return;
         }
         if let Ok(mut e) = self.events.lock() {
-            let before = e.take();
-            *e = Some(
-                (0..n_layers)
-                    .map(|l| match (steps[l], &before) {
-                        (0, Some(b)) if b.len() == n_layers => b[l],
-                        (0, _) => 0.0,
-                        (s, _) => adds[l] as f64 / s as f64,
-                    })
-                    .collect(),
-            );
+            let per_step = adds
+                .iter()
+                .zip(&steps)
+                .map(|(&a, &s)| a as f64 / s.max(1) as f64);
+            *e = Some(per_step.collect());
         }
     }
 }
