@@ -302,21 +302,21 @@ pub(crate) fn prepare_image<K: Kernels>(
             };
         }
         if !st.bias.is_empty() {
-            // The layer's bias repeats with its period (a divisor of the layer's size).
-            let period = layer.bias.len();
-            for (i, out) in st.bias.chunks_mut(period).enumerate() {
-                let at = i * period..(i + 1) * period;
-                if layer.narrow {
-                    for ((o, &b), &base) in out.iter_mut().zip(&layer.bias[..]).zip(&st.base16[at])
-                    {
-                        *o = b + base as i32;
-                    }
-                } else {
-                    for ((o, &b), &base) in out.iter_mut().zip(&layer.bias[..]).zip(&st.base[at]) {
-                        *o = b + base;
-                    }
-                }
+            if layer.narrow {
+                fold_base(&mut st.bias, &layer.bias, &st.base16);
+            } else {
+                fold_base(&mut st.bias, &layer.bias, &st.base);
             }
+        }
+    }
+}
+
+/// `out[i] = bias[i % bias.len()] + base[i]`: a layer's bias, which repeats with its period
+/// (a divisor of the layer's size), plus the base current of a complemented input.
+fn fold_base<A: Acc>(out: &mut [i32], bias: &[i32], base: &[A]) {
+    for (out, base) in out.chunks_mut(bias.len()).zip(base.chunks(bias.len())) {
+        for ((o, &b), &x) in out.iter_mut().zip(bias).zip(base) {
+            *o = b + x.get();
         }
     }
 }
