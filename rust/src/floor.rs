@@ -116,22 +116,22 @@ fn trace(
         acc_at[l + 1] = len.next_multiple_of(LINE_VALUES);
         *len = acc_at[l + 1] + layer.shape.size();
     }
-    let mut weights = Vec::new();
-    let mut w_at = Vec::new();
+    let (mut w_len, mut w_at) = (0usize, Vec::new());
     for layer in &net.layers {
         let mut at = Vec::new();
         for g in &layer.groups {
-            let start = weights.len().next_multiple_of(LINE_VALUES);
-            at.push(start);
-            if let Synapses::Conv { weight, .. } | Synapses::Dense { weight, .. } = &g.synapses {
-                weights
-                    .try_reserve(start - weights.len() + weight.len())
-                    .map_err(|_| Error::allocation("the floor's weights", None))?;
-                weights.resize(start, 0);
-                weights.extend_from_slice(weight);
-            }
+            at.push(w_len.next_multiple_of(LINE_VALUES));
+            w_len = at[at.len() - 1] + table(g).map_or(0, <[i16]>::len);
         }
         w_at.push(at);
+    }
+    let mut weights = Aligned::<i16>::zeroed(w_len, "the floor's weights")?;
+    for (layer, at) in net.layers.iter().zip(&w_at) {
+        for (g, &start) in layer.groups.iter().zip(at) {
+            if let Some(w) = table(g) {
+                weights[start..start + w.len()].copy_from_slice(w);
+            }
+        }
     }
     let mut state = crate::engine::new_state(net)?;
     let sim = Simulation {
@@ -200,9 +200,15 @@ fn trace(
             }
         }
     }
-    let mut table = Aligned::zeroed(weights.len(), "the floor's weights")?;
-    table.copy_from_slice(&weights);
-    Ok((trace, narrow_len, wide_len, table))
+    Ok((trace, narrow_len, wide_len, weights))
+}
+
+/// The weight table of a convolution or dense group (pooling has none).
+fn table(g: &crate::network::Group) -> Option<&[i16]> {
+    match &g.synapses {
+        Synapses::Conv { weight, .. } | Synapses::Dense { weight, .. } => Some(&weight[..]),
+        _ => None,
+    }
 }
 
 /// This thread's CPU time in seconds (on Unix), else the time since the first call.
