@@ -536,8 +536,9 @@ mod avx2 {
     macro_rules! update_kernel {
         ($name:ident, $acc:ty, $load:expr, $zero:expr) => {
             /// # Safety
-            /// The processor must support AVX2, BMI1, BMI2 and POPCNT. Panics unless `bias.len() % 8 == 0`,
-            /// `v.len() % bias.len() == 0`, `acc.len() == v.len()` and the mask is long enough.
+            /// The processor must support AVX2, BMI1, BMI2 and POPCNT. Panics unless
+            /// `bias.len() % 8 == 0`, `v.len() % bias.len() == 0`, `acc.len() == v.len()` and
+            /// the mask is long enough.
             #[inline]
             #[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
             pub unsafe fn $name(
@@ -649,9 +650,10 @@ mod avx512 {
                     j += 32;
                 }
                 if j < n {
-                    let m: __mmask32 = (1u32 << (n - j)) - 1; // n − j < 32
-                                                              // SAFETY: only the first n − j lanes are read and written (the mask), and
-                                                              // those lie inside both slices.
+                    // n − j < 32 lanes remain.
+                    let m: __mmask32 = (1u32 << (n - j)) - 1;
+                    // SAFETY: only the first n − j lanes are read and written (the mask), and
+                    // those lie inside both slices.
                     unsafe {
                         let a = _mm512_maskz_loadu_epi16(m, pa.add(j));
                         let b = _mm512_maskz_loadu_epi16(m, pw.add(j));
@@ -682,9 +684,10 @@ mod avx512 {
                     j += 16;
                 }
                 if j < n {
-                    let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16; // n − j < 16
-                                                                       // SAFETY: only the first n − j lanes are read and written (the mask), and
-                                                                       // those lie inside both slices.
+                    // n − j < 16 lanes remain.
+                    let m: __mmask16 = ((1u32 << (n - j)) - 1) as u16;
+                    // SAFETY: only the first n − j lanes are read and written (the mask), and
+                    // those lie inside both slices.
                     unsafe {
                         let a = _mm512_maskz_loadu_epi32(m, pa.add(j));
                         let b = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, pw.add(j)));
@@ -702,7 +705,8 @@ mod avx512 {
     /// without a bit are neither read nor written).
     ///
     /// # Safety
-    /// The processor must support AVX-512 F, BW and VL and the AVX2 set; `bits` selects only lanes inside `acc`.
+    /// The processor must support AVX-512 F, BW and VL and the AVX2 set; `bits` selects only
+    /// lanes inside `acc`.
     #[inline]
     #[target_feature(enable = "avx2,bmi1,bmi2,popcnt,avx512f,avx512bw,avx512vl")]
     pub unsafe fn add_bits_i16(acc: &mut [i16], bits: u32, w: i16) {
